@@ -1,0 +1,188 @@
+/**
+ * The command-line entry point and the only place that reads the environment, opens sockets
+ * and installs signal handlers. Exit codes: 0 clean stop, 78 bad configuration, 1 anything
+ * else, 2 unknown command.
+ */
+import { createApp } from "./src/app.ts";
+import { type Config, type Env, ENV_NAMES, loadConfig, secretsOf } from "./src/config.ts";
+import { ConfigError } from "./src/errors.ts";
+import { logger, setupLogging } from "./src/log.ts";
+import { doctor, formatFindings } from "./src/ops/doctor.ts";
+import { healthcheck } from "./src/ops/healthcheck.ts";
+import { pathIssues } from "./src/ops/sandbox.ts";
+import { PROGRAM_NAME, VERSION } from "./src/version.ts";
+
+/** Exit code for a bad configuration (EX_CONFIG from sysexits.h). */
+const EXIT_CONFIG = 78;
+
+const USAGE = `${PROGRAM_NAME} ${VERSION}: a Telegram service-desk bot
+
+Usage: ${PROGRAM_NAME} [command]
+
+Commands:
+  (none)        run the bot until SIGTERM or SIGINT
+  healthcheck   ask the running instance's GET /health; exit 0 on pass or warn, 1 otherwise
+  doctor        check the configuration, the sandbox, the token and the webhook
+  version       print the version
+  help          print this help
+
+Configuration comes from environment variables; see README.md.
+Exit codes: 0 clean stop, 78 bad configuration, 1 error, 2 unknown command.`;
+
+function readEnv(): Env {
+  const env: Env = {};
+  for (const name of ENV_NAMES) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+/** Loads and checks the configuration; prints every problem and returns null when bad. */
+function configOrReport(): Config | null {
+  try {
+    const config = loadConfig(readEnv());
+    const issues = pathIssues(config);
+    if (issues.length > 0) throw new ConfigError(issues);
+    return config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const count = error.issues.length;
+    console.error(
+      `${PROGRAM_NAME}: invalid configuration (${count} problem${count === 1 ? "" : "s"}):`,
+    );
+    for (const issue of error.issues) console.error(`  ${issue.variable}: ${issue.message}`);
+    console.error(`See the environment table in README.md.`);
+    return null;
+  }
+}
+
+async function run(): Promise<number> {
+  const config = configOrReport();
+  if (!config) return EXIT_CONFIG;
+  const closeLogs = await setupLogging({ ...config.log, secrets: secretsOf(config) });
+  const log = logger("main");
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    // A stray rejection must not take every user's conversation down with it.
+    event.preventDefault();
+    log.error("unhandled promise rejection", { error: event.reason });
+  });
+  log.info(
+    "starting {program} {version}: {mode} mode, Bot API {api}, HTTP {host}:{port}, data in {data_dir}",
+    {
+      program: PROGRAM_NAME,
+      version: VERSION,
+      mode: config.mode,
+      api: config.botApiRoot,
+      host: config.http.host,
+      port: config.http.port,
+      data_dir: config.dataDir,
+      webhook_path: config.webhook?.path ?? null,
+      update_concurrency: config.updateConcurrency,
+    },
+  );
+
+  const app = createApp(config);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: config.http.host,
+      port: config.http.port,
+      onListen: () => {},
+      onError: (error) => {
+        log.error("HTTP handler failed", { error });
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, app.handler);
+  } catch (error) {
+    log.fatal("cannot listen on {host}:{port}: {message}", {
+      host: config.http.host,
+      port: config.http.port,
+      message: error instanceof Error ? error.message : String(error),
+    });
+    await closeLogs();
+    return 1;
+  }
+
+  const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<
+    { reason: string; code: number }
+  >();
+  let signals = 0;
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (++signals > 1) {
+      log.warning("second {signal}: exiting at once", { signal });
+      Deno.exit(1);
+    }
+    requestStop({ reason: signal, code: 0 });
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, onSignal(signal));
+  }
+  app.failed.then((error) => {
+    log.fatal("transport failed: {message}", { message: error.message, error });
+    requestStop({ reason: error.message, code: 1 });
+  });
+  app.start().catch((error) => {
+    if (signals > 0) return;
+    log.fatal("start-up failed: {message}", {
+      message: error instanceof Error ? error.message : String(error),
+      error,
+    });
+    requestStop({ reason: "start-up failed", code: 1 });
+  });
+
+  const { reason, code } = await stopRequested;
+  const summary = await app.stop(reason);
+  // Abandoned webhook requests never finish; do not let them hold the exit.
+  await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  log.info(
+    "stopped after {duration_ms} ms: {finished} in-flight updates finished, {abandoned_count} abandoned",
+    {
+      ...summary,
+      duration_ms: summary.durationMs,
+      handled_total: summary.handledTotal,
+      abandoned_count: summary.abandoned.length,
+    },
+  );
+  await closeLogs();
+  return code;
+}
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command !== undefined && rest.length > 0 && command !== "help") {
+    console.error(`${PROGRAM_NAME}: unexpected arguments: ${rest.join(" ")}\n\n${USAGE}`);
+    return 2;
+  }
+  switch (command) {
+    case undefined:
+      return await run();
+    case "healthcheck": {
+      const port = Number(Deno.env.get("HTTP_PORT") || 8080);
+      const result = await healthcheck({ host: Deno.env.get("HTTP_HOST") || "127.0.0.1", port });
+      console.log(result.line);
+      return result.code;
+    }
+    case "doctor": {
+      const config = configOrReport();
+      if (!config) return EXIT_CONFIG;
+      const findings = await doctor(config);
+      console.log(formatFindings(findings));
+      return findings.some((f) => f.verdict === "fail") ? 1 : 0;
+    }
+    case "version":
+    case "--version":
+      console.log(`${PROGRAM_NAME} ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8})`);
+      return 0;
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`${PROGRAM_NAME}: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

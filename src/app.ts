@@ -1,0 +1,230 @@
+import { type Bot, GrammyError, type MiddlewareFn } from "grammy";
+import type { Config } from "./config.ts";
+import type { BotContext } from "./bot/context.ts";
+import { ALLOWED_UPDATES, createBot } from "./bot/pipeline.ts";
+import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
+import { UnauthorizedTokenError } from "./errors.ts";
+import { Health } from "./http/health.ts";
+import { metricsHandler } from "./http/metrics.ts";
+import { type Handler, router } from "./http/router.ts";
+import { logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { Poller } from "./transport/polling.ts";
+import { UpdateScheduler } from "./transport/scheduler.ts";
+import { registerWebhook, webhookHandler } from "./transport/webhook.ts";
+import { backoffDelay } from "./util/backoff.ts";
+import { delay } from "./util/delay.ts";
+
+/** Options of {@link createApp} besides the configuration. */
+export interface AppOptions {
+  /** HTTP client for the Bot API. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Extra feature middleware (tests inject faults with it). */
+  features?: MiddlewareFn<BotContext>[];
+}
+
+/** What a stop did, for the summary line. */
+export interface StopSummary {
+  /** Why the program stopped (signal name or error). */
+  reason: string;
+  /** From the start of the stop to its end, in ms. */
+  durationMs: number;
+  /** Updates that were in flight at the stop and finished. */
+  finished: number;
+  /** Ids of updates still running at the deadline; Telegram will deliver them again. */
+  abandoned: number[];
+  /** Updates handled since the start. */
+  handledTotal: number;
+}
+
+/** The running application: everything but sockets and signals, which `main.ts` owns. */
+export interface App {
+  /** The HTTP server's handler (health, metrics, webhook). */
+  handler: Handler;
+  /** Readiness registry; storage layers register their checks here. */
+  health: Health;
+  /** The grammY bot. */
+  bot: Bot<BotContext>;
+  /** Connects to Telegram and starts the transport; resolves once ready. */
+  start(): Promise<void>;
+  /** Settles when the transport died for good (e.g. the token was revoked). */
+  failed: Promise<Error>;
+  /** Stops gracefully; calling it again returns the same promise. */
+  stop(reason: string): Promise<StopSummary>;
+}
+
+/** Builds the application from a resolved configuration (wiring only). */
+export function createApp(config: Config, options: AppOptions = {}): App {
+  const log = logger("app");
+  const metrics = new Metrics();
+  const health = new Health();
+  const bot = createBot({
+    token: config.botToken,
+    apiRoot: config.botApiRoot,
+    defaultLocale: config.defaultLocale,
+    metrics,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.features ? { features: options.features } : {}),
+  });
+  const scheduler = new UpdateScheduler({
+    handle: (update) => bot.handleUpdate(update),
+    concurrency: config.updateConcurrency,
+    metrics,
+    onError: (update, error) =>
+      log.error("update {update_id} failed outside the pipeline", {
+        update_id: update.update_id,
+        error,
+      }),
+  });
+  const lifetime = new AbortController();
+  let accepting = false;
+  let poller: Poller | null = null;
+  let reportFailure: (error: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => reportFailure = resolve);
+
+  health.register("telegram:responseTime", telegramCheck(bot.api), {
+    timeoutMs: 5000,
+    onTimeout: "warn",
+  });
+  if (config.webhook) {
+    health.register("webhook:telegram", webhookCheck(bot.api, config.webhook.url), {
+      timeoutMs: 5000,
+      onTimeout: "warn",
+    });
+  } else {
+    health.register("polling:lastSuccess", () => {
+      const status = poller?.status;
+      if (!status?.lastSuccessAt) {
+        return Promise.resolve({
+          status: "warn",
+          output: status?.lastError ?? "no poll has succeeded yet",
+        });
+      }
+      const age = Date.now() - status.lastSuccessAt;
+      // A long poll lasts 30 s; two missed in a row means polling is stuck.
+      const stale = age > 75_000;
+      return Promise.resolve({
+        status: stale ? "warn" : "pass",
+        observedValue: age,
+        ...(stale ? { output: status.lastError ?? "no successful poll for over 75 s" } : {}),
+      });
+    });
+  }
+
+  const webhookRoute = config.webhook
+    ? {
+      path: config.webhook.path,
+      handler: webhookHandler({
+        secret: config.webhook.secret,
+        scheduler,
+        accepting: () => accepting,
+        log: logger("webhook"),
+        metrics,
+      }),
+    }
+    : undefined;
+  const handler = router({
+    health: (req) => health.handle(req),
+    metrics: metricsHandler({ registry: metrics.registry, token: config.metricsToken }),
+    ...(webhookRoute ? { webhook: webhookRoute } : {}),
+  });
+
+  /** Repeats a start-up call until it works; only a refused token is final. */
+  async function untilDone<T>(what: string, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (error instanceof GrammyError && error.error_code === 401) {
+          throw new UnauthorizedTokenError({ cause: error });
+        }
+        if (lifetime.signal.aborted) throw lifetime.signal.reason;
+        const wait = backoffDelay(attempt, { baseMs: 1000, maxMs: 30_000 });
+        health.setPhase(
+          "starting",
+          `${what} failed, retrying: ${error instanceof Error ? error.message : error}`,
+        );
+        log.warning("{what} failed, retrying in {wait_ms} ms", { what, wait_ms: wait, error });
+        await delay(wait, lifetime.signal);
+      }
+    }
+  }
+
+  async function start(): Promise<void> {
+    const started = performance.now();
+    await Deno.mkdir(config.dataDir, { recursive: true });
+    health.setPhase("starting", "connecting to Telegram");
+    await untilDone("getMe", () => bot.init(lifetime.signal as never));
+    if (config.webhook) {
+      const webhook = config.webhook;
+      // Accept before registering: Telegram may post the moment setWebhook returns.
+      accepting = true;
+      await untilDone(
+        "setWebhook",
+        () => registerWebhook(bot.api, webhook, ALLOWED_UPDATES, lifetime.signal),
+      );
+    } else {
+      const info = await untilDone(
+        "getWebhookInfo",
+        () => bot.api.getWebhookInfo(lifetime.signal as never),
+      );
+      if (info.url !== "") {
+        log.warning("a webhook is registered; removing it to use long polling", {
+          pending: info.pending_update_count,
+        });
+        await untilDone("deleteWebhook", () => bot.api.deleteWebhook({}, lifetime.signal as never));
+      }
+      poller = new Poller({
+        api: bot.api,
+        scheduler,
+        allowedUpdates: ALLOWED_UPDATES,
+        log: logger("polling"),
+        metrics,
+      });
+      poller.run().catch((error) =>
+        reportFailure(error instanceof Error ? error : new Error(String(error)))
+      );
+    }
+    if (lifetime.signal.aborted) return;
+    health.setPhase("ready");
+    log.info("ready as @{username} in {mode} mode after {startup_ms} ms", {
+      username: bot.botInfo.username,
+      mode: config.mode,
+      startup_ms: Math.round(performance.now() - started),
+    });
+  }
+
+  let stopping: Promise<StopSummary> | null = null;
+  function stop(reason: string): Promise<StopSummary> {
+    stopping ??= (async () => {
+      const started = performance.now();
+      health.setPhase("stopping", `stopping: ${reason}`);
+      log.info("stopping ({reason}): {in_flight} updates in flight", {
+        reason,
+        in_flight: scheduler.inFlight,
+      });
+      accepting = false;
+      lifetime.abort(new Error(`stopping: ${reason}`));
+      await poller?.stop();
+      const drained = await scheduler.drain(config.shutdownTimeoutMs);
+      if (poller) {
+        await poller.confirm(AbortSignal.timeout(5000)).catch((error) =>
+          log.warning("could not confirm the handled updates to Telegram; they will come again", {
+            error,
+          })
+        );
+      }
+      metrics[Symbol.dispose]();
+      return {
+        reason,
+        durationMs: Math.round(performance.now() - started),
+        finished: drained.finished,
+        abandoned: drained.abandoned,
+        handledTotal: scheduler.handled,
+      };
+    })();
+    return stopping;
+  }
+
+  return { handler, health, bot, start, stop, failed };
+}

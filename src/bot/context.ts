@@ -1,0 +1,21 @@
+import type { Context } from "grammy";
+import type { Locale } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { MessageKey } from "./i18n.ts";
+
+/** What the pipeline adds to grammY's context for every feature. */
+export interface PipelineFlavor {
+  /** A logger bound to this update's id, chat, user and type. */
+  log: Logger;
+  /** The language this update is answered in. */
+  locale: Locale;
+  /** Translates `key` into {@link locale}. */
+  t(key: MessageKey, params?: Record<string, string | number>): string;
+  /** The update's kind, e.g. `message` or `callback_query`. */
+  updateType: string;
+  /** How handling ended; set by the errors stage when a feature failed. */
+  outcome: "handled" | "error";
+}
+
+/** The context every middleware of the bot receives. */
+export type BotContext = Context & PipelineFlavor;

@@ -1,0 +1,20 @@
+import { Composer } from "grammy";
+import type { BotContext } from "../context.ts";
+
+/**
+ * The last feature: a private message nobody handled gets a hint instead of silence.
+ * Groups are left alone, where the bot would otherwise answer every conversation.
+ */
+export const fallbackFeature = new Composer<BotContext>();
+
+const privateChat = fallbackFeature.chatType("private");
+
+privateChat.on("message:text", async (ctx) => {
+  const command = ctx.msg.entities?.find((e) => e.type === "bot_command" && e.offset === 0);
+  if (command) {
+    const name = ctx.msg.text.slice(0, command.length);
+    await ctx.reply(ctx.t("unknown.command", { command: name }));
+  } else {
+    await ctx.reply(ctx.t("unknown.text"));
+  }
+});

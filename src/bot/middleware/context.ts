@@ -1,0 +1,47 @@
+import type { MiddlewareFn } from "grammy";
+import type { Locale } from "../../config.ts";
+import { logger } from "../../log.ts";
+import type { Metrics } from "../../metrics.ts";
+import type { BotContext } from "../context.ts";
+import { pickLocale, translate } from "../i18n.ts";
+import { updateIds, updateType } from "../update_info.ts";
+
+/** Options of {@link contextStage}. */
+export interface ContextStageOptions {
+  /** Language for users whose Telegram language the bot does not speak. */
+  defaultLocale: Locale;
+  /** Update counters and the duration histogram. */
+  metrics: Pick<Metrics, "updates" | "updateDuration">;
+}
+
+/**
+ * Pipeline stage 1: binds a logger, the locale and a translator to the update, then logs one
+ * line with the outcome and duration once everything below has finished.
+ */
+export function contextStage(options: ContextStageOptions): MiddlewareFn<BotContext> {
+  const log = logger("update");
+  return async function context(ctx, next) {
+    const started = performance.now();
+    const type = updateType(ctx.update);
+    ctx.updateType = type;
+    ctx.outcome = "handled";
+    ctx.locale = pickLocale(ctx.from?.language_code, options.defaultLocale);
+    ctx.t = (key, params) => translate(ctx.locale, key, params);
+    ctx.log = log.with({
+      update_id: ctx.update.update_id,
+      update_type: type,
+      ...updateIds(ctx.update),
+    });
+    try {
+      await next();
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      options.metrics.updates.inc({ type, outcome: ctx.outcome });
+      options.metrics.updateDuration.observe({ type }, seconds);
+      ctx.log.info("update {outcome}", {
+        outcome: ctx.outcome,
+        duration_ms: Math.round(seconds * 10_000) / 10,
+      });
+    }
+  };
+}

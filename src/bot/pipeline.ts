@@ -1,0 +1,79 @@
+import { Bot, type MiddlewareFn } from "grammy";
+import type { UserFromGetMe } from "grammy/types";
+import type { Locale } from "../config.ts";
+import type { Metrics } from "../metrics.ts";
+import { apiRetry } from "./api_retry.ts";
+import type { BotContext } from "./context.ts";
+import { fallbackFeature } from "./features/fallback.ts";
+import { startFeature } from "./features/start.ts";
+import { contextStage } from "./middleware/context.ts";
+import { errorsStage } from "./middleware/errors.ts";
+
+/** The update types the bot asks Telegram for (`allowed_updates`). */
+export const ALLOWED_UPDATES = [
+  "message",
+  "edited_message",
+  "callback_query",
+  "my_chat_member",
+] as const;
+
+/** Options of {@link createBot}. */
+export interface CreateBotOptions {
+  /** Token from @BotFather. */
+  token: string;
+  /** Base URL of the Bot API server. */
+  apiRoot: string;
+  /** Language for users whose Telegram language the bot does not speak. */
+  defaultLocale: Locale;
+  /** Where counters go. */
+  metrics: Metrics;
+  /** The bot's own account, when already known (skips `getMe` in `bot.init()`). */
+  botInfo?: UserFromGetMe;
+  /** HTTP client for the Bot API. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Extra feature composers, inserted before the fallback; tests use it to inject faults. */
+  features?: MiddlewareFn<BotContext>[];
+}
+
+/** One named stage of the pipeline. */
+export interface Stage {
+  /** The stage's name as the architecture documents it. */
+  name: string;
+  /** Its middleware. */
+  middleware: MiddlewareFn<BotContext>;
+}
+
+/**
+ * The pipeline's stages in the order the architecture fixes:
+ *   1. context   update id, chat, user, locale, bound logger, timing, metrics
+ *   2. errors    catches everything below; friendly reply in the user's language
+ *   5. features  one composer per feature; the fallback answers what nobody handled
+ * (the gate, user and commit stages arrive with the storage and dialog layers).
+ */
+export function pipelineStages(options: CreateBotOptions): Stage[] {
+  return [
+    {
+      name: "context",
+      middleware: contextStage({ defaultLocale: options.defaultLocale, metrics: options.metrics }),
+    },
+    { name: "errors", middleware: errorsStage() },
+    ...[startFeature.middleware(), ...(options.features ?? []), fallbackFeature.middleware()]
+      .map((middleware) => ({ name: "features", middleware })),
+  ];
+}
+
+/** Builds the grammY bot: API client with retries and metrics, and the pipeline. */
+export function createBot(options: CreateBotOptions): Bot<BotContext> {
+  const bot = new Bot<BotContext>(options.token, {
+    ...(options.botInfo ? { botInfo: options.botInfo } : {}),
+    client: {
+      apiRoot: options.apiRoot,
+      // Long polls take 30 s; anything much slower than that is a dead connection.
+      timeoutSeconds: 60,
+      ...(options.fetch ? { fetch: options.fetch as never } : {}),
+    },
+  });
+  bot.api.config.use(apiRetry({ metrics: options.metrics }));
+  for (const stage of pipelineStages(options)) bot.use(stage.middleware);
+  return bot;
+}

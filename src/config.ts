@@ -1,0 +1,286 @@
+import { z } from "zod";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
+
+/** Languages the bot speaks; the first is the fallback of last resort. */
+export const SUPPORTED_LOCALES = ["en", "ru"] as const;
+/** One of {@link SUPPORTED_LOCALES}. */
+export type Locale = typeof SUPPORTED_LOCALES[number];
+
+/** Log levels an operator may choose with `LOG_LEVEL`. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/**
+ * Every environment variable the program reads. `deno.json`'s `start` task grants exactly
+ * these with `--allow-env` (a test keeps the two equal).
+ */
+export const ENV_NAMES = [
+  "BOT_TOKEN",
+  "BOT_API_ROOT",
+  "BOT_MODE",
+  "WEBHOOK_URL",
+  "WEBHOOK_SECRET",
+  "WEBHOOK_MAX_CONNECTIONS",
+  "HTTP_HOST",
+  "HTTP_PORT",
+  "METRICS_TOKEN",
+  "DATA_DIR",
+  "BACKUP_DIR",
+  "ADMIN_IDS",
+  "DEFAULT_LOCALE",
+  "LOG_LEVEL",
+  "LOG_FORMAT",
+  "LOG_FILE",
+  "SHUTDOWN_TIMEOUT",
+  "UPDATE_CONCURRENCY",
+] as const;
+/** One of {@link ENV_NAMES}. */
+export type EnvName = typeof ENV_NAMES[number];
+/** The raw environment as the program sees it: only the variables it reads. */
+export type Env = Partial<Record<EnvName, string>>;
+
+/** The resolved configuration: every default filled in, every value checked. */
+export interface Config {
+  /** Token from @BotFather. Secret. */
+  botToken: string;
+  /** Base URL of the Bot API server, without a trailing slash. */
+  botApiRoot: string;
+  /** How updates arrive. */
+  mode: "polling" | "webhook";
+  /** Webhook settings; present exactly when `mode` is `webhook`. */
+  webhook: WebhookConfig | null;
+  /** Where the built-in HTTP server listens. */
+  http: { host: string; port: number };
+  /** Bearer token that `/metrics` requires; `null` leaves it open. Secret. */
+  metricsToken: string | null;
+  /** Directory for persistent data. */
+  dataDir: string;
+  /** Directory for backup files. */
+  backupDir: string;
+  /** Telegram user ids with admin rights. */
+  adminIds: number[];
+  /** Language for users whose Telegram language the bot does not speak. */
+  defaultLocale: Locale;
+  /** Logging settings. */
+  log: { level: LogLevel; format: "json" | "pretty"; file: string | null };
+  /** How long a stop waits for in-flight updates, in milliseconds. */
+  shutdownTimeoutMs: number;
+  /** How many updates may be handled at the same time (different chats). */
+  updateConcurrency: number;
+}
+
+/** Webhook settings, resolved. */
+export interface WebhookConfig {
+  /** The public URL Telegram posts updates to. */
+  url: string;
+  /** The path of `url`, served by the built-in HTTP server. */
+  path: string;
+  /** Value Telegram sends in `X-Telegram-Bot-Api-Secret-Token`. Secret. */
+  secret: string;
+  /** Most concurrent webhook connections Telegram may open. */
+  maxConnections: number;
+}
+
+const TOKEN_PATTERN = /^\d{3,20}:[A-Za-z0-9_-]{30,64}$/;
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{1,256}$/;
+
+type Ctx = z.RefinementCtx;
+const fail = (ctx: Ctx, message: string): never => {
+  ctx.addIssue({ code: "custom", message });
+  return z.NEVER;
+};
+const shown = (value: string) => ` (got "${value.length > 60 ? `${value.slice(0, 60)}…` : value}")`;
+
+/** A variable that is unset or empty takes its default; `parse` checks the rest. */
+function variable<T>(fallback: T, parse: (value: string, ctx: Ctx) => T) {
+  return z.string().optional().transform((raw, ctx): T => {
+    const value = raw?.trim();
+    return value === undefined || value === "" ? fallback : parse(value, ctx);
+  });
+}
+
+function wholeNumber(fallback: number, min: number, max: number) {
+  return variable(fallback, (value, ctx) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      return fail(ctx, `must be a whole number from ${min} to ${max}${shown(value)}`);
+    }
+    return n;
+  });
+}
+
+function seconds(fallback: number, min: number, max: number) {
+  return variable(fallback, (value, ctx) => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || n < min || n > max) {
+      return fail(ctx, `must be a number of seconds from ${min} to ${max}${shown(value)}`);
+    }
+    return n;
+  });
+}
+
+function oneOf<const T extends readonly string[]>(options: T, fallback: T[number]) {
+  return variable<T[number]>(fallback, (value, ctx) => {
+    const lower = value.toLowerCase();
+    if (!options.includes(lower)) {
+      return fail(ctx, `must be one of ${options.join(", ")}${shown(value)}`);
+    }
+    return lower as T[number];
+  });
+}
+
+function httpUrl(fallback: string | null, what: string) {
+  return variable<string | null>(fallback, (value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return fail(ctx, `must be ${what}${shown(value)}`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      return fail(ctx, `must be ${what}${shown(value)}`);
+    }
+    return value;
+  });
+}
+
+const secretVar = (what: string) =>
+  variable<string | null>(
+    null,
+    (value, ctx) => SECRET_PATTERN.test(value) ? value : fail(ctx, what),
+  );
+
+const schema = z.object({
+  BOT_TOKEN: z.string({ error: "is required: the token @BotFather gave you" }).transform(
+    (raw, ctx) => {
+      const value = raw.trim();
+      if (value === "") return fail(ctx, "is required: the token @BotFather gave you");
+      // The value itself is never shown: it is a secret even when malformed.
+      if (!TOKEN_PATTERN.test(value)) {
+        return fail(
+          ctx,
+          "does not look like a bot token (expected digits, a colon, then 30+ letters, digits, _ or -)",
+        );
+      }
+      return value;
+    },
+  ),
+  BOT_API_ROOT: httpUrl("https://api.telegram.org", "an http(s) URL of a Bot API server"),
+  BOT_MODE: oneOf(["polling", "webhook"] as const, "polling"),
+  WEBHOOK_URL: httpUrl(null, "the public https URL Telegram should post updates to"),
+  WEBHOOK_SECRET: secretVar("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -"),
+  WEBHOOK_MAX_CONNECTIONS: wholeNumber(40, 1, 100),
+  HTTP_HOST: variable(
+    "127.0.0.1",
+    (value, ctx) =>
+      /^[A-Za-z0-9.:[\]-]+$/.test(value)
+        ? value
+        : fail(ctx, `must be a host name or IP address${shown(value)}`),
+  ),
+  HTTP_PORT: wholeNumber(8080, 1, 65535),
+  METRICS_TOKEN: secretVar("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -"),
+  DATA_DIR: variable("./data", (value) => value),
+  BACKUP_DIR: variable("./backups", (value) => value),
+  ADMIN_IDS: variable<number[]>([], (value, ctx) => {
+    const parts = value.split(",").map((part) => part.trim()).filter((part) => part !== "");
+    const bad = parts.filter((part) => !/^\d{1,16}$/.test(part));
+    if (bad.length > 0) {
+      return fail(ctx, `must be Telegram user ids separated by commas${shown(bad.join(","))}`);
+    }
+    return [...new Set(parts.map(Number))];
+  }),
+  DEFAULT_LOCALE: oneOf(SUPPORTED_LOCALES, "en"),
+  LOG_LEVEL: oneOf(LOG_LEVELS, "info"),
+  LOG_FORMAT: oneOf(["json", "pretty"] as const, "json"),
+  LOG_FILE: variable<string | null>(null, (value) => value),
+  SHUTDOWN_TIMEOUT: seconds(25, 1, 3600),
+  UPDATE_CONCURRENCY: wholeNumber(100, 1, 10000),
+});
+
+/** Rules between variables, checked on the raw values so they report alongside the rest. */
+function webhookIssues(env: Env): ConfigIssue[] {
+  if (env.BOT_MODE?.trim().toLowerCase() !== "webhook") return [];
+  const issues: ConfigIssue[] = [];
+  const url = env.WEBHOOK_URL?.trim() ?? "";
+  if (url === "") {
+    issues.push({ variable: "WEBHOOK_URL", message: "is required when BOT_MODE=webhook" });
+  } else if (URL.canParse(url) && !isAllowedWebhookUrl(new URL(url))) {
+    issues.push({
+      variable: "WEBHOOK_URL",
+      message: "must use https (Telegram posts only to https; plain http only for loopback tests)",
+    });
+  }
+  if ((env.WEBHOOK_SECRET?.trim() ?? "") === "") {
+    issues.push({
+      variable: "WEBHOOK_SECRET",
+      message: "is required when BOT_MODE=webhook, so that only Telegram can post updates",
+    });
+  }
+  return issues;
+}
+
+function isAllowedWebhookUrl(url: URL): boolean {
+  if (url.protocol === "https:") return true;
+  return ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+}
+
+/**
+ * Turns the environment into a resolved {@link Config}, or throws a {@link ConfigError} that
+ * names every bad variable at once. Pure: reads nothing but `env`.
+ */
+export function loadConfig(env: Env): Config {
+  const result = schema.safeParse(env);
+  const issues: ConfigIssue[] = result.success ? [] : result.error.issues.map((issue) => ({
+    variable: String(issue.path[0] ?? "environment"),
+    message: issue.message,
+  }));
+  issues.push(...webhookIssues(env));
+  if (!result.success || issues.length > 0) {
+    const order = (variable: string) => ENV_NAMES.indexOf(variable as EnvName);
+    throw new ConfigError(issues.sort((a, b) => order(a.variable) - order(b.variable)));
+  }
+  const e = result.data;
+  const webhookUrl = e.WEBHOOK_URL;
+  return {
+    botToken: e.BOT_TOKEN,
+    botApiRoot: (e.BOT_API_ROOT ?? "https://api.telegram.org").replace(/\/+$/, ""),
+    mode: e.BOT_MODE,
+    webhook: e.BOT_MODE === "webhook" && webhookUrl !== null
+      ? {
+        url: webhookUrl,
+        path: new URL(webhookUrl).pathname,
+        secret: e.WEBHOOK_SECRET ?? "",
+        maxConnections: e.WEBHOOK_MAX_CONNECTIONS,
+      }
+      : null,
+    http: { host: e.HTTP_HOST, port: e.HTTP_PORT },
+    metricsToken: e.METRICS_TOKEN,
+    dataDir: e.DATA_DIR,
+    backupDir: e.BACKUP_DIR,
+    adminIds: e.ADMIN_IDS,
+    defaultLocale: e.DEFAULT_LOCALE,
+    log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, file: e.LOG_FILE },
+    shutdownTimeoutMs: Math.round(e.SHUTDOWN_TIMEOUT * 1000),
+    updateConcurrency: e.UPDATE_CONCURRENCY,
+  };
+}
+
+/** The values that must never appear in logs or messages. */
+export function secretsOf(config: Config): string[] {
+  const secrets = [config.botToken, config.botToken.split(":")[1] ?? ""];
+  if (config.webhook) secrets.push(config.webhook.secret);
+  if (config.metricsToken) secrets.push(config.metricsToken);
+  return secrets.filter((secret) => secret.length >= 4);
+}
+
+/** A copy of the configuration that is safe to log or print: secrets are replaced. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const hidden = "[redacted]";
+  return {
+    ...config,
+    botToken: `${config.botToken.split(":")[0]}:${hidden}`,
+    metricsToken: config.metricsToken === null ? null : hidden,
+    webhook: config.webhook === null ? null : { ...config.webhook, secret: hidden },
+  };
+}

@@ -1,0 +1,162 @@
+import { type Api, GrammyError, HttpError } from "grammy";
+import type { Update } from "grammy/types";
+import { UnauthorizedTokenError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { backoffDelay } from "../util/backoff.ts";
+import { delay } from "../util/delay.ts";
+import type { UpdateScheduler } from "./scheduler.ts";
+
+/** Options of {@link Poller}. */
+export interface PollerOptions {
+  /** The bot's API client. */
+  api: Api;
+  /** Runs the fetched updates. */
+  scheduler: UpdateScheduler;
+  /** Update types to ask for. */
+  allowedUpdates: readonly string[];
+  /** Where warnings go. */
+  log: Logger;
+  /** Poll error counters. */
+  metrics: Pick<Metrics, "pollErrors">;
+  /** Long-poll timeout in seconds. @default 30 */
+  timeoutSeconds?: number;
+  /** Most updates per poll (1–100). @default 100 */
+  limit?: number;
+  /**
+   * How long to wait before polling again when Telegram only re-sent updates that are still
+   * being handled. @default 500
+   */
+  redeliveryPauseMs?: number;
+}
+
+/** What the poller last saw, for the health check. */
+export interface PollerStatus {
+  /** When the last poll succeeded (ms since epoch), or null before the first. */
+  lastSuccessAt: number | null;
+  /** The last poll error since the last success, or null. */
+  lastError: string | null;
+}
+
+/**
+ * Long polling that confirms an update to Telegram only once it has been handled.
+ *
+ * Telegram's `offset` confirms every update below it, so the poller always asks with the
+ * lowest id still in flight. Telegram then re-sends the unfinished ones, which the poller
+ * recognises and skips; a stop confirms exactly what finished.
+ */
+export class Poller {
+  readonly #o: Required<PollerOptions>;
+  readonly #abort = new AbortController();
+  /** Ids received at or above the offset; in flight ones are also in the scheduler. */
+  readonly #received = new Set<number>();
+  #maxReceived = -1;
+  #confirmed = 0;
+  #loop: Promise<void> | null = null;
+  #status: PollerStatus = { lastSuccessAt: null, lastError: null };
+
+  constructor(options: PollerOptions) {
+    this.#o = { timeoutSeconds: 30, limit: 100, redeliveryPauseMs: 500, ...options };
+  }
+
+  /** The offset to poll with: the lowest unfinished id, or one past the last received. */
+  get offset(): number {
+    for (const id of [...this.#received].sort((a, b) => a - b)) {
+      if (this.#o.scheduler.isRunning(id)) return id;
+    }
+    return this.#maxReceived + 1;
+  }
+
+  /** What the last polls saw. */
+  get status(): PollerStatus {
+    return { ...this.#status };
+  }
+
+  /**
+   * Polls until {@link stop}. Resolves after a stop; rejects when the token is refused, the
+   * only error that waiting cannot fix.
+   */
+  run(): Promise<void> {
+    this.#loop ??= this.#run();
+    return this.#loop;
+  }
+
+  /** Stops fetching: aborts the long poll in progress. Updates already fetched keep running. */
+  async stop(): Promise<void> {
+    this.#abort.abort(new Error("polling stopped"));
+    await this.#loop?.catch(() => {});
+  }
+
+  /**
+   * Tells Telegram which updates are done, without fetching new work. Call after the
+   * scheduler drained: ids still in flight (abandoned) stay unconfirmed and come back.
+   */
+  async confirm(signal?: AbortSignal): Promise<void> {
+    const offset = this.offset;
+    if (offset <= this.#confirmed) return;
+    await this.#o.api.getUpdates({ offset, limit: 1, timeout: 0 }, signal as never);
+    this.#confirmed = offset;
+  }
+
+  async #run(): Promise<void> {
+    const { api, scheduler, log, metrics } = this.#o;
+    const signal = this.#abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      let updates: Update[];
+      const offset = this.offset;
+      try {
+        updates = await api.getUpdates({
+          offset,
+          limit: this.#o.limit,
+          timeout: this.#o.timeoutSeconds,
+          allowed_updates: [...this.#o.allowedUpdates] as never,
+        }, signal as never);
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof GrammyError && error.error_code === 401) {
+          throw new UnauthorizedTokenError({ cause: error });
+        }
+        const reason = error instanceof GrammyError
+          ? (error.error_code === 409 ? "conflict" : "api")
+          : error instanceof HttpError
+          ? "network"
+          : "other";
+        metrics.pollErrors.inc({ reason });
+        const wait = backoffDelay(failures++, { baseMs: 1000, maxMs: 30_000 });
+        this.#status.lastError = error instanceof Error ? error.message : String(error);
+        log.warning("getUpdates failed ({reason}), retrying in {wait_ms} ms: {error_message}", {
+          reason,
+          wait_ms: wait,
+          error_message: this.#status.lastError,
+        });
+        await delay(wait, signal).catch(() => {});
+        continue;
+      }
+      failures = 0;
+      this.#status = { lastSuccessAt: Date.now(), lastError: null };
+      this.#confirmed = Math.max(this.#confirmed, offset);
+      this.#forgetBelow(offset);
+      let fresh = 0;
+      for (const update of updates) {
+        const id = update.update_id;
+        if (id < offset || this.#received.has(id)) continue;
+        this.#received.add(id);
+        this.#maxReceived = Math.max(this.#maxReceived, id);
+        fresh++;
+        scheduler.schedule(update);
+      }
+      if (updates.length > 0 && fresh === 0) {
+        // Only re-sent unfinished updates: polling again at once would spin.
+        await Promise.race([
+          scheduler.anyFinished(),
+          delay(this.#o.redeliveryPauseMs, signal).catch(() => {}),
+        ]);
+      }
+    }
+  }
+
+  #forgetBelow(offset: number): void {
+    for (const id of this.#received) if (id < offset) this.#received.delete(id);
+  }
+}
