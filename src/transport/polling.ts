@@ -24,8 +24,8 @@ export interface PollerOptions {
   /** Most updates per poll (1–100). @default 100 */
   limit?: number;
   /**
-   * How long to wait before polling again when Telegram only re-sent updates that are still
-   * being handled. @default 500
+   * While fetched updates are still being handled, how long to wait for them before polling
+   * again (which makes Telegram re-send the unfinished ones). @default 500
    */
   redeliveryPauseMs?: number;
 }
@@ -42,14 +42,16 @@ export interface PollerStatus {
  * Long polling that confirms an update to Telegram only once it has been handled.
  *
  * Telegram's `offset` confirms every update below it, so the poller always asks with the
- * lowest id still in flight. Telegram then re-sends the unfinished ones, which the poller
- * recognises and skips; a stop confirms exactly what finished.
+ * lowest id still in flight. Before polling it waits briefly for the updates in flight; any
+ * Telegram re-sends are recognised and skipped. A stop confirms exactly what finished.
  */
 export class Poller {
   readonly #o: Required<PollerOptions>;
   readonly #abort = new AbortController();
-  /** Ids received at or above the offset; in flight ones are also in the scheduler. */
+  /** Ids received at or above the offset, so that re-sent ones are skipped. */
   readonly #received = new Set<number>();
+  /** Received updates still being handled, by id. */
+  readonly #inFlight = new Map<number, Promise<void>>();
   #maxReceived = -1;
   #confirmed = 0;
   #loop: Promise<void> | null = null;
@@ -61,10 +63,7 @@ export class Poller {
 
   /** The offset to poll with: the lowest unfinished id, or one past the last received. */
   get offset(): number {
-    for (const id of [...this.#received].sort((a, b) => a - b)) {
-      if (this.#o.scheduler.isRunning(id)) return id;
-    }
-    return this.#maxReceived + 1;
+    return this.#inFlight.size > 0 ? Math.min(...this.#inFlight.keys()) : this.#maxReceived + 1;
   }
 
   /** What the last polls saw. */
@@ -103,6 +102,14 @@ export class Poller {
     const signal = this.#abort.signal;
     let failures = 0;
     while (!signal.aborted) {
+      if (this.#inFlight.size > 0) {
+        // Polling now would only bring back the unfinished updates: give them a moment.
+        await Promise.race([
+          Promise.all(this.#inFlight.values()),
+          delay(this.#o.redeliveryPauseMs, signal).catch(() => {}),
+        ]);
+        if (signal.aborted) break;
+      }
       let updates: Update[];
       const offset = this.offset;
       try {
@@ -137,21 +144,12 @@ export class Poller {
       this.#status = { lastSuccessAt: Date.now(), lastError: null };
       this.#confirmed = Math.max(this.#confirmed, offset);
       this.#forgetBelow(offset);
-      let fresh = 0;
       for (const update of updates) {
         const id = update.update_id;
         if (id < offset || this.#received.has(id)) continue;
         this.#received.add(id);
         this.#maxReceived = Math.max(this.#maxReceived, id);
-        fresh++;
-        scheduler.schedule(update);
-      }
-      if (updates.length > 0 && fresh === 0) {
-        // Only re-sent unfinished updates: polling again at once would spin.
-        await Promise.race([
-          scheduler.anyFinished(),
-          delay(this.#o.redeliveryPauseMs, signal).catch(() => {}),
-        ]);
+        this.#inFlight.set(id, scheduler.schedule(update).finally(() => this.#inFlight.delete(id)));
       }
     }
   }

@@ -62,11 +62,6 @@ export class UpdateScheduler {
     return [...this.#running.keys()].sort((a, b) => a - b);
   }
 
-  /** Whether this update is scheduled and not finished. */
-  isRunning(updateId: number): boolean {
-    return this.#running.has(updateId);
-  }
-
   /**
    * Schedules an update; the promise settles when it has been handled (it never rejects).
    * Scheduling an update that is already running returns the running one's promise.
@@ -96,12 +91,6 @@ export class UpdateScheduler {
     this.#metrics?.updatesInFlight.inc();
     if (key !== null) this.#tails.set(key, run);
     return run;
-  }
-
-  /** Resolves when any in-flight update finishes (at once when none is in flight). */
-  async anyFinished(): Promise<void> {
-    if (this.#running.size === 0) return;
-    await Promise.race(this.#running.values());
   }
 
   /**

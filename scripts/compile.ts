@@ -1,0 +1,41 @@
+/**
+ * `deno task compile`: builds the single binary with exactly the `start` task's permission
+ * flags, embedding the migrations folder. `deno compile` downloads its runtime (denort), so
+ * this runs on a machine with internet access or in the Dockerfile's build stage.
+ */
+import { PROJECT_ROOT, readStartCommand } from "./start_command.ts";
+
+/** Data folders the binary embeds besides the module graph (locales are JSON imports already). */
+const INCLUDE = ["migrations"];
+
+/** The `deno compile` arguments for the given start flags and output path. */
+export function compileArgs(
+  flags: string[],
+  entry: string,
+  output: string,
+  target?: string,
+): string[] {
+  // --watch and similar run-only flags would make deno compile fail.
+  const permissionFlags = flags.filter((flag) =>
+    flag.startsWith("--allow-") || flag === "--no-prompt"
+  );
+  return [
+    "compile",
+    "--frozen",
+    ...permissionFlags,
+    ...INCLUDE.flatMap((path) => ["--include", path]),
+    ...(target ? ["--target", target] : []),
+    "--output",
+    output,
+    entry,
+  ];
+}
+
+if (import.meta.main) {
+  const { flags, entry } = readStartCommand();
+  const target = Deno.args.find((arg) => arg.startsWith("--target="))?.slice("--target=".length);
+  const args = compileArgs(flags, entry, "dist/service-desk-bot", target);
+  console.log(`deno ${args.join(" ")}`);
+  const { code } = await new Deno.Command("deno", { args, cwd: PROJECT_ROOT }).spawn().status;
+  Deno.exit(code);
+}

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { FakeBotApi } from "../fake_bot_api.ts";
+import { BotProcess } from "./program.ts";
+
+Deno.test("polling mode: /start and /help are answered in the user's language", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+
+  api.pushMessage({ chatId: 101, text: "/start", languageCode: "en", firstName: "Alice" });
+  api.pushMessage({ chatId: 202, text: "/start", languageCode: "ru", firstName: "Борис" });
+  api.pushMessage({ chatId: 101, text: "/help", languageCode: "en" });
+  await api.waitFor(() => api.sentMessages().length >= 3, 15_000, "three replies");
+
+  const [greeting, help] = api.sentMessages(101);
+  assert.match(greeting!.text, /^Hello, Alice!/);
+  assert.match(help!.text, /\/help/);
+  assert.match(help!.text, /\/start/);
+  assert.match(api.sentMessages(202)[0]!.text, /^Здравствуйте, Борис!/);
+
+  // Polling asked only for the update types the bot handles.
+  const polls = api.callsOf("getUpdates").filter((p) => p.allowed_updates !== undefined);
+  assert.ok(polls.length > 0);
+  assert.deepEqual(polls[0]!.allowed_updates, [
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+  ]);
+
+  const status = await bot.stop();
+  assert.equal(status.code, 0);
+  // Everything handled was confirmed to Telegram, and handled exactly once.
+  assert.equal(api.pendingCount(), 0);
+  assert.equal(api.sentMessages().length, 3);
+});
+
+Deno.test("polling mode: each update logs one line with its ids, type and duration", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+  const id = api.pushMessage({ chatId: 303, userId: 909, text: "/start" });
+  const line = await bot.waitForLog(/^update handled$/);
+  assert.equal(line.update_id, id);
+  assert.equal(line.chat_id, 303);
+  assert.equal(line.user_id, 909);
+  assert.equal(line.update_type, "message");
+  assert.equal(typeof line.duration_ms, "number");
+  const start = bot.logs(/^starting service-desk-bot/)[0];
+  assert.ok(start, "a start-up line says which mode is in use");
+  assert.equal(start.mode, "polling");
+  assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("polling mode: a private message that is not a command gets a hint, unknown commands are named", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+  api.pushMessage({ chatId: 404, text: "hello there" });
+  api.pushMessage({ chatId: 404, text: "/frobnicate now" });
+  await api.waitFor(() => api.sentMessages(404).length >= 2, 15_000, "two replies");
+  const [hint, unknown] = api.sentMessages(404);
+  assert.match(hint!.text, /\/help/);
+  assert.match(unknown!.text, /\/frobnicate/);
+  assert.equal((await bot.stop()).code, 0);
+});
