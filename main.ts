@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- the CLI prints to the terminal by design
 /**
  * The command-line entry point and the only place that reads the environment, opens sockets
  * and installs signal handlers. Exit codes: 0 clean stop, 78 bad configuration, 1 anything
@@ -138,10 +139,12 @@ async function run(): Promise<number> {
   log.info(
     "stopped after {duration_ms} ms: {finished} in-flight updates finished, {abandoned_count} abandoned",
     {
-      ...summary,
+      reason: summary.reason,
       duration_ms: summary.durationMs,
-      handled_total: summary.handledTotal,
+      finished: summary.finished,
       abandoned_count: summary.abandoned.length,
+      abandoned: summary.abandoned,
+      handled_total: summary.handledTotal,
     },
   );
   await closeLogs();

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a build script reporting to the terminal
 /**
  * `deno task compile`: builds the single binary with exactly the `start` task's permission
  * flags, embedding the migrations folder. `deno compile` downloads its runtime (denort), so

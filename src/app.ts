@@ -9,7 +9,7 @@ import { metricsHandler } from "./http/metrics.ts";
 import { type Handler, router } from "./http/router.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { Poller } from "./transport/polling.ts";
+import { Poller, pollingHealth } from "./transport/polling.ts";
 import { UpdateScheduler } from "./transport/scheduler.ts";
 import { registerWebhook, webhookHandler } from "./transport/webhook.ts";
 import { backoffDelay } from "./util/backoff.ts";
@@ -92,23 +92,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       onTimeout: "warn",
     });
   } else {
-    health.register("polling:lastSuccess", () => {
-      const status = poller?.status;
-      if (!status?.lastSuccessAt) {
-        return Promise.resolve({
-          status: "warn",
-          output: status?.lastError ?? "no poll has succeeded yet",
-        });
-      }
-      const age = Date.now() - status.lastSuccessAt;
-      // A long poll lasts 30 s; two missed in a row means polling is stuck.
-      const stale = age > 75_000;
-      return Promise.resolve({
-        status: stale ? "warn" : "pass",
-        observedValue: age,
-        ...(stale ? { output: status.lastError ?? "no successful poll for over 75 s" } : {}),
-      });
-    });
+    health.register(
+      "polling:getUpdates",
+      () => Promise.resolve(pollingHealth(poller?.status ?? null)),
+    );
   }
 
   const webhookRoute = config.webhook
@@ -154,7 +141,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     const started = performance.now();
     await Deno.mkdir(config.dataDir, { recursive: true });
     health.setPhase("starting", "connecting to Telegram");
-    await untilDone("getMe", () => bot.init(lifetime.signal as never));
+    // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
+    bot.botInfo = await untilDone("getMe", () => bot.api.getMe(lifetime.signal as never));
     if (config.webhook) {
       const webhook = config.webhook;
       // Accept before registering: Telegram may post the moment setWebhook returns.

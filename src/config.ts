@@ -83,7 +83,10 @@ export interface WebhookConfig {
 }
 
 const TOKEN_PATTERN = /^\d{3,20}:[A-Za-z0-9_-]{30,64}$/;
-const SECRET_PATTERN = /^[A-Za-z0-9_-]{1,256}$/;
+// Telegram allows 1 to 256 characters; fewer than 16 would be guessable and unredactable.
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{16,256}$/;
+/** Paths the HTTP server serves itself; the webhook must not shadow them. */
+const RESERVED_PATHS = ["/health", "/health/live", "/metrics"];
 
 type Ctx = z.RefinementCtx;
 const fail = (ctx: Ctx, message: string): never => {
@@ -169,7 +172,7 @@ const schema = z.object({
   BOT_API_ROOT: httpUrl("https://api.telegram.org", "an http(s) URL of a Bot API server"),
   BOT_MODE: oneOf(["polling", "webhook"] as const, "polling"),
   WEBHOOK_URL: httpUrl(null, "the public https URL Telegram should post updates to"),
-  WEBHOOK_SECRET: secretVar("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -"),
+  WEBHOOK_SECRET: secretVar("must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -"),
   WEBHOOK_MAX_CONNECTIONS: wholeNumber(40, 1, 100),
   HTTP_HOST: variable(
     "127.0.0.1",
@@ -179,7 +182,7 @@ const schema = z.object({
         : fail(ctx, `must be a host name or IP address${shown(value)}`),
   ),
   HTTP_PORT: wholeNumber(8080, 1, 65535),
-  METRICS_TOKEN: secretVar("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -"),
+  METRICS_TOKEN: secretVar("must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -"),
   DATA_DIR: variable("./data", (value) => value),
   BACKUP_DIR: variable("./backups", (value) => value),
   ADMIN_IDS: variable<number[]>([], (value, ctx) => {
@@ -209,6 +212,13 @@ function webhookIssues(env: Env): ConfigIssue[] {
     issues.push({
       variable: "WEBHOOK_URL",
       message: "must use https (Telegram posts only to https; plain http only for loopback tests)",
+    });
+  } else if (URL.canParse(url) && RESERVED_PATHS.includes(new URL(url).pathname)) {
+    issues.push({
+      variable: "WEBHOOK_URL",
+      message: `its path must not be one of ${
+        RESERVED_PATHS.join(", ")
+      }, which the HTTP server serves`,
     });
   }
   if ((env.WEBHOOK_SECRET?.trim() ?? "") === "") {

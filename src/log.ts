@@ -53,7 +53,10 @@ export function serializeError(error: unknown, depth = 0): unknown {
   const out: Record<string, unknown> = { name: error.name, message: error.message };
   if (error.stack) out.stack = error.stack;
   for (const [key, value] of Object.entries(error)) {
-    if (key !== "cause" && typeof value !== "function") out[key] = value;
+    // grammY's HttpError keeps the underlying fetch error in `error`.
+    if (key !== "cause" && typeof value !== "function") {
+      out[key] = value instanceof Error && depth < 5 ? serializeError(value, depth + 1) : value;
+    }
   }
   if (error.cause !== undefined && depth < 5) out.cause = serializeError(error.cause, depth + 1);
   return out;
@@ -68,7 +71,8 @@ export function formatJson(record: LogRecord): string {
     msg: renderMessage(record.message),
   };
   for (const [key, value] of Object.entries(record.properties)) {
-    line[key] = serializeError(value);
+    // A property never overwrites the line's own fields.
+    line[key in line ? `prop_${key}` : key] = serializeError(value);
   }
   return `${
     JSON.stringify(line, (_key, value) => typeof value === "bigint" ? String(value) : value)

@@ -152,7 +152,8 @@ async function runWithTimeout(
   });
   try {
     return await Promise.race([
-      check(controller.signal).catch((error): CheckResult => ({
+      // Through a promise, so that a check that throws synchronously is a fail, not a crash.
+      Promise.resolve().then(() => check(controller.signal)).catch((error): CheckResult => ({
         status: "fail",
         output: error instanceof Error ? error.message : String(error),
       })),

@@ -1,6 +1,7 @@
 import { type Api, GrammyError, HttpError } from "grammy";
 import type { Update } from "grammy/types";
 import { UnauthorizedTokenError } from "../errors.ts";
+import type { CheckResult } from "../http/health.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { backoffDelay } from "../util/backoff.ts";
@@ -34,6 +35,8 @@ export interface PollerOptions {
 export interface PollerStatus {
   /** When the last poll succeeded (ms since epoch), or null before the first. */
   lastSuccessAt: number | null;
+  /** When the poll now waiting for Telegram was sent (ms since epoch), or null. */
+  pollSentAt: number | null;
   /** The last poll error since the last success, or null. */
   lastError: string | null;
 }
@@ -55,7 +58,7 @@ export class Poller {
   #maxReceived = -1;
   #confirmed = 0;
   #loop: Promise<void> | null = null;
-  #status: PollerStatus = { lastSuccessAt: null, lastError: null };
+  #status: PollerStatus = { lastSuccessAt: null, pollSentAt: null, lastError: null };
 
   constructor(options: PollerOptions) {
     this.#o = { timeoutSeconds: 30, limit: 100, redeliveryPauseMs: 500, ...options };
@@ -112,6 +115,7 @@ export class Poller {
       }
       let updates: Update[];
       const offset = this.offset;
+      this.#status.pollSentAt = Date.now();
       try {
         updates = await api.getUpdates({
           offset,
@@ -131,6 +135,7 @@ export class Poller {
           : "other";
         metrics.pollErrors.inc({ reason });
         const wait = backoffDelay(failures++, { baseMs: 1000, maxMs: 30_000 });
+        this.#status.pollSentAt = null;
         this.#status.lastError = error instanceof Error ? error.message : String(error);
         log.warning("getUpdates failed ({reason}), retrying in {wait_ms} ms: {error_message}", {
           reason,
@@ -141,7 +146,7 @@ export class Poller {
         continue;
       }
       failures = 0;
-      this.#status = { lastSuccessAt: Date.now(), lastError: null };
+      this.#status = { lastSuccessAt: Date.now(), pollSentAt: null, lastError: null };
       this.#confirmed = Math.max(this.#confirmed, offset);
       this.#forgetBelow(offset);
       for (const update of updates) {
@@ -157,4 +162,25 @@ export class Poller {
   #forgetBelow(offset: number): void {
     for (const id of this.#received) if (id < offset) this.#received.delete(id);
   }
+}
+
+/** Longest a long poll may stay unanswered: the 30 s poll plus generous slack. */
+const POLL_STALE_MS = 75_000;
+
+/**
+ * Polling is healthy while polls succeed or one is waiting, as long polls do, for less than
+ * {@link POLL_STALE_MS}. `observedValue` is the age of the last answer from Telegram.
+ */
+export function pollingHealth(status: PollerStatus | null, now = Date.now()): CheckResult {
+  if (status === null) return { status: "warn", output: "polling has not started" };
+  const observedValue = status.lastSuccessAt === null ? 0 : now - status.lastSuccessAt;
+  if (status.lastError !== null) return { status: "warn", observedValue, output: status.lastError };
+  if (status.pollSentAt !== null && now - status.pollSentAt > POLL_STALE_MS) {
+    return {
+      status: "warn",
+      observedValue,
+      output: `getUpdates unanswered for ${Math.round((now - status.pollSentAt) / 1000)} s`,
+    };
+  }
+  return { status: "pass", observedValue };
 }

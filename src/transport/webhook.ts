@@ -43,12 +43,12 @@ export function webhookHandler(
     });
   };
   return async function webhook(req) {
-    if (req.method !== "POST") return refuse(req, 405, "use POST");
     const given = req.headers.get("x-telegram-bot-api-secret-token") ?? "";
     if (!(await secureEquals(given, secret))) {
       log.warning("webhook request with a wrong or missing secret token refused");
       return refuse(req, 401, "wrong secret token");
     }
+    if (req.method !== "POST") return refuse(req, 405, "use POST");
     if (!accepting()) return refuse(req, 503, "shutting down, retry later");
     const declared = Number(req.headers.get("content-length") ?? "0");
     if (declared > limit) return refuse(req, 413, `body over ${limit} bytes`);

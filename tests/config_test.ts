@@ -1,0 +1,372 @@
+import assert from "node:assert/strict";
+import { parseStartTask } from "../scripts/start_command.ts";
+import {
+  type Config,
+  type Env,
+  ENV_NAMES,
+  loadConfig,
+  redactedConfig,
+  secretsOf,
+} from "../src/config.ts";
+import { ConfigError } from "../src/errors.ts";
+
+const TOKEN = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz";
+
+/** Runs `loadConfig` and returns the ConfigError it must throw. */
+function configError(env: Env): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    return error;
+  }
+  assert.fail(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+const variablesOf = (error: ConfigError) => error.issues.map((issue) => issue.variable);
+
+Deno.test("loadConfig() fills every default when only BOT_TOKEN is set", () => {
+  const config = loadConfig({ BOT_TOKEN: TOKEN });
+  const expected: Config = {
+    botToken: TOKEN,
+    botApiRoot: "https://api.telegram.org",
+    mode: "polling",
+    webhook: null,
+    http: { host: "127.0.0.1", port: 8080 },
+    metricsToken: null,
+    dataDir: "./data",
+    backupDir: "./backups",
+    adminIds: [],
+    defaultLocale: "en",
+    log: { level: "info", format: "json", file: null },
+    shutdownTimeoutMs: 25_000,
+    updateConcurrency: 100,
+  };
+  assert.deepEqual(config, expected);
+});
+
+Deno.test("loadConfig() reads every variable when all are set", () => {
+  const config = loadConfig({
+    BOT_TOKEN: TOKEN,
+    BOT_API_ROOT: "http://localhost:8081/",
+    BOT_MODE: "Webhook",
+    WEBHOOK_URL: "https://bot.example.com/tg/hook",
+    WEBHOOK_SECRET: "hook_secret-1_0123456789",
+    WEBHOOK_MAX_CONNECTIONS: "10",
+    HTTP_HOST: "0.0.0.0",
+    HTTP_PORT: "9000",
+    METRICS_TOKEN: "metrics_secret_0123456789",
+    DATA_DIR: "/var/lib/bot",
+    BACKUP_DIR: "/var/backups/bot",
+    ADMIN_IDS: "1,2",
+    DEFAULT_LOCALE: "RU",
+    LOG_LEVEL: "debug",
+    LOG_FORMAT: "pretty",
+    LOG_FILE: "/var/log/bot.log",
+    SHUTDOWN_TIMEOUT: "10",
+    UPDATE_CONCURRENCY: "7",
+  });
+  assert.deepEqual(
+    config,
+    {
+      botToken: TOKEN,
+      botApiRoot: "http://localhost:8081",
+      mode: "webhook",
+      webhook: {
+        url: "https://bot.example.com/tg/hook",
+        path: "/tg/hook",
+        secret: "hook_secret-1_0123456789",
+        maxConnections: 10,
+      },
+      http: { host: "0.0.0.0", port: 9000 },
+      metricsToken: "metrics_secret_0123456789",
+      dataDir: "/var/lib/bot",
+      backupDir: "/var/backups/bot",
+      adminIds: [1, 2],
+      defaultLocale: "ru",
+      log: { level: "debug", format: "pretty", file: "/var/log/bot.log" },
+      shutdownTimeoutMs: 10_000,
+      updateConcurrency: 7,
+    } satisfies Config,
+  );
+});
+
+Deno.test("loadConfig() names the variable of each bad value", async (t) => {
+  // `secret`: the value must not be echoed; otherwise the operator sees what was wrong
+  // (`shows`, when only part of the value was wrong).
+  const cases: Array<{ variable: keyof Env; value: string; secret?: boolean; shows?: string }> = [
+    { variable: "BOT_TOKEN", value: "not-a-token", secret: true },
+    { variable: "BOT_TOKEN", value: "123:short", secret: true },
+    { variable: "BOT_TOKEN", value: `abc:${"x".repeat(35)}`, secret: true },
+    { variable: "BOT_API_ROOT", value: "not a url" },
+    { variable: "BOT_API_ROOT", value: "ftp://api.example.com" },
+    { variable: "BOT_MODE", value: "push" },
+    { variable: "WEBHOOK_URL", value: "not a url" },
+    { variable: "WEBHOOK_URL", value: "ftp://bot.example.com/hook" },
+    { variable: "WEBHOOK_SECRET", value: "has spaces in it", secret: true },
+    { variable: "WEBHOOK_SECRET", value: "ünïcode", secret: true },
+    { variable: "WEBHOOK_SECRET", value: "x".repeat(257), secret: true },
+    { variable: "WEBHOOK_SECRET", value: "tooShort_15chrs", secret: true },
+    { variable: "WEBHOOK_MAX_CONNECTIONS", value: "0" },
+    { variable: "WEBHOOK_MAX_CONNECTIONS", value: "101" },
+    { variable: "WEBHOOK_MAX_CONNECTIONS", value: "ten" },
+    { variable: "HTTP_HOST", value: "host/with/slash" },
+    { variable: "HTTP_HOST", value: "a host" },
+    { variable: "HTTP_PORT", value: "0" },
+    { variable: "HTTP_PORT", value: "65536" },
+    { variable: "HTTP_PORT", value: "80.5" },
+    { variable: "HTTP_PORT", value: "-1" },
+    { variable: "HTTP_PORT", value: "8080abc" },
+    { variable: "METRICS_TOKEN", value: "bad token!", secret: true },
+    { variable: "METRICS_TOKEN", value: "short", secret: true },
+    { variable: "ADMIN_IDS", value: "12,abc", shows: "abc" },
+    { variable: "ADMIN_IDS", value: "-5" },
+    { variable: "ADMIN_IDS", value: "1.5" },
+    { variable: "DEFAULT_LOCALE", value: "de" },
+    { variable: "LOG_LEVEL", value: "verbose" },
+    { variable: "LOG_FORMAT", value: "xml" },
+    { variable: "SHUTDOWN_TIMEOUT", value: "0" },
+    { variable: "SHUTDOWN_TIMEOUT", value: "3601" },
+    { variable: "SHUTDOWN_TIMEOUT", value: "ten" },
+    { variable: "SHUTDOWN_TIMEOUT", value: "10s" },
+    { variable: "UPDATE_CONCURRENCY", value: "0" },
+    { variable: "UPDATE_CONCURRENCY", value: "10001" },
+  ];
+  for (const { variable, value, secret, shows } of cases) {
+    await t.step(`${variable}=${JSON.stringify(value.slice(0, 40))}`, () => {
+      const env: Env = { BOT_TOKEN: TOKEN, [variable]: value };
+      const error = configError(env);
+      assert.deepEqual(variablesOf(error), [variable]);
+      const [issue] = error.issues;
+      assert.ok(issue!.message.length > 0);
+      if (secret) {
+        assert.ok(!error.message.includes(value), error.message);
+      } else {
+        assert.ok(
+          issue!.message.includes(shows ?? value.slice(0, 60)),
+          `message should show the bad value: ${issue!.message}`,
+        );
+      }
+      assert.match(error.message, new RegExp(`\\b${variable}\\b`));
+    });
+  }
+});
+
+Deno.test("loadConfig() reports every bad variable in one ConfigError", () => {
+  const error = configError({
+    BOT_TOKEN: "oops",
+    HTTP_PORT: "99999",
+    LOG_LEVEL: "loud",
+    ADMIN_IDS: "me",
+    SHUTDOWN_TIMEOUT: "-3",
+    BOT_MODE: "webhook",
+  });
+  assert.equal(error.name, "ConfigError");
+  // Sorted in the order of ENV_NAMES, so the report reads like the README's table.
+  assert.deepEqual(variablesOf(error), [
+    "BOT_TOKEN",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "HTTP_PORT",
+    "ADMIN_IDS",
+    "LOG_LEVEL",
+    "SHUTDOWN_TIMEOUT",
+  ]);
+  for (const variable of variablesOf(error)) {
+    assert.ok(error.message.includes(`${variable}: `), error.message);
+  }
+});
+
+Deno.test("loadConfig() never shows the token's value in a ConfigError", async (t) => {
+  const tokens = [
+    "123456:MY-RECOGNIZABLE-SECRET-VALUE!", // forbidden character
+    "MY-RECOGNIZABLE-SECRET-VALUE-abcdefghijklmnopqrstuv", // no id part
+    "123456:MY_RECOGNIZABLE_SECRET", // too short
+    `123456:MY_RECOGNIZABLE_SECRET${"x".repeat(60)}`, // too long
+  ];
+  for (const token of tokens) {
+    await t.step(token.slice(0, 40), () => {
+      const error = configError({ BOT_TOKEN: token, HTTP_PORT: "nope" });
+      assert.deepEqual(variablesOf(error), ["BOT_TOKEN", "HTTP_PORT"]);
+      const everything = [error.message, ...error.issues.map((issue) => issue.message)].join("\n");
+      assert.ok(!everything.includes("RECOGNIZABLE"), everything);
+      assert.ok(!everything.includes(token), everything);
+    });
+  }
+});
+
+Deno.test("loadConfig() in webhook mode", async (t) => {
+  await t.step("requires WEBHOOK_URL and WEBHOOK_SECRET", () => {
+    const error = configError({ BOT_TOKEN: TOKEN, BOT_MODE: "webhook" });
+    assert.deepEqual(variablesOf(error), ["WEBHOOK_URL", "WEBHOOK_SECRET"]);
+  });
+
+  await t.step("reports missing webhook settings together with other errors", () => {
+    const error = configError({
+      BOT_TOKEN: TOKEN,
+      BOT_MODE: "webhook",
+      WEBHOOK_URL: "https://bot.example.com/hook",
+      HTTP_PORT: "none",
+    });
+    assert.deepEqual(variablesOf(error), ["WEBHOOK_SECRET", "HTTP_PORT"]);
+  });
+
+  await t.step("refuses a webhook path that would shadow /health or /metrics", () => {
+    for (const path of ["/health", "/health/live", "/metrics"]) {
+      const error = configError({
+        BOT_TOKEN: TOKEN,
+        BOT_MODE: "webhook",
+        WEBHOOK_URL: `https://bot.example.com${path}`,
+        WEBHOOK_SECRET: "a_long_enough_secret",
+      });
+      assert.deepEqual(variablesOf(error), ["WEBHOOK_URL"], path);
+      assert.match(error.issues[0]!.message, /must not be one of/);
+    }
+  });
+
+  await t.step("does not require webhook settings in polling mode", () => {
+    assert.equal(loadConfig({ BOT_TOKEN: TOKEN, BOT_MODE: "polling" }).webhook, null);
+  });
+
+  const urls: Array<{ url: string; allowed: boolean }> = [
+    { url: "https://bot.example.com/hook", allowed: true },
+    { url: "http://bot.example.com/hook", allowed: false },
+    { url: "http://10.0.0.5:8080/hook", allowed: false },
+    { url: "http://127.0.0.1:8443/hook", allowed: true },
+    { url: "http://localhost:8443/hook", allowed: true },
+    { url: "http://[::1]:8443/hook", allowed: true },
+  ];
+  for (const { url, allowed } of urls) {
+    await t.step(`${allowed ? "accepts" : "refuses"} ${url}`, () => {
+      const env: Env = {
+        BOT_TOKEN: TOKEN,
+        BOT_MODE: "webhook",
+        WEBHOOK_URL: url,
+        WEBHOOK_SECRET: "s3cret_s3cret_s3cret",
+      };
+      if (allowed) {
+        const config = loadConfig(env);
+        assert.equal(config.webhook?.url, url);
+        assert.equal(config.webhook?.path, "/hook");
+        assert.equal(config.webhook?.secret, "s3cret_s3cret_s3cret");
+        assert.equal(config.webhook?.maxConnections, 40);
+      } else {
+        const error = configError(env);
+        assert.deepEqual(variablesOf(error), ["WEBHOOK_URL"]);
+        assert.match(error.issues[0]!.message, /https/);
+      }
+    });
+  }
+});
+
+Deno.test("loadConfig() treats empty and blank strings as unset", async (t) => {
+  await t.step("a blank BOT_TOKEN is reported as required", () => {
+    for (const value of ["", "   "]) {
+      const error = configError({ BOT_TOKEN: value });
+      assert.deepEqual(variablesOf(error), ["BOT_TOKEN"]);
+      assert.match(error.issues[0]!.message, /required/);
+    }
+  });
+
+  await t.step("a missing BOT_TOKEN is reported as required", () => {
+    const error = configError({});
+    assert.deepEqual(variablesOf(error), ["BOT_TOKEN"]);
+    assert.match(error.issues[0]!.message, /required/);
+  });
+
+  await t.step("blank optional variables take their defaults", () => {
+    const env: Env = { BOT_TOKEN: TOKEN };
+    for (const name of ENV_NAMES) if (name !== "BOT_TOKEN") env[name] = "";
+    env.HTTP_PORT = "  ";
+    assert.deepEqual(loadConfig(env), loadConfig({ BOT_TOKEN: TOKEN }));
+  });
+
+  await t.step("a blank WEBHOOK_SECRET counts as missing in webhook mode", () => {
+    const error = configError({
+      BOT_TOKEN: TOKEN,
+      BOT_MODE: "webhook",
+      WEBHOOK_URL: "https://bot.example.com/hook",
+      WEBHOOK_SECRET: " ",
+    });
+    assert.deepEqual(variablesOf(error), ["WEBHOOK_SECRET"]);
+  });
+});
+
+Deno.test("loadConfig() parses ADMIN_IDS", async (t) => {
+  const cases: Array<{ value: string; ids: number[] }> = [
+    { value: "42", ids: [42] },
+    { value: "1,2,3", ids: [1, 2, 3] },
+    { value: " 1 , 2 ,, 3, ", ids: [1, 2, 3] },
+    { value: "7,7,8", ids: [7, 8] },
+    { value: "6000000001", ids: [6_000_000_001] },
+    { value: ",", ids: [] },
+  ];
+  for (const { value, ids } of cases) {
+    await t.step(JSON.stringify(value), () => {
+      assert.deepEqual(loadConfig({ BOT_TOKEN: TOKEN, ADMIN_IDS: value }).adminIds, ids);
+    });
+  }
+});
+
+Deno.test("loadConfig() turns SHUTDOWN_TIMEOUT seconds into shutdownTimeoutMs", async (t) => {
+  const cases = [
+    { value: "1", ms: 1_000 },
+    { value: "2.5", ms: 2_500 },
+    { value: "30", ms: 30_000 },
+    { value: "3600", ms: 3_600_000 },
+  ];
+  for (const { value, ms } of cases) {
+    await t.step(value, () => {
+      assert.equal(loadConfig({ BOT_TOKEN: TOKEN, SHUTDOWN_TIMEOUT: value }).shutdownTimeoutMs, ms);
+    });
+  }
+});
+
+const FULL_SECRET_ENV: Env = {
+  BOT_TOKEN: TOKEN,
+  BOT_MODE: "webhook",
+  WEBHOOK_URL: "https://bot.example.com/hook",
+  WEBHOOK_SECRET: "the-webhook-secret",
+  METRICS_TOKEN: "the_metrics_token",
+};
+
+Deno.test("secretsOf() lists the token and every secret", () => {
+  const secrets = secretsOf(loadConfig(FULL_SECRET_ENV));
+  assert.ok(secrets.includes(TOKEN));
+  // The part after the colon alone is enough to use the bot, so it is a secret too.
+  assert.ok(secrets.includes("TEST-token_abcdefghijklmnopqrstuvwxyz"));
+  assert.ok(secrets.includes("the-webhook-secret"));
+  assert.ok(secrets.includes("the_metrics_token"));
+  assert.deepEqual(
+    secretsOf(loadConfig({ BOT_TOKEN: TOKEN })).sort(),
+    [
+      TOKEN,
+      "TEST-token_abcdefghijklmnopqrstuvwxyz",
+    ].sort(),
+  );
+});
+
+Deno.test("redactedConfig() contains no secret", () => {
+  const config = loadConfig(FULL_SECRET_ENV);
+  const json = JSON.stringify(redactedConfig(config));
+  for (const secret of secretsOf(config)) {
+    assert.ok(!json.includes(secret), `${secret} leaked into ${json}`);
+  }
+  const redacted = redactedConfig(config);
+  // What is not secret stays readable for the operator.
+  assert.equal(redacted.botToken, "123456:[redacted]");
+  assert.equal(redacted.botApiRoot, "https://api.telegram.org");
+  assert.equal((redacted.webhook as { url: string }).url, "https://bot.example.com/hook");
+  assert.equal(redacted.metricsToken, "[redacted]");
+  assert.equal(redactedConfig(loadConfig({ BOT_TOKEN: TOKEN })).metricsToken, null);
+});
+
+Deno.test("ENV_NAMES equals the --allow-env list of deno.json's start task", async () => {
+  const denoJson = await Deno.readTextFile(new URL("../deno.json", import.meta.url));
+  const { flags } = parseStartTask(denoJson);
+  const allowEnv = flags.filter((flag) => flag.startsWith("--allow-env"));
+  assert.equal(allowEnv.length, 1, `expected one --allow-env flag, got ${allowEnv.join(" ")}`);
+  const granted = allowEnv[0]!.slice("--allow-env=".length).split(",");
+  assert.equal(new Set(granted).size, granted.length, "duplicate names in --allow-env");
+  assert.deepEqual([...granted].sort(), [...ENV_NAMES].sort());
+});

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { FAKE_TOKEN, FakeBotApi } from "../fake_bot_api.ts";
+import { BotProcess, freePort } from "./program.ts";
+
+Deno.test("a bad environment exits 78 and names every bad variable, without a stack trace", async () => {
+  const { code, stdout, stderr } = await BotProcess.run({
+    env: {
+      BOT_TOKEN: "123:not-a-real-token-SECRETPART",
+      BOT_MODE: "webhook",
+      HTTP_PORT: "99999",
+      LOG_LEVEL: "chatty",
+      SHUTDOWN_TIMEOUT: "-5",
+      ADMIN_IDS: "42,alice",
+      DATA_DIR: "/etc/service-desk",
+    },
+  });
+  assert.equal(code, 78);
+  for (
+    const variable of [
+      "BOT_TOKEN",
+      "WEBHOOK_URL",
+      "WEBHOOK_SECRET",
+      "HTTP_PORT",
+      "LOG_LEVEL",
+      "SHUTDOWN_TIMEOUT",
+      "ADMIN_IDS",
+    ]
+  ) {
+    assert.match(stderr, new RegExp(`^  ${variable}: `, "m"), `${variable} is named`);
+  }
+  assert.match(stderr, /invalid configuration \(\d+ problems\)/);
+  assert.doesNotMatch(stderr, /SECRETPART/, "the token is never echoed");
+  assert.doesNotMatch(stderr, /\bat .*\.ts:\d+/, "no stack trace");
+  assert.equal(stdout, "");
+});
+
+Deno.test("DATA_DIR outside the directories the binary may write is a configuration error", async () => {
+  const { code, stderr } = await BotProcess.run({ env: { DATA_DIR: "/var/tmp/elsewhere" } });
+  assert.equal(code, 78);
+  assert.match(stderr, /DATA_DIR: "\/var\/tmp\/elsewhere" is outside the directories/);
+});
+
+Deno.test("a missing BOT_TOKEN exits 78 with a hint", async () => {
+  const { code, stderr } = await BotProcess.run({ env: { BOT_TOKEN: "" } });
+  assert.equal(code, 78);
+  assert.match(stderr, /BOT_TOKEN: is required/);
+});
+
+Deno.test("a token Telegram refuses stops the program with exit 1 and a clear line", async () => {
+  await using api = await FakeBotApi.start({
+    token: "999999:another-token_abcdefghijklmnopqrstuvwx",
+  });
+  const { code, stdout } = await BotProcess.run({ api });
+  assert.equal(code, 1);
+  assert.match(stdout, /Telegram refused BOT_TOKEN \(401 Unauthorized\)/);
+});
+
+Deno.test("secrets never reach the logs, even in network errors that carry the API URL", async () => {
+  const closedPort = freePort();
+  await using bot = await BotProcess.start({
+    env: {
+      BOT_API_ROOT: `http://127.0.0.1:${closedPort}`,
+      LOG_LEVEL: "debug",
+      METRICS_TOKEN: "metrics-secret-value-123",
+    },
+  });
+  await bot.waitForLog(/getMe failed, retrying/);
+  assert.equal((await bot.stop()).code, 0);
+  const output = bot.stdoutText() + bot.stderrText;
+  const secretPart = FAKE_TOKEN.split(":")[1]!;
+  assert.doesNotMatch(output, new RegExp(secretPart));
+  assert.doesNotMatch(output, /metrics-secret-value-123/);
+  assert.match(output, /fetch failed/, "the underlying network error is logged");
+});

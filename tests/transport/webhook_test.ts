@@ -1,0 +1,262 @@
+import assert from "node:assert/strict";
+import type { Update } from "grammy/types";
+import { logger } from "../../src/log.ts";
+import { Metrics } from "../../src/metrics.ts";
+import { UpdateScheduler } from "../../src/transport/scheduler.ts";
+import { MAX_WEBHOOK_BODY_BYTES, webhookHandler } from "../../src/transport/webhook.ts";
+
+const SECRET = "webhook_SECRET-123";
+const URL_ = "http://127.0.0.1:8080/tg/hook";
+const LIMIT = 1024;
+
+const UPDATE = {
+  update_id: 1,
+  message: {
+    message_id: 1,
+    date: 0,
+    chat: { id: 5, type: "private", first_name: "A" },
+    from: { id: 5, is_bot: false, first_name: "A" },
+    text: "hi",
+  },
+};
+
+/** A webhook handler wired to a real scheduler whose handler records updates. */
+class Harness implements Disposable {
+  readonly handled: Update[] = [];
+  readonly metrics = new Metrics();
+  accepting = true;
+  /** When set, handling waits for this promise. */
+  block: Promise<void> | null = null;
+  readonly scheduler = new UpdateScheduler({
+    handle: async (update) => {
+      if (this.block) await this.block;
+      this.handled.push(update);
+    },
+  });
+  readonly handler = webhookHandler({
+    secret: SECRET,
+    scheduler: this.scheduler,
+    accepting: () => this.accepting,
+    log: logger("test"),
+    metrics: this.metrics,
+    maxBodyBytes: LIMIT,
+  });
+
+  async rejected(status: number): Promise<number> {
+    const text = await this.metrics.registry.getSingleMetricAsString("bot_webhook_rejected_total");
+    const line = text.split("\n").find((l) =>
+      l.startsWith(`bot_webhook_rejected_total{status="${status}"} `)
+    );
+    return line === undefined ? 0 : Number(line.split(" ").at(-1));
+  }
+
+  [Symbol.dispose](): void {
+    this.metrics[Symbol.dispose]();
+  }
+}
+
+function post(
+  body: BodyInit | null,
+  headers: Record<string, string> = { "x-telegram-bot-api-secret-token": SECRET },
+): Request {
+  return new Request(URL_, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+}
+
+/** Whether a promise has settled once every ready callback and timer ran. */
+async function isSettled(promise: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol("pending");
+  const first = await Promise.race([
+    promise.then(() => "settled", () => "settled"),
+    new Promise((resolve) => setTimeout(() => resolve(pending), 0)),
+  ]);
+  return first !== pending;
+}
+
+Deno.test("webhookHandler() refuses requests without the right secret", async (t) => {
+  const cases: Array<{ name: string; headers: Record<string, string> }> = [
+    { name: "missing", headers: {} },
+    { name: "empty", headers: { "x-telegram-bot-api-secret-token": "" } },
+    { name: "wrong", headers: { "x-telegram-bot-api-secret-token": "guess" } },
+    { name: "a prefix", headers: { "x-telegram-bot-api-secret-token": SECRET.slice(0, -1) } },
+    {
+      name: "different case",
+      headers: { "x-telegram-bot-api-secret-token": SECRET.toLowerCase() },
+    },
+  ];
+  for (const { name, headers } of cases) {
+    await t.step(`${name} secret → 401`, async () => {
+      using h = new Harness();
+      const res = await h.handler(post(JSON.stringify(UPDATE), headers));
+      assert.equal(res.status, 401);
+      assert.equal((await res.json()).ok, false);
+      assert.deepEqual(h.handled, []);
+      assert.equal(h.scheduler.handled, 0);
+      assert.equal(await h.rejected(401), 1);
+    });
+  }
+
+  await t.step("while stopping, a wrong secret still gets 401", async () => {
+    using h = new Harness();
+    h.accepting = false;
+    const res = await h.handler(post(JSON.stringify(UPDATE), {}));
+    assert.equal(res.status, 401);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("webhookHandler() answers 503 with retry-after while stopping", async () => {
+  using h = new Harness();
+  h.accepting = false;
+  const res = await h.handler(post(JSON.stringify(UPDATE)));
+  assert.equal(res.status, 503);
+  assert.ok(Number(res.headers.get("retry-after")) > 0, "retry-after missing");
+  assert.equal((await res.json()).ok, false);
+  assert.deepEqual(h.handled, []);
+  assert.equal(await h.rejected(503), 1);
+});
+
+Deno.test("webhookHandler() refuses a body over the limit with 413", async (t) => {
+  await t.step("declared in content-length, before reading the body", async () => {
+    using h = new Harness();
+    let pulled = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled = true;
+        controller.enqueue(new TextEncoder().encode(JSON.stringify(UPDATE)));
+        controller.close();
+      },
+    }, { highWaterMark: 0 });
+    const res = await h.handler(
+      post(body, {
+        "x-telegram-bot-api-secret-token": SECRET,
+        "content-length": String(LIMIT + 1),
+      }),
+    );
+    assert.equal(res.status, 413);
+    await res.body?.cancel();
+    assert.equal(pulled, false, "the body was read although its declared size is too big");
+    assert.deepEqual(h.handled, []);
+    assert.equal(await h.rejected(413), 1);
+  });
+
+  await t.step("streamed without content-length, even when endless", async () => {
+    using h = new Harness();
+    let cancelled = false;
+    const chunk = new TextEncoder().encode(`{"update_id":1,"padding":"${"x".repeat(300)}`);
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(chunk);
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const req = post(endless);
+    assert.equal(req.headers.get("content-length"), null);
+    const res = await h.handler(req);
+    assert.equal(res.status, 413);
+    await res.body?.cancel();
+    assert.ok(cancelled, "the handler kept the endless body open");
+    assert.deepEqual(h.handled, []);
+  });
+
+  await t.step("a body of exactly the limit is accepted", async () => {
+    using h = new Harness();
+    const base = JSON.stringify({ ...UPDATE, padding: "" });
+    const body = JSON.stringify({ ...UPDATE, padding: "x".repeat(LIMIT - base.length) });
+    assert.equal(body.length, LIMIT);
+    const res = await h.handler(post(body));
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal(h.handled.length, 1);
+  });
+
+  await t.step("the default limit is 1 MiB", () => {
+    assert.equal(MAX_WEBHOOK_BODY_BYTES, 1024 * 1024);
+  });
+});
+
+Deno.test("webhookHandler() refuses a body that is not an update with 400", async (t) => {
+  const cases: Array<{ name: string; body: BodyInit | null }> = [
+    { name: "bad JSON", body: "{not json" },
+    { name: "empty body", body: "" },
+    { name: "no body", body: null },
+    { name: "a JSON array", body: JSON.stringify([UPDATE]) },
+    { name: "a JSON string", body: JSON.stringify("update") },
+    { name: "null", body: "null" },
+    { name: "no update_id", body: JSON.stringify({ message: UPDATE.message }) },
+    { name: "a string update_id", body: JSON.stringify({ ...UPDATE, update_id: "1" }) },
+    { name: "a fractional update_id", body: JSON.stringify({ ...UPDATE, update_id: 1.5 }) },
+    { name: "a negative update_id", body: JSON.stringify({ ...UPDATE, update_id: -1 }) },
+    { name: "invalid UTF-8", body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) },
+  ];
+  for (const { name, body } of cases) {
+    await t.step(name, async () => {
+      using h = new Harness();
+      const res = await h.handler(post(body));
+      assert.equal(res.status, 400);
+      assert.equal((await res.json()).ok, false);
+      assert.deepEqual(h.handled, []);
+      assert.equal(await h.rejected(400), 1);
+    });
+  }
+});
+
+Deno.test("webhookHandler() answers 405 to anything but POST", async (t) => {
+  for (const method of ["GET", "PUT", "DELETE"]) {
+    await t.step(method, async () => {
+      using h = new Harness();
+      const res = await h.handler(
+        new Request(URL_, {
+          method,
+          headers: { "x-telegram-bot-api-secret-token": SECRET },
+        }),
+      );
+      assert.equal(res.status, 405);
+      await res.body?.cancel();
+      assert.deepEqual(h.handled, []);
+    });
+  }
+});
+
+Deno.test("webhookHandler() answers 200 only after the update was handled", async () => {
+  using h = new Harness();
+  const gate = Promise.withResolvers<void>();
+  h.block = gate.promise;
+  const responding = h.handler(post(JSON.stringify(UPDATE)));
+  assert.equal(await isSettled(responding), false, "answered before the update was handled");
+  assert.deepEqual(h.scheduler.pendingIds(), [1]);
+  gate.resolve();
+  const res = await responding;
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { ok: true });
+  assert.deepEqual(h.handled, [UPDATE]);
+  assert.equal(h.scheduler.inFlight, 0);
+});
+
+Deno.test("webhookHandler() handles a redelivered update once while it runs", async () => {
+  using h = new Harness();
+  const gate = Promise.withResolvers<void>();
+  h.block = gate.promise;
+  let scheduled = 0;
+  const schedule = h.scheduler.schedule.bind(h.scheduler);
+  h.scheduler.schedule = (update) => {
+    scheduled++;
+    return schedule(update);
+  };
+  const first = h.handler(post(JSON.stringify(UPDATE)));
+  const retry = h.handler(post(JSON.stringify(UPDATE)));
+  // Both requests must have reached the scheduler while the first is still running.
+  while (scheduled < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.equal(await isSettled(retry), false);
+  gate.resolve();
+  for (const res of await Promise.all([first, retry])) {
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  }
+  assert.equal(h.handled.length, 1);
+});
