@@ -64,3 +64,29 @@ Deno.test("polling mode: a private message that is not a command gets a hint, un
   assert.match(unknown!.text, /\/frobnicate/);
   assert.equal((await bot.stop()).code, 0);
 });
+
+Deno.test("polling mode: one chat's updates are handled in order, other chats meanwhile", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+  api.delay("sendMessage", 400);
+  api.pushMessage({ chatId: 501, text: "/start" });
+  api.pushMessage({ chatId: 501, text: "/help" });
+  api.pushMessage({ chatId: 501, text: "thanks" });
+  api.pushMessage({ chatId: 502, text: "/start" });
+  await api.waitFor(() => api.sentMessages().length === 4 || undefined, 15_000, "four replies");
+
+  const calls = api.calls.filter((call) => call.method === "sendMessage");
+  const chat501 = calls.filter((call) => call.params.chat_id === 501);
+  assert.match(String(chat501[0]!.params.text), /^Hello/);
+  assert.match(String(chat501[1]!.params.text), /^Here is what I can do/);
+  assert.match(String(chat501[2]!.params.text), /only understand commands/);
+  // Each reply of chat 501 was sent only after the previous one had been answered...
+  for (let i = 1; i < chat501.length; i++) {
+    assert.ok(chat501[i]!.at - chat501[i - 1]!.at >= 400, "one chat's updates never overlap");
+  }
+  // ...while chat 502 did not wait for chat 501.
+  const chat502 = calls.find((call) => call.params.chat_id === 502)!;
+  assert.ok(chat502.at < chat501[1]!.at, "another chat runs concurrently");
+  assert.equal((await bot.stop()).code, 0);
+});

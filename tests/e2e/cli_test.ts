@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { FakeBotApi } from "../fake_bot_api.ts";
+import { BotProcess, freePort } from "./program.ts";
+
+Deno.test("the start task's permission flags stop file reads outside data/, process spawning and FFI", async () => {
+  const { code, stdout } = await BotProcess.run({ entry: "tests/e2e/fixtures/sandbox_probe.ts" });
+  assert.equal(code, 0);
+  const results = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual(results, {
+    "read /etc/passwd": "NotCapable",
+    "read the project's deno.json": "NotCapable",
+    "write /tmp": "NotCapable",
+    "spawn a process": "NotCapable",
+    "load a native library": "NotCapable",
+    "read HOME": "NotCapable",
+    "read all environment variables": "NotCapable",
+    "write data/": "allowed",
+  });
+});
+
+Deno.test("doctor reports the sandbox, the data directory, the token and the webhook", async () => {
+  await using api = await FakeBotApi.start();
+  const { code, stdout } = await BotProcess.run({ api, args: ["doctor"] });
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /^ok +sandbox +may not run other programs$/m);
+  assert.match(stdout, /^ok +sandbox +may not read \/etc\/passwd$/m);
+  assert.match(stdout, /^ok +data +DATA_DIR \.\/data is writable$/m);
+  assert.match(stdout, /^ok +telegram +token accepted: @service_desk_test_bot/m);
+  assert.match(stdout, /^ok +webhook +none registered \(polling mode\)/m);
+  assert.match(stdout, /no problems found/);
+});
+
+Deno.test("doctor fails with exit 1 when Telegram refuses the token", async () => {
+  await using api = await FakeBotApi.start({
+    token: "999999:another-token_abcdefghijklmnopqrstuvwx",
+  });
+  const { code, stdout } = await BotProcess.run({ api, args: ["doctor"] });
+  assert.equal(code, 1);
+  assert.match(stdout, /^FAIL telegram +Telegram refused BOT_TOKEN \(401\)/m);
+});
+
+Deno.test("healthcheck exits 0 against a ready instance and 1 when nothing answers", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+  const healthy = await BotProcess.run({
+    args: ["healthcheck"],
+    env: { HTTP_PORT: String(bot.port) },
+  });
+  assert.equal(healthy.code, 0);
+  assert.match(healthy.stdout, /^pass/);
+  assert.equal((await bot.stop()).code, 0);
+
+  const unreachable = await BotProcess.run({
+    args: ["healthcheck"],
+    env: { HTTP_PORT: String(freePort()) },
+  });
+  assert.equal(unreachable.code, 1);
+  assert.match(unreachable.stdout, /^unreachable/);
+});
+
+Deno.test("version, help and an unknown command", async (t) => {
+  await t.step("version prints the program and version", async () => {
+    const { code, stdout } = await BotProcess.run({ args: ["version"] });
+    assert.equal(code, 0);
+    assert.match(stdout, /^service-desk-bot \d+\.\d+\.\d+ \(deno /);
+  });
+  await t.step("help lists the commands and exit codes", async () => {
+    const { code, stdout } = await BotProcess.run({ args: ["help"] });
+    assert.equal(code, 0);
+    for (const word of ["healthcheck", "doctor", "version", "78"]) {
+      assert.match(stdout, new RegExp(word));
+    }
+  });
+  await t.step("an unknown command prints usage and exits 2", async () => {
+    const { code, stderr } = await BotProcess.run({ args: ["frobnicate"] });
+    assert.equal(code, 2);
+    assert.match(stderr, /unknown command "frobnicate"/);
+    assert.match(stderr, /Usage:/);
+  });
+});
