@@ -6,8 +6,8 @@
 #   docker run -d --name bot --env-file deploy/bot.env -p 127.0.0.1:8080:8080 \
 #     -v service-desk-bot:/var/lib/service-desk-bot service-desk-bot
 #
-# The binary must be built where `deno compile` can download its runtime (denort) from
-# dl.deno.land: any machine with internet access, or the build stage of this Dockerfile.
+# The binary must be built where `deno compile` can download its runtime (denort) from the
+# internet: any machine with internet access, or the build stage of this Dockerfile.
 # An offline host can run the result but cannot build it.
 
 # Keep in step with the Deno used in development and CI (`deno --version`).
