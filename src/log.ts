@@ -7,6 +7,7 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
+import { dirname } from "node:path";
 import type { LogLevel } from "./config.ts";
 
 export type { Logger };
@@ -112,6 +113,7 @@ function stdoutWriter(): (line: string) => void {
 }
 
 function fileWriter(path: string): { write: (line: string) => void; close: () => void } {
+  Deno.mkdirSync(dirname(path), { recursive: true });
   const file = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
   const encoder = new TextEncoder();
   return {

@@ -72,3 +72,32 @@ Deno.test("secrets never reach the logs, even in network errors that carry the A
   assert.doesNotMatch(output, /metrics-secret-value-123/);
   assert.match(output, /fetch failed/, "the underlying network error is logged");
 });
+
+Deno.test("a busy HTTP port stops the program with exit 1 and says which address", async () => {
+  await using api = await FakeBotApi.start();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const { code, stdout } = await BotProcess.run({ api, env: { HTTP_PORT: String(port) } });
+  assert.equal(code, 1);
+  assert.match(
+    stdout,
+    new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`),
+  );
+});
+
+Deno.test("LOG_FILE under logs/ is created and receives the same JSON lines as stdout", async () => {
+  await using api = await FakeBotApi.start();
+  const cwd = await Deno.makeTempDir({ prefix: "bot-e2e-" });
+  try {
+    await using bot = await BotProcess.start({ api, cwd, env: { LOG_FILE: "logs/bot.log" } });
+    await bot.waitReady();
+    assert.equal((await bot.stop()).code, 0);
+    const lines = (await Deno.readTextFile(`${cwd}/logs/bot.log`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.ok(lines.some((line) => /^ready as /.test(line.msg)));
+    assert.ok(lines.some((line) => /^stopped after /.test(line.msg)));
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
