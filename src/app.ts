@@ -1,6 +1,5 @@
-import { type Bot, GrammyError, type MiddlewareFn } from "grammy";
+import { GrammyError } from "grammy";
 import type { Config } from "./config.ts";
-import type { BotContext } from "./bot/context.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot/pipeline.ts";
 import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
 import { UnauthorizedTokenError } from "./errors.ts";
@@ -14,14 +13,6 @@ import { UpdateScheduler } from "./transport/scheduler.ts";
 import { registerWebhook, webhookHandler } from "./transport/webhook.ts";
 import { backoffDelay } from "./util/backoff.ts";
 import { delay } from "./util/delay.ts";
-
-/** Options of {@link createApp} besides the configuration. */
-export interface AppOptions {
-  /** HTTP client for the Bot API. @default globalThis.fetch */
-  fetch?: typeof fetch;
-  /** Extra feature middleware (tests inject faults with it). */
-  features?: MiddlewareFn<BotContext>[];
-}
 
 /** What a stop did, for the summary line. */
 export interface StopSummary {
@@ -43,8 +34,6 @@ export interface App {
   handler: Handler;
   /** Readiness registry; storage layers register their checks here. */
   health: Health;
-  /** The grammY bot. */
-  bot: Bot<BotContext>;
   /** Connects to Telegram and starts the transport; resolves once ready. */
   start(): Promise<void>;
   /** Settles when the transport died for good (e.g. the token was revoked). */
@@ -54,7 +43,7 @@ export interface App {
 }
 
 /** Builds the application from a resolved configuration (wiring only). */
-export function createApp(config: Config, options: AppOptions = {}): App {
+export function createApp(config: Config): App {
   const log = logger("app");
   const metrics = new Metrics();
   const health = new Health();
@@ -63,8 +52,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     apiRoot: config.botApiRoot,
     defaultLocale: config.defaultLocale,
     metrics,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-    ...(options.features ? { features: options.features } : {}),
   });
   const scheduler = new UpdateScheduler({
     handle: (update) => bot.handleUpdate(update),
@@ -214,5 +201,5 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     return stopping;
   }
 
-  return { handler, health, bot, start, stop, failed };
+  return { handler, health, start, stop, failed };
 }

@@ -31,8 +31,6 @@ export interface CreateBotOptions {
   botInfo?: UserFromGetMe;
   /** HTTP client for the Bot API. @default globalThis.fetch */
   fetch?: typeof fetch;
-  /** Extra feature composers, inserted before the fallback; tests use it to inject faults. */
-  features?: MiddlewareFn<BotContext>[];
 }
 
 /** One named stage of the pipeline. */
@@ -57,8 +55,8 @@ export function pipelineStages(options: CreateBotOptions): Stage[] {
       middleware: contextStage({ defaultLocale: options.defaultLocale, metrics: options.metrics }),
     },
     { name: "errors", middleware: errorsStage() },
-    ...[startFeature.middleware(), ...(options.features ?? []), fallbackFeature.middleware()]
-      .map((middleware) => ({ name: "features", middleware })),
+    { name: "features", middleware: startFeature.middleware() },
+    { name: "features", middleware: fallbackFeature.middleware() },
   ];
 }
 
