@@ -1,5 +1,6 @@
 import { GrammyError } from "grammy";
 import type { Config } from "./config.ts";
+import { publishCommands } from "./bot/features/start.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot/pipeline.ts";
 import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
 import { UnauthorizedTokenError } from "./errors.ts";
@@ -130,6 +131,10 @@ export function createApp(config: Config): App {
     health.setPhase("starting", "connecting to Telegram");
     // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
     bot.botInfo = await untilDone("getMe", () => bot.api.getMe(lifetime.signal as never));
+    // The command menu is a convenience: it must neither delay readiness nor keep the bot down.
+    publishCommands(bot.api, config.defaultLocale, lifetime.signal).catch((error) =>
+      lifetime.signal.aborted || log.warning("could not publish the command menu", { error })
+    );
     if (config.webhook) {
       const webhook = config.webhook;
       // Accept before registering: Telegram may post the moment setWebhook returns.

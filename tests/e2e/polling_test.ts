@@ -18,6 +18,14 @@ Deno.test("polling mode: /start and /help are answered in the user's language", 
   assert.match(help!.text, /\/start/);
   assert.match(api.sentMessages(202)[0]!.text, /^Здравствуйте, Борис!/);
 
+  // The command menu is published in every language.
+  const menus = api.callsOf("setMyCommands");
+  assert.deepEqual(menus.map((m) => m.language_code), [undefined, "en", "ru"]);
+  assert.deepEqual(
+    (menus[2]!.commands as Array<{ command: string }>).map((c) => c.command),
+    ["start", "help"],
+  );
+
   // Polling asked only for the update types the bot handles.
   const polls = api.callsOf("getUpdates").filter((p) => p.allowed_updates !== undefined);
   assert.ok(polls.length > 0);
