@@ -43,6 +43,9 @@ Deno.test("webhook mode: registers the webhook and answers /start delivered by T
   assert.match(api.sentMessages(12)[0]!.text, /\/start/);
   assert.ok(api.webhookPosts.every((post) => post.status === 200 && post.secretHeader === SECRET));
   assert.equal(api.callsOf("getUpdates").length, 0, "webhook mode never polls");
+  const health = JSON.parse((await bot.get("/health")).body);
+  assert.equal(health.status, "pass");
+  assert.equal(health.checks["webhook:telegram"][0].status, "pass");
   assert.equal((await bot.stop()).code, 0);
   assert.equal(api.pendingCount(), 0);
 });
