@@ -155,8 +155,9 @@ export function formatStartupReport(report: StartupReport): string {
     "",
     table,
     "",
-    "spawn → ready includes Deno start, module load, config, getMe and getWebhookInfo;",
-    "startup_ms is the program's own figure from start() to ready. The median leaves out run 1.",
+    "spawn → ready includes Deno start, module load, config and every Bot API call start() makes",
+    "(getMe, getWebhookInfo, ...); startup_ms is the program's own figure from start() to ready.",
+    "The median leaves out run 1.",
   ].join("\n");
 }
 
