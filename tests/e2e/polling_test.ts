@@ -98,3 +98,34 @@ Deno.test("polling mode: one chat's updates are handled in order, other chats me
   assert.ok(chat502.at < chat501[1]!.at, "another chat runs concurrently");
   assert.equal((await bot.stop()).code, 0);
 });
+
+Deno.test("polling mode: Bot API errors while polling are retried with backoff, then updates flow again", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+  api.failNext("getUpdates", { error_code: 502 }, 2);
+  api.pushMessage({ chatId: 601, text: "/start" });
+  await api.waitFor(
+    () => api.sentMessages(601).length === 1 || undefined,
+    20_000,
+    "the reply after the errors",
+  );
+  const warnings = bot.logs(/^getUpdates failed \(api\)/);
+  assert.ok(warnings.length >= 1, "the failed polls were logged");
+  assert.equal(warnings[0]!.level, "warning");
+  const metrics = (await bot.get("/metrics")).body;
+  assert.match(metrics, /^bot_polling_errors_total\{reason="api"\} [12]$/m);
+  assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("polling mode: a token revoked while running stops the program with exit 1", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady();
+  api.failNext("getUpdates", { error_code: 401, description: "Unauthorized" }, 100);
+  api.pushMessage({ chatId: 602, text: "/start" });
+  const status = await bot.status;
+  assert.equal(status.code, 1);
+  assert.equal(bot.logs(/^transport failed: Telegram refused BOT_TOKEN/).length, 1);
+  assert.equal(bot.logs(/^stopped after/).length, 1, "it still stops in order");
+});
