@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { BotProcess, freePort } from "../tests/e2e/program.ts";
+import { BotProcess, freePort, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
 import { FakeBotApi } from "../tests/fake_bot_api.ts";
 import { sampleSum, scrape } from "./prometheus.ts";
 import { markdownTable, mib, ms, percentile, perSecond } from "./stats.ts";
@@ -67,18 +67,9 @@ export async function measureWebhookThroughput(
 ): Promise<ThroughputResult> {
   const { updates, chats, concurrency, warmup, timeoutMs } = withDefaults(options);
   await using api = await FakeBotApi.start();
-  const port = freePort();
-  await using bot = await BotProcess.start({
-    api,
-    env: {
-      BOT_MODE: "webhook",
-      HTTP_PORT: String(port),
-      WEBHOOK_URL: `http://127.0.0.1:${port}/telegram/hook`,
-      WEBHOOK_SECRET: SECRET,
-    },
-  });
+  await using bot = await BotProcess.start({ api, env: webhookEnv(freePort(), SECRET) });
   await bot.waitReady();
-  const hook = `${bot.url}/telegram/hook`;
+  const hook = `${bot.url}${WEBHOOK_PATH}`;
   const bodies = startMessages(warmup + updates, chats).map((update) => JSON.stringify(update));
 
   await postAll(hook, bodies.slice(0, warmup), concurrency);

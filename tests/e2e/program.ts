@@ -30,6 +30,19 @@ export function freePort(): number {
   return port;
 }
 
+/** The webhook path the end-to-end tests and benchmarks serve. */
+export const WEBHOOK_PATH = "/telegram/hook";
+
+/** Environment for webhook mode on `port`, with Telegram posting to loopback. */
+export function webhookEnv(port: number, secret: string): Record<string, string> {
+  return {
+    BOT_MODE: "webhook",
+    HTTP_PORT: String(port),
+    WEBHOOK_URL: `http://127.0.0.1:${port}${WEBHOOK_PATH}`,
+    WEBHOOK_SECRET: secret,
+  };
+}
+
 /** What deno itself needs to find its cache; the program cannot read these. */
 function passThrough(): Record<string, string> {
   const env: Record<string, string> = {};

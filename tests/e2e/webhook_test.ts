@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
-import { BotProcess, freePort } from "./program.ts";
+import { BotProcess, freePort, webhookEnv } from "./program.ts";
 
 const SECRET = "e2e_webhook-Secret_0123456789";
 
 async function startWebhookBot(api: FakeBotApi, env: Record<string, string> = {}) {
-  const port = freePort();
   const bot = await BotProcess.start({
     api,
-    env: {
-      BOT_MODE: "webhook",
-      HTTP_PORT: String(port),
-      WEBHOOK_URL: `http://127.0.0.1:${port}/telegram/hook`,
-      WEBHOOK_SECRET: SECRET,
-      WEBHOOK_MAX_CONNECTIONS: "10",
-      ...env,
-    },
+    env: { ...webhookEnv(freePort(), SECRET), WEBHOOK_MAX_CONNECTIONS: "10", ...env },
   });
   await bot.waitReady();
   return bot;
