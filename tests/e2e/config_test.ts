@@ -55,7 +55,7 @@ Deno.test("a token Telegram refuses stops the program with exit 1 and a clear li
   assert.match(stdout, /Telegram refused BOT_TOKEN \(401 Unauthorized\)/);
 });
 
-Deno.test("secrets never reach the logs, even in network errors that carry the API URL", async () => {
+Deno.test("secrets never reach the logs, even at debug level with network errors", async () => {
   const closedPort = freePort();
   await using bot = await BotProcess.start({
     env: {
