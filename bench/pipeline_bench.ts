@@ -11,6 +11,7 @@ import type { Update, UserFromGetMe } from "grammy/types";
 import { createBot } from "../src/bot/pipeline.ts";
 import { Metrics } from "../src/metrics.ts";
 import { UpdateScheduler } from "../src/transport/scheduler.ts";
+import { textMessage } from "../tests/updates.ts";
 
 const BOT_INFO: UserFromGetMe = {
   id: 123456,
@@ -61,20 +62,7 @@ const bot = createBot({
 });
 
 function privateText(updateId: number, chatId: number, text: string): Update {
-  const from = { id: chatId, is_bot: false, first_name: "Ada", language_code: "en" };
-  return {
-    update_id: updateId,
-    message: {
-      message_id: updateId,
-      date: 0,
-      chat: { id: chatId, type: "private", first_name: "Ada" },
-      from,
-      text,
-      ...(text.startsWith("/")
-        ? { entities: [{ type: "bot_command", offset: 0, length: text.split(" ")[0]!.length }] }
-        : {}),
-    },
-  } as Update;
+  return textMessage({ updateId, chatId, text, firstName: "Ada", languageCode: "en" });
 }
 
 const startUpdate = privateText(1, 42, "/start");

@@ -10,7 +10,9 @@
  * @module
  */
 import { BotProcess, freePort, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
+import type { Update } from "grammy/types";
 import { FakeBotApi } from "../tests/fake_bot_api.ts";
+import { textMessage } from "../tests/updates.ts";
 import { sampleSum, scrape } from "./prometheus.ts";
 import { markdownTable, mib, ms, percentile, perSecond } from "./stats.ts";
 
@@ -164,25 +166,22 @@ function withDefaults(options: ThroughputOptions): Required<ThroughputOptions> {
 }
 
 /** `count` private `/start` messages shaped like Telegram's, from `chats` chats in turn. */
-function startMessages(count: number, chats: number): Record<string, unknown>[] {
+function startMessages(count: number, chats: number): Update[] {
   const date = Math.floor(Date.now() / 1000);
   const nextMessageId = new Map<number, number>();
   return Array.from({ length: count }, (_, i) => {
     const chatId = FIRST_CHAT + (i % chats);
     const messageId = (nextMessageId.get(chatId) ?? 0) + 1;
     nextMessageId.set(chatId, messageId);
-    const firstName = `User ${chatId}`;
-    return {
-      update_id: 1_000_000 + i,
-      message: {
-        message_id: messageId,
-        date,
-        chat: { id: chatId, type: "private", first_name: firstName },
-        from: { id: chatId, is_bot: false, first_name: firstName, language_code: "en" },
-        text: "/start",
-        entities: [{ type: "bot_command", offset: 0, length: "/start".length }],
-      },
-    };
+    return textMessage({
+      updateId: 1_000_000 + i,
+      chatId,
+      text: "/start",
+      firstName: `User ${chatId}`,
+      languageCode: "en",
+      messageId,
+      date,
+    });
   });
 }
 

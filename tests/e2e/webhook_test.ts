@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
+import { textMessage } from "../updates.ts";
 import { BotProcess, freePort, webhookEnv } from "./program.ts";
 
 const SECRET = "e2e_webhook-Secret_0123456789";
@@ -45,17 +46,10 @@ Deno.test("webhook mode: registers the webhook and answers /start delivered by T
 Deno.test("webhook mode: a wrong or missing secret gets 401 and nothing is handled", async () => {
   await using api = await FakeBotApi.start();
   await using bot = await startWebhookBot(api);
-  const update = JSON.stringify({
-    update_id: 777,
-    message: {
-      message_id: 1,
-      date: 0,
-      chat: { id: 13, type: "private", first_name: "Eve" },
-      from: { id: 13, is_bot: false, first_name: "Eve" },
-      text: "/start",
-      entities: [{ type: "bot_command", offset: 0, length: 6 }],
-    },
-  });
+  const update = JSON.stringify(
+    textMessage({ updateId: 777, chatId: 13, text: "/start", firstName: "Eve" }),
+  );
+
   const hook = `${bot.url}/telegram/hook`;
   const wrong = await fetch(hook, {
     method: "POST",

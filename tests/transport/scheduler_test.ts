@@ -2,18 +2,10 @@ import assert from "node:assert/strict";
 import type { Update } from "grammy/types";
 import { Metrics } from "../../src/metrics.ts";
 import { UpdateScheduler } from "../../src/transport/scheduler.ts";
+import { textMessage } from "../updates.ts";
 
 function message(updateId: number, chatId: number, text = "hi"): Update {
-  return {
-    update_id: updateId,
-    message: {
-      message_id: updateId,
-      date: 0,
-      chat: { id: chatId, type: "private", first_name: "A" },
-      from: { id: chatId, is_bot: false, first_name: "A" },
-      text,
-    },
-  } as Update;
+  return textMessage({ updateId, chatId, text, firstName: "A" });
 }
 
 /** Lets every pending callback run, so that whatever can start has started. */

@@ -4,21 +4,13 @@ import { logger } from "../../src/log.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { UpdateScheduler } from "../../src/transport/scheduler.ts";
 import { MAX_WEBHOOK_BODY_BYTES, webhookHandler } from "../../src/transport/webhook.ts";
+import { textMessage } from "../updates.ts";
 
 const SECRET = "webhook_SECRET-123";
 const URL_ = "http://127.0.0.1:8080/tg/hook";
 const LIMIT = 1024;
 
-const UPDATE = {
-  update_id: 1,
-  message: {
-    message_id: 1,
-    date: 0,
-    chat: { id: 5, type: "private", first_name: "A" },
-    from: { id: 5, is_bot: false, first_name: "A" },
-    text: "hi",
-  },
-};
+const UPDATE = textMessage({ updateId: 1, chatId: 5, text: "hi", firstName: "A" });
 
 /** A webhook handler wired to a real scheduler whose handler records updates. */
 class Harness implements Disposable {
