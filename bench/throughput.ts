@@ -77,16 +77,12 @@ export async function measureWebhookThroughput(
   await postAll(hook, bodies.slice(0, warmup), concurrency);
   await api.waitFor(() => api.sentMessages().length >= warmup, timeoutMs, "warm-up replies");
   const before = await scrapeCounted(bot.url, warmup, timeoutMs);
-  const sentBefore = api.sentMessages().length;
-
-  const started = performance.now();
-  const latenciesMs = await postAll(hook, bodies.slice(warmup), concurrency);
-  await api.waitFor(
-    () => api.sentMessages().length >= sentBefore + updates,
+  const { elapsedMs, result: latenciesMs } = await timeReplies(
+    api,
+    updates,
     timeoutMs,
-    `${updates} replies`,
+    () => postAll(hook, bodies.slice(warmup), concurrency),
   );
-  const elapsedMs = performance.now() - started;
 
   const after = await scrapeCounted(bot.url, warmup + updates, timeoutMs);
   await bot.stop();
@@ -125,17 +121,8 @@ export async function measurePollingThroughput(
   push(warmup, 0);
   await api.waitFor(() => api.sentMessages().length >= warmup, timeoutMs, "warm-up replies");
   const before = await scrapeCounted(bot.url, warmup, timeoutMs);
-  const sentBefore = api.sentMessages().length;
   const pollsBefore = api.callsOf("getUpdates").length;
-
-  const started = performance.now();
-  push(updates, warmup);
-  await api.waitFor(
-    () => api.sentMessages().length >= sentBefore + updates,
-    timeoutMs,
-    `${updates} replies`,
-  );
-  const elapsedMs = performance.now() - started;
+  const { elapsedMs } = await timeReplies(api, updates, timeoutMs, () => push(updates, warmup));
 
   const after = await scrapeCounted(bot.url, warmup + updates, timeoutMs);
   const polls = api.callsOf("getUpdates").length - pollsBefore;
@@ -183,6 +170,24 @@ function startMessages(count: number, chats: number): Update[] {
       date,
     });
   });
+}
+
+/** Runs `send` and times it until `count` more replies have reached the fake Bot API. */
+async function timeReplies<T>(
+  api: FakeBotApi,
+  count: number,
+  timeoutMs: number,
+  send: () => T | Promise<T>,
+): Promise<{ elapsedMs: number; result: T }> {
+  const sentBefore = api.sentMessages().length;
+  const started = performance.now();
+  const result = await send();
+  await api.waitFor(
+    () => api.sentMessages().length >= sentBefore + count,
+    timeoutMs,
+    `${count} replies`,
+  );
+  return { elapsedMs: performance.now() - started, result };
 }
 
 /** Posts every body to the webhook, `concurrency` at a time; returns POST → 200 times in ms. */
