@@ -34,6 +34,16 @@ export const ENV_NAMES = [
   "LOG_FILE",
   "SHUTDOWN_TIMEOUT",
   "UPDATE_CONCURRENCY",
+  "DATABASE_URL",
+  "DB_POOL_SIZE",
+  "DB_IDLE_TIMEOUT",
+  "DB_MAX_LIFETIME",
+  "DB_CONNECT_TIMEOUT",
+  "MIGRATE_ON_START",
+  "REDIS_URL",
+  "REDIS_KEY_PREFIX",
+  "USER_CACHE_TTL",
+  "BACKUP_RETENTION_DAYS",
 ] as const;
 /** One of {@link ENV_NAMES}. */
 export type EnvName = typeof ENV_NAMES[number];
@@ -68,6 +78,38 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** How many updates may be handled at the same time (different chats). */
   updateConcurrency: number;
+  /** Relational database settings. */
+  database: DatabaseConfig;
+  /** Key-value store settings. */
+  store: StoreConfig;
+  /** How long a cached user profile is trusted, in milliseconds. */
+  userCacheTtlMs: number;
+  /** Backups older than this many days are deleted after each new backup. */
+  backupRetentionDays: number;
+}
+
+/** Relational database settings, resolved. */
+export interface DatabaseConfig {
+  /** Postgres URL; `null` runs the embedded PGlite in `DATA_DIR`. Secret (may hold a password). */
+  url: string | null;
+  /** Most connections in the pool. */
+  poolSize: number;
+  /** Close a connection idle this long, in milliseconds; 0 keeps it. */
+  idleTimeoutMs: number;
+  /** Replace a connection after this long, in milliseconds; 0 keeps it. */
+  maxLifetimeMs: number;
+  /** Give up opening a connection after this long, in milliseconds. */
+  connectTimeoutMs: number;
+  /** Apply pending migrations at start-up. */
+  migrateOnStart: boolean;
+}
+
+/** Key-value store settings, resolved. */
+export interface StoreConfig {
+  /** Redis URL; `null` uses the embedded Deno KV file in `DATA_DIR`. Secret (may hold a password). */
+  url: string | null;
+  /** Prefix of every Redis key, so several bots can share one Redis. */
+  keyPrefix: string;
 }
 
 /** Webhook settings, resolved. */
@@ -148,6 +190,27 @@ function httpUrl(fallback: string | null, what: string) {
   });
 }
 
+function booleanVar(fallback: boolean) {
+  return variable(fallback, (value, ctx) => {
+    const lower = value.toLowerCase();
+    if (["true", "1", "yes", "on"].includes(lower)) return true;
+    if (["false", "0", "no", "off"].includes(lower)) return false;
+    return fail(ctx, `must be true or false${shown(value)}`);
+  });
+}
+
+/** A connection URL with one of `schemes`; never shown, since it may carry a password. */
+function connectionUrl(schemes: string[], what: string) {
+  return variable<string | null>(null, (value, ctx) => {
+    if (!URL.canParse(value)) return fail(ctx, `must be ${what} (the value is not shown)`);
+    const url = new URL(value);
+    if (!schemes.includes(url.protocol) || url.hostname === "") {
+      return fail(ctx, `must be ${what} (the value is not shown)`);
+    }
+    return value;
+  });
+}
+
 const secretVar = (what: string) =>
   variable<string | null>(
     null,
@@ -199,6 +262,25 @@ const schema = z.object({
   LOG_FILE: variable<string | null>(null, (value) => value),
   SHUTDOWN_TIMEOUT: seconds(25, 1, 3600),
   UPDATE_CONCURRENCY: wholeNumber(100, 1, 10000),
+  DATABASE_URL: connectionUrl(
+    ["postgres:", "postgresql:"],
+    "a postgres://user:password@host:port/database URL",
+  ),
+  DB_POOL_SIZE: wholeNumber(10, 1, 1000),
+  DB_IDLE_TIMEOUT: seconds(60, 0, 86400),
+  DB_MAX_LIFETIME: seconds(1800, 0, 604800),
+  DB_CONNECT_TIMEOUT: seconds(10, 1, 300),
+  MIGRATE_ON_START: booleanVar(true),
+  REDIS_URL: connectionUrl(["redis:", "rediss:"], "a redis://[:password@]host:port[/db] URL"),
+  REDIS_KEY_PREFIX: variable(
+    "sdb:",
+    (value, ctx) =>
+      /^[A-Za-z0-9_:.-]{1,64}$/.test(value)
+        ? value
+        : fail(ctx, `must be 1 to 64 characters of A-Z, a-z, 0-9, _ : . and -${shown(value)}`),
+  ),
+  USER_CACHE_TTL: seconds(3600, 1, 604800),
+  BACKUP_RETENTION_DAYS: wholeNumber(14, 1, 3650),
 });
 
 /** Rules between variables, checked on the raw values so they report alongside the rest. */
@@ -273,7 +355,26 @@ export function loadConfig(env: Env): Config {
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, file: e.LOG_FILE },
     shutdownTimeoutMs: Math.round(e.SHUTDOWN_TIMEOUT * 1000),
     updateConcurrency: e.UPDATE_CONCURRENCY,
+    database: {
+      url: e.DATABASE_URL,
+      poolSize: e.DB_POOL_SIZE,
+      idleTimeoutMs: Math.round(e.DB_IDLE_TIMEOUT * 1000),
+      maxLifetimeMs: Math.round(e.DB_MAX_LIFETIME * 1000),
+      connectTimeoutMs: Math.round(e.DB_CONNECT_TIMEOUT * 1000),
+      migrateOnStart: e.MIGRATE_ON_START,
+    },
+    store: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
+    userCacheTtlMs: Math.round(e.USER_CACHE_TTL * 1000),
+    backupRetentionDays: e.BACKUP_RETENTION_DAYS,
   };
+}
+
+/** A connection URL with its password replaced, safe to print. */
+export function redactUrl(url: string | null): string | null {
+  if (url === null) return null;
+  const parsed = new URL(url);
+  if (parsed.password !== "") parsed.password = "***";
+  return parsed.toString();
 }
 
 /** The values that must never appear in logs or messages. */
@@ -281,6 +382,11 @@ export function secretsOf(config: Config): string[] {
   const secrets = [config.botToken, config.botToken.split(":")[1] ?? ""];
   if (config.webhook) secrets.push(config.webhook.secret);
   if (config.metricsToken) secrets.push(config.metricsToken);
+  for (const url of [config.database.url, config.store.url]) {
+    const password = url === null ? "" : new URL(url).password;
+    // The URL carries it percent-encoded; drivers and errors may show either form.
+    if (password !== "") secrets.push(password, decodeURIComponent(password));
+  }
   return secrets.filter((secret) => secret.length >= 4);
 }
 
@@ -292,5 +398,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     botToken: `${config.botToken.split(":")[0]}:${hidden}`,
     metricsToken: config.metricsToken === null ? null : hidden,
     webhook: config.webhook === null ? null : { ...config.webhook, secret: hidden },
+    database: { ...config.database, url: redactUrl(config.database.url) },
+    store: { ...config.store, url: redactUrl(config.store.url) },
   };
 }

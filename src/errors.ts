@@ -30,3 +30,19 @@ export class UnauthorizedTokenError extends Error {
     this.name = "UnauthorizedTokenError";
   }
 }
+
+/** The key-value store (Redis or Deno KV) could not be reached or answered with an error. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}
+
+/** The database could not be opened, migrated, backed up or restored. */
+export class DatabaseError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DatabaseError";
+  }
+}

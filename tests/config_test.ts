@@ -41,6 +41,17 @@ Deno.test("loadConfig() fills every default when only BOT_TOKEN is set", () => {
     log: { level: "info", format: "json", file: null },
     shutdownTimeoutMs: 25_000,
     updateConcurrency: 100,
+    database: {
+      url: null,
+      poolSize: 10,
+      idleTimeoutMs: 60_000,
+      maxLifetimeMs: 1_800_000,
+      connectTimeoutMs: 10_000,
+      migrateOnStart: true,
+    },
+    store: { url: null, keyPrefix: "sdb:" },
+    userCacheTtlMs: 3_600_000,
+    backupRetentionDays: 14,
   };
   assert.deepEqual(config, expected);
 });
@@ -65,6 +76,16 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
     LOG_FILE: "/var/log/bot.log",
     SHUTDOWN_TIMEOUT: "10",
     UPDATE_CONCURRENCY: "7",
+    DATABASE_URL: "postgres://bot:pw@db.internal:5432/desk",
+    DB_POOL_SIZE: "20",
+    DB_IDLE_TIMEOUT: "0",
+    DB_MAX_LIFETIME: "600",
+    DB_CONNECT_TIMEOUT: "2.5",
+    MIGRATE_ON_START: "false",
+    REDIS_URL: "redis://:pw@cache.internal:6379/2",
+    REDIS_KEY_PREFIX: "desk:",
+    USER_CACHE_TTL: "60",
+    BACKUP_RETENTION_DAYS: "30",
   });
   assert.deepEqual(
     config,
@@ -87,6 +108,17 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
       log: { level: "debug", format: "pretty", file: "/var/log/bot.log" },
       shutdownTimeoutMs: 10_000,
       updateConcurrency: 7,
+      database: {
+        url: "postgres://bot:pw@db.internal:5432/desk",
+        poolSize: 20,
+        idleTimeoutMs: 0,
+        maxLifetimeMs: 600_000,
+        connectTimeoutMs: 2_500,
+        migrateOnStart: false,
+      },
+      store: { url: "redis://:pw@cache.internal:6379/2", keyPrefix: "desk:" },
+      userCacheTtlMs: 60_000,
+      backupRetentionDays: 30,
     } satisfies Config,
   );
 });
@@ -131,6 +163,17 @@ Deno.test("loadConfig() names the variable of each bad value", async (t) => {
     { variable: "SHUTDOWN_TIMEOUT", value: "10s" },
     { variable: "UPDATE_CONCURRENCY", value: "0" },
     { variable: "UPDATE_CONCURRENCY", value: "10001" },
+    { variable: "DATABASE_URL", value: "mysql://u:hunter2@db/x", secret: true },
+    { variable: "DATABASE_URL", value: "not a url with hunter2", secret: true },
+    { variable: "DB_POOL_SIZE", value: "0" },
+    { variable: "DB_IDLE_TIMEOUT", value: "-1" },
+    { variable: "DB_MAX_LIFETIME", value: "forever" },
+    { variable: "DB_CONNECT_TIMEOUT", value: "0" },
+    { variable: "MIGRATE_ON_START", value: "maybe" },
+    { variable: "REDIS_URL", value: "http://:hunter2@cache:6379", secret: true },
+    { variable: "REDIS_KEY_PREFIX", value: "has space" },
+    { variable: "USER_CACHE_TTL", value: "0" },
+    { variable: "BACKUP_RETENTION_DAYS", value: "0" },
   ];
   for (const { variable, value, secret, shows } of cases) {
     await t.step(`${variable}=${JSON.stringify(value.slice(0, 40))}`, () => {
@@ -328,6 +371,8 @@ const FULL_SECRET_ENV: Env = {
   WEBHOOK_URL: "https://bot.example.com/hook",
   WEBHOOK_SECRET: "the-webhook-secret",
   METRICS_TOKEN: "the_metrics_token",
+  DATABASE_URL: "postgres://bot:db%23pass@db.internal/desk",
+  REDIS_URL: "rediss://default:redis-pass@cache.internal:6380",
 };
 
 Deno.test("secretsOf() lists the token and every secret", () => {
@@ -337,6 +382,8 @@ Deno.test("secretsOf() lists the token and every secret", () => {
   assert.ok(secrets.includes("TEST-token_abcdefghijklmnopqrstuvwxyz"));
   assert.ok(secrets.includes("the-webhook-secret"));
   assert.ok(secrets.includes("the_metrics_token"));
+  assert.ok(secrets.includes("db#pass") && secrets.includes("db%23pass"));
+  assert.ok(secrets.includes("redis-pass"));
   assert.deepEqual(
     secretsOf(loadConfig({ BOT_TOKEN: TOKEN })).sort(),
     [
@@ -359,6 +406,15 @@ Deno.test("redactedConfig() contains no secret", () => {
   assert.equal((redacted.webhook as { url: string }).url, "https://bot.example.com/hook");
   assert.equal(redacted.metricsToken, "[redacted]");
   assert.equal(redactedConfig(loadConfig({ BOT_TOKEN: TOKEN })).metricsToken, null);
+  // Where the databases are stays visible; only the passwords go.
+  assert.equal(
+    (redacted.database as { url: string }).url,
+    "postgres://bot:***@db.internal/desk",
+  );
+  assert.equal(
+    (redacted.store as { url: string }).url,
+    "rediss://default:***@cache.internal:6380",
+  );
 });
 
 Deno.test("ENV_NAMES equals the --allow-env list of deno.json's start task", async () => {

@@ -1,0 +1,156 @@
+/**
+ * A throwaway PostgreSQL server for tests and benchmarks: its own cluster in a temp dir, on a
+ * free port on loopback, never the machine's shared server. It can be stopped and started
+ * again on the same port for fault tests.
+ */
+
+/** A running throwaway server. */
+export interface PostgresServer extends AsyncDisposable {
+  /** TCP port on 127.0.0.1. */
+  readonly port: number;
+  /** Connection URL of the `postgres` database as superuser `postgres`. */
+  readonly url: string;
+  /** A URL for another database on this server. */
+  urlOf(database: string): string;
+  /** Creates an empty database and returns its URL. */
+  createDatabase(name: string): Promise<string>;
+  /** Stops the server (fast shutdown) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  start(): Promise<void>;
+}
+
+import postgres from "postgres";
+
+const isRoot = Deno.uid() === 0;
+
+/** Runs a PostgreSQL program, as user `postgres` when the tests run as root (it refuses root). */
+function command(program: string, args: string[]): Deno.Command {
+  return isRoot
+    ? new Deno.Command("runuser", {
+      args: ["-u", "postgres", "--", program, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    })
+    : new Deno.Command(program, { args, stdout: "piped", stderr: "piped" });
+}
+
+async function run(program: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await command(program, args).output();
+  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  if (code !== 0) throw new Error(`${program} ${args.join(" ")} failed (${code}):\n${text}`);
+  return text;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Whether the server accepts a startup packet (protocol 3.0) and answers with anything. */
+async function answers(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const body = new TextEncoder().encode("user\0postgres\0database\0postgres\0\0");
+      const packet = new Uint8Array(8 + body.length);
+      const view = new DataView(packet.buffer);
+      view.setInt32(0, packet.length);
+      view.setInt32(4, 196608);
+      packet.set(body, 8);
+      await conn.write(packet);
+      const reply = new Uint8Array(1);
+      const n = await conn.read(reply);
+      // 'R' is an authentication request: the server is up and taking connections.
+      return n === 1 && reply[0] === 0x52;
+    } finally {
+      conn.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** Initialises a cluster in a temp dir and starts it. */
+export async function startPostgres(): Promise<PostgresServer> {
+  const dir = await Deno.makeTempDir({ prefix: "pg-test-" });
+  if (isRoot) {
+    const passwd = await Deno.readTextFile("/etc/passwd");
+    const entry = passwd.split("\n").find((line) => line.startsWith("postgres:"));
+    if (!entry) throw new Error("user postgres is missing: install the postgresql package");
+    const [, , uid, gid] = entry.split(":");
+    await Deno.chown(dir, Number(uid), Number(gid));
+  }
+  const data = `${dir}/data`;
+  await run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]);
+  const port = freePort();
+  let child: Deno.ChildProcess | null = null;
+
+  const start = async () => {
+    child = command("postgres", [
+      "-D",
+      data,
+      "-p",
+      String(port),
+      "-k",
+      dir,
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "fsync=off",
+      "-c",
+      "synchronous_commit=off",
+      "-c",
+      "full_page_writes=off",
+      "-c",
+      "max_connections=200",
+    ]).spawn();
+    const exited = child.status.then(() => true);
+    const deadline = Date.now() + 30_000;
+    while (!(await answers(port))) {
+      const done = await Promise.race([exited, new Promise((r) => setTimeout(r, 50, false))]);
+      if (done === true) {
+        const err = await new Response(child.stderr).text();
+        throw new Error(`postgres exited during start:\n${err}`);
+      }
+      if (Date.now() > deadline) throw new Error("postgres did not start within 30 s");
+    }
+  };
+
+  const stop = async () => {
+    const running = child;
+    if (!running) return;
+    child = null;
+    await run("pg_ctl", ["-D", data, "stop", "-m", "fast", "-w"]).catch(() => {
+      running.kill("SIGKILL");
+    });
+    await running.status;
+    await Promise.all([running.stdout.cancel(), running.stderr.cancel()]);
+  };
+
+  await start();
+  const urlOf = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  return {
+    port,
+    url: urlOf("postgres"),
+    urlOf,
+    async createDatabase(name) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`);
+      const sql = postgres(urlOf("postgres"), { max: 1, onnotice: () => {} });
+      try {
+        await sql.unsafe(`create database ${name}`);
+      } finally {
+        await sql.end();
+      }
+      return urlOf(name);
+    },
+    stop,
+    start,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
