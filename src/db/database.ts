@@ -1,0 +1,128 @@
+/**
+ * The relational database: a postgres.js pool on `DATABASE_URL`, or on the embedded PGlite
+ * when it is unset. Either way the rest of the program gets one `Sql` and one SQL dialect.
+ */
+import postgres from "postgres";
+import type { DatabaseConfig } from "../config.ts";
+import { DatabaseError } from "../errors.ts";
+import { embeddedPaths, type EmbeddedServer, isServing, startEmbedded } from "./embedded.ts";
+
+/** The postgres.js client type used throughout. */
+export type Sql = postgres.Sql<{ bigint: number }>;
+
+/** An open database. */
+export interface Database {
+  /** The postgres.js client (a pool for a server, one connection for PGlite). */
+  readonly sql: Sql;
+  /** Which backend this is. */
+  readonly backend: "postgres" | "pglite";
+  /** Where the data lives, without secrets: `postgres db.example:5432/desk` or a path. */
+  readonly description: string;
+  /** Round trip of `select 1` in milliseconds; rejects when the database is unreachable. */
+  ping(): Promise<number>;
+  /** Waits for running queries, then closes every connection (and PGlite). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link openDatabase}. */
+export interface OpenOptions {
+  /** Settings from the environment. */
+  config: DatabaseConfig;
+  /** Where the embedded database lives when `config.url` is null. */
+  dataDir: string;
+  /**
+   * For the embedded database: `own` opens PGlite (and refuses when another process
+   * serves it), `share` connects to the running bot's database when there is one, so that
+   * `backup` and `migrate` work while the bot runs.
+   * @default "own"
+   */
+  embedded?: "own" | "share";
+  /** Called once per query sent, for the queries-per-update metric. */
+  onQuery?: () => void;
+  /** Called with each NOTICE the server sends. */
+  onNotice?: (message: string) => void;
+}
+
+// Telegram ids and counts are int8; they fit a JS number exactly (below 2^53), so the
+// program works with numbers rather than strings or bigints.
+const int8AsNumber = {
+  to: 20,
+  from: [20],
+  serialize: (value: number) => String(value),
+  parse: (value: string) => Number(value),
+};
+
+/** Opens the database named by the configuration; does not run migrations. */
+export async function openDatabase(options: OpenOptions): Promise<Database> {
+  const { config, onQuery, onNotice } = options;
+  const common = {
+    types: { bigint: int8AsNumber },
+    connection: { application_name: "service-desk-bot" },
+    onnotice: (notice: postgres.Notice) => onNotice?.(String(notice.message)),
+    debug: onQuery ? () => onQuery() : false,
+    connect_timeout: config.connectTimeoutMs / 1000,
+  } as const;
+
+  if (config.url !== null) {
+    const url = new URL(config.url);
+    const sql = postgres(config.url, {
+      ...common,
+      max: config.poolSize,
+      idle_timeout: config.idleTimeoutMs === 0 ? undefined : config.idleTimeoutMs / 1000,
+      max_lifetime: config.maxLifetimeMs === 0 ? null : config.maxLifetimeMs / 1000,
+    }) as unknown as Sql;
+    const where = `${url.hostname}:${url.port || 5432}${url.pathname}`;
+    return database(sql, "postgres", `postgres ${where}`, null);
+  }
+
+  const { dir, socket } = embeddedPaths(options.dataDir);
+  const share = options.embedded === "share" && await isServing(socket);
+  const server: EmbeddedServer | null = share ? null : await startEmbedded(options.dataDir);
+  const sql = postgres({
+    ...common,
+    path: socket,
+    user: "postgres",
+    database: "postgres",
+    // PGlite is one session: a single connection keeps transactions and prepared
+    // statements unambiguous. A second client (sharing the bot's) uses unnamed statements
+    // so that its statement names cannot collide with the bot's.
+    max: 1,
+    prepare: !share,
+    idle_timeout: undefined,
+    max_lifetime: null,
+  }) as unknown as Sql;
+  const description = `pglite ${dir}${share ? " (served by the running instance)" : ""}`;
+  return database(sql, "pglite", description, server);
+}
+
+function database(
+  sql: Sql,
+  backend: Database["backend"],
+  description: string,
+  server: EmbeddedServer | null,
+): Database {
+  let closing: Promise<void> | null = null;
+  return {
+    sql,
+    backend,
+    description,
+    async ping() {
+      const started = performance.now();
+      try {
+        await sql`select 1`;
+      } catch (error) {
+        throw new DatabaseError(`the database (${description}) does not answer`, {
+          cause: error,
+        });
+      }
+      return performance.now() - started;
+    },
+    close() {
+      closing ??= (async () => {
+        await sql.end({ timeout: 5 });
+        await server?.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,11 @@
+/**
+ * The migrations in `migrations/`, imported as text so that `deno compile` embeds them and
+ * the program needs no read permission for them. A test fails when a file in the folder is
+ * missing here.
+ */
+import init from "../../migrations/0001_init.sql" with { type: "text" };
+
+/** File name → SQL text, in any order; `parseMigrations` sorts and checks them. */
+export const MIGRATION_FILES: Readonly<Record<string, string>> = {
+  "0001_init.sql": init,
+};
