@@ -1,9 +1,10 @@
-import { GrammyError } from "grammy";
+import { type Bot, GrammyError } from "grammy";
+import type { BotContext } from "./bot/context.ts";
 import type { Config } from "./config.ts";
 import { publishCommands } from "./bot/features/start.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot/pipeline.ts";
 import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
-import { UnauthorizedTokenError } from "./errors.ts";
+import { DatabaseError, UnauthorizedTokenError } from "./errors.ts";
 import { Health } from "./http/health.ts";
 import { metricsHandler } from "./http/metrics.ts";
 import { type Handler, router } from "./http/router.ts";
@@ -12,6 +13,7 @@ import { Metrics } from "./metrics.ts";
 import { Poller, pollingHealth } from "./transport/polling.ts";
 import { UpdateScheduler } from "./transport/scheduler.ts";
 import { registerWebhook, webhookHandler } from "./transport/webhook.ts";
+import { openStorage, registerStorageChecks, type Storage } from "./storage.ts";
 import { backoffDelay } from "./util/backoff.ts";
 import { delay } from "./util/delay.ts";
 
@@ -48,14 +50,11 @@ export function createApp(config: Config): App {
   const log = logger("app");
   const metrics = new Metrics();
   const health = new Health();
-  const bot = createBot({
-    token: config.botToken,
-    apiRoot: config.botApiRoot,
-    defaultLocale: config.defaultLocale,
-    metrics,
-  });
+  // Built by start() once storage is open; the transport delivers nothing before that.
+  let bot: Bot<BotContext> | null = null;
+  let storage: Storage | null = null;
   const scheduler = new UpdateScheduler({
-    handle: (update) => bot.handleUpdate(update),
+    handle: (update) => bot!.handleUpdate(update),
     concurrency: config.updateConcurrency,
     metrics,
     onError: (update, error) =>
@@ -70,20 +69,22 @@ export function createApp(config: Config): App {
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => reportFailure = resolve);
 
-  health.register("telegram:responseTime", telegramCheck(bot.api), {
-    timeoutMs: 5000,
-    onTimeout: "warn",
-  });
-  if (config.webhook) {
-    health.register("webhook:telegram", webhookCheck(bot.api, config.webhook.url), {
+  function registerTelegramChecks(api: Bot<BotContext>["api"]): void {
+    health.register("telegram:responseTime", telegramCheck(api), {
       timeoutMs: 5000,
       onTimeout: "warn",
     });
-  } else {
-    health.register(
-      "polling:getUpdates",
-      () => Promise.resolve(pollingHealth(poller?.status ?? null)),
-    );
+    if (config.webhook) {
+      health.register("webhook:telegram", webhookCheck(api, config.webhook.url), {
+        timeoutMs: 5000,
+        onTimeout: "warn",
+      });
+    } else {
+      health.register(
+        "polling:getUpdates",
+        () => Promise.resolve(pollingHealth(poller?.status ?? null)),
+      );
+    }
   }
 
   const webhookRoute = config.webhook
@@ -104,7 +105,10 @@ export function createApp(config: Config): App {
     ...(webhookRoute ? { webhook: webhookRoute } : {}),
   });
 
-  /** Repeats a start-up call until it works; only a refused token is final. */
+  /**
+   * Repeats a start-up call until it works. Final: a refused token, and database problems
+   * that waiting cannot fix (a changed migration, a newer schema, DATA_DIR in use).
+   */
   async function untilDone<T>(what: string, call: () => Promise<T>): Promise<T> {
     for (let attempt = 0;; attempt++) {
       try {
@@ -113,6 +117,7 @@ export function createApp(config: Config): App {
         if (error instanceof GrammyError && error.error_code === 401) {
           throw new UnauthorizedTokenError({ cause: error });
         }
+        if (error instanceof DatabaseError) throw error;
         if (lifetime.signal.aborted) throw lifetime.signal.reason;
         const wait = backoffDelay(attempt, { baseMs: 1000, maxMs: 30_000 });
         health.setPhase(
@@ -128,11 +133,28 @@ export function createApp(config: Config): App {
   async function start(): Promise<void> {
     const started = performance.now();
     await Deno.mkdir(config.dataDir, { recursive: true });
+    health.setPhase("starting", "opening the database and the store");
+    const opened = await untilDone("opening storage", () => openStorage(config, { metrics }));
+    storage = opened;
+    if (lifetime.signal.aborted) return;
+    await prepareSchema(opened);
+    registerStorageChecks(health, opened);
+    log.info("storage: {storage}", { storage: opened.describe() });
+    const api = createBot({
+      token: config.botToken,
+      apiRoot: config.botApiRoot,
+      defaultLocale: config.defaultLocale,
+      metrics,
+      users: opened.userCache,
+      events: opened.events,
+    });
+    bot = api;
+    registerTelegramChecks(api.api);
     health.setPhase("starting", "connecting to Telegram");
     // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
-    bot.botInfo = await untilDone("getMe", () => bot.api.getMe(lifetime.signal as never));
+    api.botInfo = await untilDone("getMe", () => api.api.getMe(lifetime.signal as never));
     // The command menu is a convenience: it must neither delay readiness nor keep the bot down.
-    publishCommands(bot.api, config.defaultLocale, lifetime.signal).catch((error) =>
+    publishCommands(api.api, config.defaultLocale, lifetime.signal).catch((error) =>
       lifetime.signal.aborted || log.warning("could not publish the command menu", { error })
     );
     if (config.webhook) {
@@ -141,21 +163,21 @@ export function createApp(config: Config): App {
       accepting = true;
       await untilDone(
         "setWebhook",
-        () => registerWebhook(bot.api, webhook, ALLOWED_UPDATES, lifetime.signal),
+        () => registerWebhook(api.api, webhook, ALLOWED_UPDATES, lifetime.signal),
       );
     } else {
       const info = await untilDone(
         "getWebhookInfo",
-        () => bot.api.getWebhookInfo(lifetime.signal as never),
+        () => api.api.getWebhookInfo(lifetime.signal as never),
       );
       if (info.url !== "") {
         log.warning("a webhook is registered; removing it to use long polling", {
           pending: info.pending_update_count,
         });
-        await untilDone("deleteWebhook", () => bot.api.deleteWebhook({}, lifetime.signal as never));
+        await untilDone("deleteWebhook", () => api.api.deleteWebhook({}, lifetime.signal as never));
       }
       poller = new Poller({
-        api: bot.api,
+        api: api.api,
         scheduler,
         allowedUpdates: ALLOWED_UPDATES,
         log: logger("polling"),
@@ -168,10 +190,31 @@ export function createApp(config: Config): App {
     if (lifetime.signal.aborted) return;
     health.setPhase("ready");
     log.info("ready as @{username} in {mode} mode after {startup_ms} ms", {
-      username: bot.botInfo.username,
+      username: api.botInfo.username,
       mode: config.mode,
+      storage: opened.describe(),
       startup_ms: Math.round(performance.now() - started),
     });
+  }
+
+  /** Applies pending migrations, or with MIGRATE_ON_START=false refuses an outdated schema. */
+  async function prepareSchema(opened: Storage): Promise<void> {
+    const { migrator } = opened;
+    if (config.database.migrateOnStart) {
+      health.setPhase("starting", "applying database migrations");
+      const applied = await migrator.up();
+      for (const migration of applied) {
+        log.info("applied migration {name}", { name: migration.name });
+      }
+      return;
+    }
+    const current = await migrator.current();
+    if (current !== migrator.latest) {
+      throw new DatabaseError(
+        `the database schema is at version ${current} but this program needs ` +
+          `${migrator.latest}: run "service-desk-bot migrate" (MIGRATE_ON_START is false)`,
+      );
+    }
   }
 
   let stopping: Promise<StopSummary> | null = null;
@@ -194,6 +237,9 @@ export function createApp(config: Config): App {
           })
         );
       }
+      await storage?.close(5000).catch((error) =>
+        log.error("closing the storage failed", { error })
+      );
       metrics[Symbol.dispose]();
       return {
         reason,

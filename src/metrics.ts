@@ -23,6 +23,18 @@ export class Metrics implements Disposable {
   readonly pollErrors: Counter<"reason">;
   /** Webhook requests refused before handling, by HTTP status. */
   readonly webhookRejected: Counter<"status">;
+  /** Queries sent to Postgres (or PGlite). */
+  readonly dbQueries: Counter;
+  /** User profile lookups by result: `hit`, `miss`, or `error` when the store was down. */
+  readonly userCache: Counter<"result">;
+  /** Events waiting for the background writer. */
+  readonly eventQueue: Gauge;
+  /** Event-log rows written. */
+  readonly eventsWritten: Counter;
+  /** Event-log rows given up on (queue full or database down at shutdown). */
+  readonly eventsDropped: Counter<"reason">;
+  /** Failed event-log batch writes (each is retried). */
+  readonly eventWriteErrors: Counter;
   readonly #lagTimer: ReturnType<typeof setInterval>;
 
   constructor() {
@@ -67,6 +79,38 @@ export class Metrics implements Disposable {
       name: "bot_webhook_rejected_total",
       help: "Webhook requests refused before handling, by HTTP status",
       labelNames: ["status"],
+      registers,
+    });
+    this.dbQueries = new Counter({
+      name: "bot_db_queries_total",
+      help: "Queries sent to the database",
+      registers,
+    });
+    this.userCache = new Counter({
+      name: "bot_user_cache_total",
+      help: "User profile lookups by result (hit, miss, error)",
+      labelNames: ["result"],
+      registers,
+    });
+    this.eventQueue = new Gauge({
+      name: "bot_event_queue_size",
+      help: "Events waiting to be written to the event log",
+      registers,
+    });
+    this.eventsWritten = new Counter({
+      name: "bot_events_written_total",
+      help: "Event-log rows written",
+      registers,
+    });
+    this.eventsDropped = new Counter({
+      name: "bot_events_dropped_total",
+      help: "Event-log rows dropped, by reason (queue_full, shutdown)",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.eventWriteErrors = new Counter({
+      name: "bot_event_write_errors_total",
+      help: "Failed event-log batch writes (retried)",
       registers,
     });
     new Gauge({

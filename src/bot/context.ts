@@ -1,5 +1,6 @@
 import type { Context } from "grammy";
 import type { Locale } from "../config.ts";
+import type { UserRow } from "../db/users.ts";
 import type { Logger } from "../log.ts";
 import type { MessageKey } from "./i18n.ts";
 
@@ -13,6 +14,8 @@ export interface PipelineFlavor {
   t(key: MessageKey, params?: Record<string, string | number>): string;
   /** The update's kind, e.g. `message` or `callback_query`. */
   updateType: string;
+  /** The sender's stored profile; null for updates without a sender or when unavailable. */
+  user: UserRow | null;
   /** How handling ended; set by the errors stage when a feature failed. */
   outcome: "handled" | "error";
 }

@@ -8,6 +8,8 @@ import { fallbackFeature } from "./features/fallback.ts";
 import { startFeature } from "./features/start.ts";
 import { contextStage } from "./middleware/context.ts";
 import { errorsStage } from "./middleware/errors.ts";
+import { userStage, type UserStageOptions } from "./middleware/user.ts";
+import type { ContextStageOptions } from "./middleware/context.ts";
 
 /** The update types the bot asks Telegram for (`allowed_updates`). */
 export const ALLOWED_UPDATES = [
@@ -31,6 +33,10 @@ export interface CreateBotOptions {
   botInfo?: UserFromGetMe;
   /** HTTP client for the Bot API. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /** Cached user profiles; without it there is no user stage (`ctx.user` stays null). */
+  users?: UserStageOptions["users"];
+  /** The background event log. */
+  events?: ContextStageOptions["events"];
 }
 
 /** One named stage of the pipeline. */
@@ -45,16 +51,19 @@ export interface Stage {
  * The pipeline's stages in the order the architecture fixes:
  *   1. context   update id, chat, user, locale, bound logger, timing, metrics
  *   2. errors    catches everything below; friendly reply in the user's language
+ *   4. user      the sender's stored profile, from the cache; Postgres only on a miss
  *   5. features  one composer per feature; the fallback answers what nobody handled
- * (the gate, user and commit stages arrive with the storage and dialog layers).
+ * (the gate and commit stages arrive with the dialog layer).
  */
 export function pipelineStages(options: CreateBotOptions): Stage[] {
+  const { defaultLocale, metrics, users, events } = options;
   return [
     {
       name: "context",
-      middleware: contextStage({ defaultLocale: options.defaultLocale, metrics: options.metrics }),
+      middleware: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
     },
     { name: "errors", middleware: errorsStage() },
+    ...(users ? [{ name: "user", middleware: userStage({ users, defaultLocale }) }] : []),
     { name: "features", middleware: startFeature.middleware() },
     { name: "features", middleware: fallbackFeature.middleware() },
   ];

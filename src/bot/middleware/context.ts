@@ -1,5 +1,6 @@
 import type { MiddlewareFn } from "grammy";
 import type { Locale } from "../../config.ts";
+import type { EventRecord } from "../../db/events.ts";
 import { logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { BotContext } from "../context.ts";
@@ -12,6 +13,16 @@ export interface ContextStageOptions {
   defaultLocale: Locale;
   /** Update counters and the duration histogram. */
   metrics: Pick<Metrics, "updates" | "updateDuration">;
+  /** Where each handled update goes for the event log; must return at once. */
+  events?: { record(event: EventRecord): void };
+}
+
+/** The bot command an update starts with (`/new`), without the bot's @username. */
+export function commandOf(ctx: BotContext): string | null {
+  const message = ctx.message ?? ctx.editedMessage;
+  const entity = message?.entities?.[0];
+  if (!message?.text || entity?.type !== "bot_command" || entity.offset !== 0) return null;
+  return message.text.slice(0, entity.length).split("@")[0]!.toLowerCase();
 }
 
 /**
@@ -25,12 +36,14 @@ export function contextStage(options: ContextStageOptions): MiddlewareFn<BotCont
     const type = updateType(ctx.update);
     ctx.updateType = type;
     ctx.outcome = "handled";
+    ctx.user = null;
+    const ids = updateIds(ctx.update);
     ctx.locale = pickLocale(ctx.from?.language_code, options.defaultLocale);
     ctx.t = (key, params) => translate(ctx.locale, key, params);
     ctx.log = log.with({
       update_id: ctx.update.update_id,
       update_type: type,
-      ...updateIds(ctx.update),
+      ...ids,
     });
     try {
       await next();
@@ -41,6 +54,16 @@ export function contextStage(options: ContextStageOptions): MiddlewareFn<BotCont
       ctx.log.info("update {outcome}", {
         outcome: ctx.outcome,
         duration_ms: Math.round(seconds * 10_000) / 10,
+      });
+      options.events?.record({
+        updateId: ctx.update.update_id,
+        userId: ids.user_id ?? null,
+        chatId: ids.chat_id ?? null,
+        type,
+        command: commandOf(ctx),
+        outcome: ctx.outcome,
+        durationMs: seconds * 1000,
+        at: new Date(),
       });
     }
   };

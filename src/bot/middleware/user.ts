@@ -1,0 +1,53 @@
+import type { MiddlewareFn } from "grammy";
+import type { User } from "grammy/types";
+import type { TelegramProfile, UserRow } from "../../db/users.ts";
+import type { Locale } from "../../config.ts";
+import type { BotContext } from "../context.ts";
+import { pickLocale, translate } from "../i18n.ts";
+
+/** What the user stage needs: cached profile lookups. */
+export interface UserStageOptions {
+  users: { resolve(profile: TelegramProfile): Promise<UserRow> };
+  /** Language for users whose language the bot does not speak. */
+  defaultLocale: Locale;
+}
+
+/** Telegram's user object as the repository's profile. */
+export function profileOf(user: User): TelegramProfile {
+  return {
+    id: user.id,
+    username: user.username ?? null,
+    firstName: user.first_name,
+    lastName: user.last_name ?? null,
+    languageCode: user.language_code ?? null,
+  };
+}
+
+/**
+ * Pipeline stage "user": loads the sender's stored profile (registering them on first sight)
+ * into `ctx.user`, and answers in the language they chose, if any. A returning user's profile
+ * comes from the cache without a database query.
+ *
+ * Outage policy: when the profile cannot be loaded (database and cache both unreachable),
+ * `ctx.user` stays null and features that need no stored data still answer.
+ */
+export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
+  return async function user(ctx, next) {
+    ctx.user = null;
+    const from = ctx.from;
+    if (from && !from.is_bot) {
+      try {
+        ctx.user = await options.users.resolve(profileOf(from));
+      } catch (error) {
+        ctx.log.warning("user profile unavailable, going on without it: {message}", {
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+      if (ctx.user?.locale) {
+        ctx.locale = pickLocale(ctx.user.locale, options.defaultLocale);
+        ctx.t = (key, params) => translate(ctx.locale, key, params);
+      }
+    }
+    await next();
+  };
+}

@@ -1,0 +1,34 @@
+/** The `events` table: one row per handled update, written in batches in the background. */
+import type { Sql } from "./database.ts";
+
+/** One handled update. */
+export interface EventRecord {
+  updateId: number;
+  userId: number | null;
+  chatId: number | null;
+  /** The update type, e.g. `message` or `callback_query`. */
+  type: string;
+  /** The bot command, e.g. `/start`, when the update was one. */
+  command: string | null;
+  /** `handled`, `error`, `dropped`, … as in the per-update log line. */
+  outcome: string;
+  durationMs: number;
+  at: Date;
+}
+
+/** Inserts a batch of events in one statement. */
+export async function insertEvents(sql: Sql, events: readonly EventRecord[]): Promise<void> {
+  if (events.length === 0) return;
+  await sql`
+    insert into events (update_id, user_id, chat_id, type, command, outcome, duration_ms, at)
+    select * from unnest(
+      ${events.map((e) => e.updateId)}::bigint[],
+      ${events.map((e) => e.userId)}::bigint[],
+      ${events.map((e) => e.chatId)}::bigint[],
+      ${events.map((e) => e.type)}::text[],
+      ${events.map((e) => e.command)}::text[],
+      ${events.map((e) => e.outcome)}::text[],
+      ${events.map((e) => e.durationMs)}::real[],
+      ${events.map((e) => e.at.toISOString())}::timestamptz[]
+    )`;
+}

@@ -1,0 +1,163 @@
+/** The `requests` and `request_history` tables: service requests and who changed them. */
+import type { Sql } from "./database.ts";
+
+/** Where a request stands. */
+export type RequestStatus = "new" | "in_progress" | "done" | "cancelled";
+
+/** A service request as stored. */
+export interface RequestRow {
+  number: number;
+  userId: number;
+  category: string;
+  description: string;
+  contact: string;
+  status: RequestStatus;
+  assigneeId: number | null;
+  createdAt: Date;
+  updatedAt: Date;
+  closedAt: Date | null;
+}
+
+/** One change of a request. */
+export interface HistoryRow {
+  actorId: number;
+  action: string;
+  fromStatus: RequestStatus | null;
+  toStatus: RequestStatus | null;
+  at: Date;
+}
+
+/** What a user files. */
+export interface NewRequest {
+  userId: number;
+  category: string;
+  description: string;
+  contact: string;
+}
+
+/** One page of a user's requests. */
+export interface RequestPage {
+  items: RequestRow[];
+  /** How many requests the user has in all. */
+  total: number;
+}
+
+const COLUMNS = `number, user_id as "userId", category, description, contact, status,
+  assignee_id as "assigneeId", created_at as "createdAt", updated_at as "updatedAt",
+  closed_at as "closedAt"`;
+
+/** Which status changes are allowed, so a late or repeated button press cannot undo work. */
+const TRANSITIONS: Record<RequestStatus, RequestStatus[]> = {
+  new: ["in_progress", "done", "cancelled"],
+  in_progress: ["done", "cancelled"],
+  done: [],
+  cancelled: [],
+};
+
+/** Queries on requests; every method is one statement (no N+1). */
+export class RequestRepository {
+  readonly #sql: Sql;
+
+  constructor(sql: Sql) {
+    this.#sql = sql;
+  }
+
+  /** Files a request and writes its "created" history entry, in one statement. */
+  async create(request: NewRequest): Promise<RequestRow> {
+    const [row] = await this.#sql<RequestRow[]>`
+      with created as (
+        insert into requests (user_id, category, description, contact)
+        values (${request.userId}, ${request.category}, ${request.description},
+          ${request.contact})
+        returning *
+      ), history as (
+        insert into request_history (request_number, actor_id, action, to_status)
+        select number, user_id, 'created', status from created
+      )
+      select ${this.#sql.unsafe(COLUMNS)} from created`;
+    return row!;
+  }
+
+  /** The request with `number`, or null. */
+  async get(number: number): Promise<RequestRow | null> {
+    const [row] = await this.#sql<RequestRow[]>`
+      select ${this.#sql.unsafe(COLUMNS)} from requests where number = ${number}`;
+    return row ?? null;
+  }
+
+  /** A page of the user's requests, newest first, with their total, in one query. */
+  async listByUser(userId: number, limit: number, offset = 0): Promise<RequestPage> {
+    const rows = await this.#sql<(RequestRow & { total: number })[]>`
+      select ${this.#sql.unsafe(COLUMNS)}, count(*) over () as total
+      from requests where user_id = ${userId}
+      order by number desc limit ${limit} offset ${offset}`;
+    if (rows.length === 0 && offset > 0) {
+      const [count] = await this.#sql<{ total: number }[]>`
+        select count(*) as total from requests where user_id = ${userId}`;
+      return { items: [], total: count?.total ?? 0 };
+    }
+    return {
+      items: rows.map(({ total: _, ...row }) => row),
+      total: rows[0]?.total ?? 0,
+    };
+  }
+
+  /** Requests of the user that are not closed, newest first. */
+  async openByUser(userId: number): Promise<RequestRow[]> {
+    return await this.#sql<RequestRow[]>`
+      select ${this.#sql.unsafe(COLUMNS)} from requests
+      where user_id = ${userId} and status in ('new', 'in_progress')
+      order by number desc`;
+  }
+
+  /** Open requests in `status`, oldest first (the staff queue). */
+  async listOpen(status: "new" | "in_progress", limit: number): Promise<RequestRow[]> {
+    return await this.#sql<RequestRow[]>`
+      select ${this.#sql.unsafe(COLUMNS)} from requests
+      where status = ${status} order by created_at limit ${limit}`;
+  }
+
+  /** The request's history, oldest first. */
+  async history(number: number): Promise<HistoryRow[]> {
+    return await this.#sql<HistoryRow[]>`
+      select actor_id as "actorId", action, from_status as "fromStatus",
+        to_status as "toStatus", at
+      from request_history where request_number = ${number} order by at, id`;
+  }
+
+  /**
+   * Moves the request to `status` on behalf of `actorId` and records it in the history, in
+   * one statement. Returns the updated request, or null when the change is not allowed from
+   * where the request stands now (already taken, already closed, unknown number).
+   */
+  async changeStatus(
+    number: number,
+    status: RequestStatus,
+    actorId: number,
+    action: string,
+  ): Promise<RequestRow | null> {
+    const from = (Object.keys(TRANSITIONS) as RequestStatus[])
+      .filter((s) => TRANSITIONS[s].includes(status));
+    const closes = status === "done" || status === "cancelled";
+    const [row] = await this.#sql<RequestRow[]>`
+      with before as (
+        select number, status from requests
+        where number = ${number} and status = any(${from}::text[])
+        for update
+      ), changed as (
+        update requests r set
+          status = ${status},
+          assignee_id = case when ${status} = 'in_progress' then ${actorId}::bigint
+            else r.assignee_id end,
+          updated_at = now(),
+          closed_at = case when ${closes} then now() else null end
+        from before where r.number = before.number
+        returning r.*, before.status as from_status
+      ), history as (
+        insert into request_history (request_number, actor_id, action, from_status, to_status)
+        select number, ${actorId}, ${action}, from_status, status from changed
+      )
+      select ${this.#sql.unsafe(COLUMNS)} from changed`;
+    return row ?? null;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Opens and closes everything durable the bot uses: the database (Postgres or embedded
+ * PGlite), the key-value store (Redis or embedded Deno KV), and what is built on them.
+ * Used by the running bot and by the `migrate`, `backup`, `restore` and `doctor` commands.
+ */
+import type { Config } from "./config.ts";
+import { type Database, openDatabase } from "./db/database.ts";
+import { EventWriter, type EventWriterMetrics } from "./db/event_writer.ts";
+import { insertEvents } from "./db/events.ts";
+import { Migrator, parseMigrations } from "./db/migrate.ts";
+import { MIGRATION_FILES } from "./db/migration_files.ts";
+import { RequestRepository } from "./db/requests.ts";
+import { UserRepository } from "./db/users.ts";
+import type { Health } from "./http/health.ts";
+import type { Metrics } from "./metrics.ts";
+import { openKvStore } from "./store/kv_store.ts";
+import { openRedisStore } from "./store/redis_store.ts";
+import type { KeyValueStore } from "./store/store.ts";
+import { UserCache } from "./store/user_cache.ts";
+
+/** The open storage layer. */
+export interface Storage {
+  db: Database;
+  store: KeyValueStore;
+  migrator: Migrator;
+  users: UserRepository;
+  requests: RequestRepository;
+  userCache: UserCache;
+  /** The background event-log writer. */
+  events: EventWriter;
+  /** One line for logs: which backends are in use and where. */
+  describe(): string;
+  /** Flushes the event writer (within `timeoutMs`), then closes the store and the database. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+/** Options of {@link openStorage}. */
+export interface OpenStorageOptions {
+  /** Counters; absent for one-shot commands. */
+  metrics?: Metrics;
+  /** `share` lets a command use the running bot's embedded database (see `openDatabase`). */
+  embedded?: "own" | "share";
+}
+
+/** Where the embedded key-value store keeps its file. */
+export function kvPath(dataDir: string): string {
+  return `${dataDir.replace(/\/+$/, "")}/kv.sqlite3`;
+}
+
+/** Opens the key-value store the configuration names. */
+export async function openStore(config: Config): Promise<KeyValueStore> {
+  if (config.store.url !== null) {
+    return await openRedisStore({
+      url: config.store.url,
+      keyPrefix: config.store.keyPrefix,
+      connectTimeoutMs: config.database.connectTimeoutMs,
+    });
+  }
+  await Deno.mkdir(config.dataDir, { recursive: true });
+  return await openKvStore(kvPath(config.dataDir));
+}
+
+/** Opens the database and the store; closes what it opened when either fails. */
+export async function openStorage(
+  config: Config,
+  options: OpenStorageOptions = {},
+): Promise<Storage> {
+  const { metrics } = options;
+  const store = await openStore(config);
+  let db: Database | null = null;
+  try {
+    db = await openDatabase({
+      config: config.database,
+      dataDir: config.dataDir,
+      embedded: options.embedded ?? "own",
+      ...(metrics ? { onQuery: () => metrics.dbQueries.inc() } : {}),
+    });
+    await db.ping();
+  } catch (error) {
+    await db?.close().catch(() => {});
+    await store.close();
+    throw error;
+  }
+  const users = new UserRepository(db.sql);
+  const sql = db.sql;
+  const writerMetrics: EventWriterMetrics | undefined = metrics;
+  const events = new EventWriter({
+    write: async (batch) => {
+      await insertEvents(sql, batch);
+      const sightings = batch.flatMap((e) => e.userId === null ? [] : [{ id: e.userId, at: e.at }]);
+      await users.touch(sightings);
+    },
+    ...(writerMetrics ? { metrics: writerMetrics } : {}),
+  });
+  let closing: Promise<void> | null = null;
+  return {
+    db,
+    store,
+    migrator: new Migrator(db.sql, await parseMigrations(MIGRATION_FILES)),
+    users,
+    requests: new RequestRepository(db.sql),
+    userCache: new UserCache({
+      store,
+      users,
+      ttlMs: config.userCacheTtlMs,
+      ...(metrics ? { metrics } : {}),
+    }),
+    events,
+    describe: () =>
+      `database ${db.description}, store ${
+        config.store.url === null
+          ? `deno-kv ${kvPath(config.dataDir)}`
+          : `redis ${new URL(config.store.url).host}`
+      }`,
+    close(timeoutMs) {
+      closing ??= (async () => {
+        await events.close(timeoutMs);
+        await store.close();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Registers the database and store checks on `/health`. */
+export function registerStorageChecks(health: Health, storage: Storage): void {
+  health.register("database:responseTime", async () => {
+    const ms = await storage.db.ping();
+    const current = await storage.migrator.current();
+    const latest = storage.migrator.latest;
+    return {
+      status: current === latest ? "pass" : "warn",
+      observedValue: Math.round(ms * 10) / 10,
+      output: `${storage.db.backend}, schema version ${current} of ${latest}`,
+    };
+  }, { timeoutMs: 5000 });
+  health.register("store:responseTime", async () => {
+    const ms = await storage.store.ping();
+    return {
+      status: "pass",
+      observedValue: Math.round(ms * 10) / 10,
+      output: storage.store.backend,
+    };
+  }, { timeoutMs: 5000 });
+}

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { StoreUnavailableError } from "../../src/errors.ts";
+import { setupLogging } from "../../src/log.ts";
+import { openRedisStore } from "../../src/store/redis_store.ts";
+import type { AtomicScript, KeyValueStore } from "../../src/store/store.ts";
+import { type RedisServer, startRedis } from "../support/redis_server.ts";
+import { counterWithCap, storeContract, type StoreHarness } from "./contract.ts";
+
+/** A Redis server plus stores on it, each under its own random prefix. */
+async function redisHarness(): Promise<StoreHarness & { server: RedisServer }> {
+  const server = await startRedis();
+  const stores: KeyValueStore[] = [];
+  return {
+    server,
+    async open() {
+      const store = await openRedisStore({ url: server.url, keyPrefix: randomPrefix() });
+      stores.push(store);
+      return store;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const store of stores) await store.close();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
+function randomPrefix(): string {
+  return `test:${crypto.randomUUID().slice(0, 8)}:`;
+}
+
+/** Runs redis-cli against `server` and returns its output. */
+async function redisCli(server: RedisServer, ...args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command("redis-cli", {
+    args: ["-h", "127.0.0.1", "-p", String(server.port), ...args],
+  }).output();
+  const decoder = new TextDecoder();
+  assert.equal(code, 0, decoder.decode(stderr));
+  return decoder.decode(stdout);
+}
+
+/** Rejects unless `promise` rejects with StoreUnavailableError within `withinMs`. */
+async function rejectsUnavailable(promise: Promise<unknown>, withinMs = 1_000): Promise<void> {
+  const started = performance.now();
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof StoreUnavailableError, String(error));
+    assert.match(error.message, /unreachable/);
+    assert.ok(error.cause !== undefined);
+    return true;
+  });
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < withinMs, `took ${Math.round(elapsed)} ms`);
+}
+
+storeContract("RedisStore", redisHarness);
+
+Deno.test("RedisStore on a real Redis", async (t) => {
+  await using redis = await redisHarness();
+
+  await t.step("keys carry the prefix and the entity as hash tag", async () => {
+    const prefix = randomPrefix();
+    await using store = disposable(
+      await openRedisStore({ url: redis.server.url, keyPrefix: prefix }),
+    );
+    await store.set(["chat", 42, "state"], { step: 1 });
+    await store.set(["chat", "a:b"], 2);
+    const keys = (await redisCli(redis.server, "--raw", "KEYS", `${prefix}*`)).trim().split("\n");
+    assert.deepEqual(keys.sort(), [`${prefix}chat:{42}:state`, `${prefix}chat:{a%3Ab}`]);
+    assert.equal(
+      (await redisCli(redis.server, "--raw", "GET", `${prefix}chat:{42}:state`)).trim(),
+      '{"step":1}',
+    );
+  });
+
+  await t.step("stores with different prefixes do not see each other's keys", async () => {
+    const a = await redis.open();
+    const b = await redis.open();
+    await a.set(["user", 1], "in a");
+    assert.equal(await b.get(["user", 1]), null);
+    assert.deepEqual(await Array.fromAsync(b.scan("user")), []);
+    assert.equal((await Array.fromAsync(a.scan("user"))).length, 1);
+  });
+
+  await t.step("a script still runs after SCRIPT FLUSH", async () => {
+    const store = await redis.open();
+    assert.deepEqual(await store.run(counterWithCap, [["c", "x"]], [5]), [true, 1]);
+    await redisCli(redis.server, "SCRIPT", "FLUSH");
+    assert.deepEqual(await store.run(counterWithCap, [["c", "x"]], [5]), [true, 2]);
+  });
+
+  await t.step("a failing script rejects with an error naming it", async () => {
+    const store = await redis.open();
+    const broken: AtomicScript<[], null> = {
+      name: "test_broken",
+      lua: "return redis.call('NO_SUCH_COMMAND')",
+      apply: () => ({ writes: [], result: null }),
+    };
+    await assert.rejects(store.run(broken, [["b", "x"]], []), (error: unknown) => {
+      assert.ok(error instanceof Error && !(error instanceof StoreUnavailableError));
+      assert.match(error.message, /test_broken/);
+      return true;
+    });
+  });
+});
+
+Deno.test("RedisStore fails fast while Redis is down and recovers when it is back", async () => {
+  const lines: string[] = [];
+  const closeLogging = await setupLogging({
+    level: "info",
+    format: "json",
+    file: null,
+    secrets: [],
+    write: (line) => lines.push(line),
+  });
+  try {
+    await using server = await startRedis();
+    await using store = disposable(
+      await openRedisStore({ url: server.url, keyPrefix: randomPrefix() }),
+    );
+    await store.set(["k", 1], "before");
+    assert.deepEqual(await store.run(counterWithCap, [["c", 1]], [10]), [true, 1]);
+
+    await server.stop();
+    await rejectsUnavailable(store.get(["k", 1]));
+    await rejectsUnavailable(store.set(["k", 1], "during"));
+    await rejectsUnavailable(store.getMany([["k", 1], ["k", 2]]));
+    await rejectsUnavailable(store.run(counterWithCap, [["c", 1]], [10]));
+    await rejectsUnavailable(store.ping());
+    await rejectsUnavailable(Array.fromAsync(store.scan("k")));
+    // Long enough for several reconnect attempts, which must not flood the log.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+
+    await server.start();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await store.ping();
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    // The restarted Redis is empty and has forgotten every script: NOSCRIPT, then EVAL.
+    assert.equal(await store.get(["k", 1]), null);
+    assert.deepEqual(await store.run(counterWithCap, [["c", 1]], [10]), [true, 1]);
+    await store.set(["k", 1], "after");
+    assert.equal(await store.get(["k", 1]), "after");
+
+    const messages = lines.map((line) => JSON.parse(line).msg as string);
+    const refused = messages.filter((msg) => msg.includes("ECONNREFUSED"));
+    assert.equal(refused.length, 1, messages.join("\n"));
+    assert.ok(messages.includes("redis connection restored"), messages.join("\n"));
+  } finally {
+    await closeLogging();
+  }
+});
+
+Deno.test("openRedisStore() rejects with StoreUnavailableError when nothing listens", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  // The test's op and timer sanitizers fail it if a reconnect loop survives the rejection.
+  await rejectsUnavailable(
+    openRedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: "x:", connectTimeoutMs: 300 }),
+    3_000,
+  );
+});
+
+function disposable<T extends KeyValueStore>(store: T): T & AsyncDisposable {
+  return Object.assign(store, { [Symbol.asyncDispose]: () => store.close() });
+}

@@ -1,0 +1,118 @@
+/**
+ * A throwaway `redis-server` for tests: its own free port on 127.0.0.1, its own temp dir,
+ * no persistence. It never touches a shared Redis on 6379.
+ */
+
+import { join } from "node:path";
+
+/** A running (or stopped) test Redis; `await using` stops it and removes its dir. */
+export interface RedisServer extends AsyncDisposable {
+  /** The TCP port, the same across {@link RedisServer.stop} and {@link RedisServer.start}. */
+  readonly port: number;
+  /** `redis://127.0.0.1:PORT`. */
+  readonly url: string;
+  /** Starts the server again on the same port, empty, and waits until it answers PING. */
+  start(): Promise<void>;
+  /** Stops the server and waits until the process has exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts a fresh Redis on a free port and waits until it answers PING. */
+export async function startRedis(): Promise<RedisServer> {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "redis-test-" });
+  let child: Deno.ChildProcess | null = null;
+
+  const start = async () => {
+    if (child) throw new Error(`redis-server on port ${port} is already running`);
+    const process = new Deno.Command("redis-server", {
+      args: [
+        ...["--port", String(port), "--bind", "127.0.0.1", "--dir", dir],
+        ...["--save", "", "--appendonly", "no", "--daemonize", "no"],
+        ...["--logfile", join(dir, "redis.log")],
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    child = process;
+    try {
+      await waitForPong(port, process);
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+  };
+
+  const stop = async () => {
+    const running = child;
+    if (!running) return;
+    child = null;
+    // With `--save ""` SIGTERM exits at once without writing a dump.
+    running.kill("SIGTERM");
+    const timer = setTimeout(() => running.kill("SIGKILL"), 5_000);
+    try {
+      await running.status;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  try {
+    await start();
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    start,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+function freePort(): number {
+  for (;;) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { port } = listener.addr as Deno.NetAddr;
+    listener.close();
+    // The OS never hands out 6379 as an ephemeral port, but a shared Redis must stay untouched.
+    if (port !== 6379) return port;
+  }
+}
+
+async function waitForPong(port: number, process: Deno.ChildProcess): Promise<void> {
+  let exited = false;
+  process.status.then(() => exited = true, () => exited = true);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`redis-server on port ${port} exited during start-up`);
+    if (await answersPing(port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`redis-server on port ${port} did not answer PING within 10 s`);
+}
+
+async function answersPing(port: number): Promise<boolean> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch {
+    return false;
+  }
+  try {
+    await conn.write(new TextEncoder().encode("PING\r\n"));
+    const buffer = new Uint8Array(64);
+    const read = await conn.read(buffer);
+    return read !== null && new TextDecoder().decode(buffer.subarray(0, read)).startsWith("+PONG");
+  } catch {
+    return false;
+  } finally {
+    conn.close();
+  }
+}
