@@ -1,13 +1,11 @@
 // deno-lint-ignore-file no-console -- a build script reporting to the terminal
 /**
  * `deno task compile`: builds the single binary with exactly the `start` task's permission
- * flags, embedding the migrations folder. `deno compile` downloads its runtime (denort), so
+ * and unstable-feature flags. Migrations and PGlite's files are imports (text and bytes), so
+ * they are embedded with the module graph. `deno compile` downloads its runtime (denort), so
  * this runs on a machine with internet access or in the Dockerfile's build stage.
  */
 import { PROJECT_ROOT, readStartCommand } from "./start_command.ts";
-
-/** Data folders the binary embeds besides the module graph (locales are JSON imports already). */
-const INCLUDE = ["migrations"];
 
 /** The `deno compile` arguments for the given start flags and output path. */
 export function compileArgs(
@@ -18,13 +16,12 @@ export function compileArgs(
 ): string[] {
   // --watch and similar run-only flags would make deno compile fail.
   const permissionFlags = flags.filter((flag) =>
-    flag.startsWith("--allow-") || flag === "--no-prompt"
+    /^--(allow|deny|ignore|unstable)-/.test(flag) || flag === "--no-prompt"
   );
   return [
     "compile",
     "--frozen",
     ...permissionFlags,
-    ...INCLUDE.flatMap((path) => ["--include", path]),
     ...(target ? ["--target", target] : []),
     "--output",
     output,

@@ -3,6 +3,10 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { sandboxReport } from "./sandbox.ts";
+import { openDatabase } from "../db/database.ts";
+import { Migrator, parseMigrations } from "../db/migrate.ts";
+import { MIGRATION_FILES } from "../db/migration_files.ts";
+import { openStore } from "../storage.ts";
 
 /** The verdict of one doctor line. */
 export type Verdict = "ok" | "warn" | "fail";
@@ -56,6 +60,7 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
   } catch (error) {
     add("data", "fail", `DATA_DIR ${config.dataDir} is not writable: ${messageOf(error)}`);
   }
+  await storageFindings(config, add);
   const api = new Api(config.botToken, {
     apiRoot: config.botApiRoot,
     ...(options.fetch ? { fetch: options.fetch as never } : {}),
@@ -111,6 +116,61 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
     add("webhook", "warn", `getWebhookInfo failed: ${messageOf(error)}`);
   }
   return findings;
+}
+
+/** The store's and the database's reachability, round trip and schema version. */
+async function storageFindings(
+  config: Config,
+  add: (area: string, verdict: Verdict, text: string) => void,
+): Promise<void> {
+  try {
+    const store = await openStore(config);
+    try {
+      const ms = await store.ping();
+      add("store", "ok", `${store.backend} answers in ${ms.toFixed(1)} ms`);
+    } finally {
+      await store.close();
+    }
+  } catch (error) {
+    add("store", "fail", `cannot use the key-value store: ${messageOf(error)}`);
+  }
+  try {
+    // "share": while the bot runs, its embedded database answers on its socket.
+    const db = await openDatabase({
+      config: config.database,
+      dataDir: config.dataDir,
+      embedded: "share",
+    });
+    try {
+      const ms = await db.ping();
+      add("database", "ok", `${db.description} answers in ${ms.toFixed(1)} ms`);
+      const migrator = new Migrator(db.sql, await parseMigrations(MIGRATION_FILES));
+      const status = await migrator.status();
+      const changed = status.filter((s) => s.state === "changed" || s.state === "unknown");
+      const pending = status.filter((s) => s.state === "pending");
+      if (changed.length > 0) {
+        add(
+          "database",
+          "fail",
+          `migrations that do not match this program: ${changed.map((s) => s.name).join(", ")}`,
+        );
+      } else if (pending.length > 0) {
+        add(
+          "database",
+          "warn",
+          `${pending.length} migration(s) pending (${
+            pending.map((s) => s.name).join(", ")
+          }); the bot applies them at start unless MIGRATE_ON_START=false`,
+        );
+      } else {
+        add("database", "ok", `schema is up to date (version ${migrator.latest})`);
+      }
+    } finally {
+      await db.close();
+    }
+  } catch (error) {
+    add("database", "fail", `cannot use the database: ${messageOf(error)}`);
+  }
 }
 
 /** The findings as the text `doctor` prints. */

@@ -12,8 +12,8 @@ Deno.test("the start task's permission flags stop file reads outside data/, proc
     "write /tmp": "NotCapable",
     "spawn a process": "NotCapable",
     "load a native library": "NotCapable",
-    "read HOME": "NotCapable",
-    "read all environment variables": "NotCapable",
+    "read HOME": "unset",
+    "see HOME or PATH in the whole environment": "no",
     "write data/": "allowed",
   });
 });

@@ -67,12 +67,14 @@ Deno.test("compileArgs() builds the binary with exactly the start task's permiss
   const args = compileArgs(flags, entry, "dist/service-desk-bot");
   assert.equal(args[0], "compile");
   assert.ok(args.includes("--frozen"));
-  for (const flag of flags.filter((f) => f.startsWith("--allow-") || f === "--no-prompt")) {
+  // Permissions, --ignore-env, and the unstable features the embedded stores need
+  // (Deno KV, and PGlite's files and the migrations imported as bytes and text).
+  for (const flag of flags) {
     assert.ok(args.includes(flag), `${flag} missing from ${args.join(" ")}`);
   }
-  const include = args.indexOf("--include");
-  assert.ok(include > 0, "no --include");
-  assert.equal(args[include + 1], "migrations");
+  for (const flag of ["--unstable-kv", "--unstable-raw-imports", "--ignore-env"]) {
+    assert.ok(args.includes(flag), `${flag} missing from ${args.join(" ")}`);
+  }
   assert.deepEqual(args.slice(-3), ["--output", "dist/service-desk-bot", "main.ts"]);
   // Nothing that the start task does not grant.
   const granted = args.filter((arg) => arg.startsWith("--allow-"));
