@@ -157,7 +157,7 @@ Deno.test("migrate: status, apply, and MIGRATE_ON_START=false refusing an outdat
 
   let result = await run(["migrate", "status"]);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^0001  0001_init\.sql +pending/m);
+  assert.match(result.stdout, /^0001 {2}0001_init\.sql +pending/m);
   assert.match(result.stdout, /schema version 0 of 1/);
 
   result = await BotProcess.run({ api, cwd, env: { MIGRATE_ON_START: "false" } });
@@ -175,7 +175,7 @@ Deno.test("migrate: status, apply, and MIGRATE_ON_START=false refusing an outdat
     result = await run(["migrate", "status"]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /served by the running instance/);
-    assert.match(result.stdout, /^0001  0001_init\.sql +applied/m);
+    assert.match(result.stdout, /^0001 {2}0001_init\.sql +applied/m);
     assert.equal((await bot.stop()).code, 0);
   }
 
