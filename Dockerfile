@@ -23,9 +23,9 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 
 COPY . .
-# migrations/ may be empty, and git does not keep empty directories; `--include migrations`
-# needs it to exist.
-RUN mkdir -p migrations && deno task compile
+# `deno install` above filled node_modules/: PGlite's WebAssembly files are imported from
+# there as bytes and compiled into the binary, like the migrations.
+RUN deno task compile
 
 # The state directory (the working directory at run time). Distroless has no shell to
 # create it, so it is made here and copied with its owner set to `nonroot` (65532).

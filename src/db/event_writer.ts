@@ -42,6 +42,14 @@ export interface EventWriterOptions {
 
 const log = logger("events");
 
+/** Settles (never rejects) when `signal` aborts. */
+function abortion(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /** Batches events into the database without ever making a handler wait. */
 export class EventWriter {
   readonly #write: EventWriterOptions["write"];
@@ -55,6 +63,8 @@ export class EventWriter {
   #failures = 0;
   #running: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
+  /** Set when close() gave up: a write that settles later must not count or retry. */
+  #abandoned = false;
 
   constructor(options: EventWriterOptions) {
     this.#write = options.write;
@@ -75,7 +85,9 @@ export class EventWriter {
       this.#drop(1, "shutdown");
       return;
     }
-    if (this.pending >= this.#capacity) {
+    // The batch being written is not counted: if its write fails, the trim in #drain drops
+    // the oldest of all, so the oldest are always what goes.
+    if (this.#queue.length >= this.#capacity) {
       this.#queue.shift();
       this.#drop(1, "queue_full");
     }
@@ -98,27 +110,33 @@ export class EventWriter {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
       const deadline = setTimeout(() => this.#stop.abort(), timeoutMs);
+      const untilDeadline = (promise: Promise<unknown>) =>
+        Promise.race([promise, abortion(this.#stop.signal)]);
       try {
-        while (this.#queue.length > 0 && !this.#stop.signal.aborted) {
-          await this.flush();
-          if (this.#queue.length > 0) {
+        // A batch in flight counts too: if its write fails, it is back in the queue.
+        while (this.pending > 0 && !this.#stop.signal.aborted) {
+          await untilDeadline(this.flush());
+          if (this.#queue.length > 0 && !this.#running && !this.#stop.signal.aborted) {
             await delay(
               backoffDelay(this.#failures, { baseMs: 100, maxMs: 2000 }),
               this.#stop.signal,
-            ).catch(() => {});
+            )
+              .catch(() => {});
           }
         }
       } finally {
         clearTimeout(deadline);
         this.#stop.abort();
       }
-      await this.#running;
-      if (this.#queue.length > 0) {
-        log.error("the database is unreachable: dropped {count} events at shutdown", {
-          count: this.#queue.length,
+      // A write still hanging at the deadline is given up on, like everything queued.
+      const lost = this.pending;
+      if (lost > 0) {
+        log.error("the database did not take the event log in time: dropped {count} events", {
+          count: lost,
         });
-        this.#drop(this.#queue.length, "shutdown");
+        this.#drop(lost, "shutdown");
         this.#queue = [];
+        this.#abandoned = true;
       }
       this.#metrics?.eventQueue.set(0);
     })();
@@ -126,8 +144,9 @@ export class EventWriter {
   }
 
   #kick(): void {
-    if (this.#running || this.#queue.length === 0) return;
-    this.#running = this.#drain().finally(() => {
+    if (this.#running || this.#queue.length === 0 || this.#abandoned) return;
+    // Start on a later tick: `write` must never run on the stack of the handler that recorded.
+    this.#running = Promise.resolve().then(() => this.#drain()).finally(() => {
       this.#running = null;
     });
   }
@@ -138,9 +157,11 @@ export class EventWriter {
       this.#inFlight = batch.length;
       try {
         await this.#write(batch);
+        if (this.#abandoned) return;
         this.#failures = 0;
         this.#metrics?.eventsWritten.inc(batch.length);
       } catch (error) {
+        if (this.#abandoned) return;
         // Keep the batch (oldest first) for the next attempt, within the capacity.
         this.#queue = batch.concat(this.#queue);
         const excess = this.#queue.length - this.#capacity;

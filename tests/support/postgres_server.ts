@@ -24,11 +24,36 @@ import postgres from "postgres";
 
 const isRoot = Deno.uid() === 0;
 
+/**
+ * Where a PostgreSQL program lives: on PATH, or in Debian's versioned folder
+ * (`/usr/lib/postgresql/15/bin`), which the `postgresql` package does not put on PATH.
+ */
+function pgProgram(name: string): string {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      Deno.statSync(`${dir}/${name}`);
+      return `${dir}/${name}`;
+    } catch {
+      // Not in this folder.
+    }
+  }
+  try {
+    const versions = [...Deno.readDirSync("/usr/lib/postgresql")]
+      .map((entry) => entry.name)
+      .filter((version) => /^\d+$/.test(version))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return `/usr/lib/postgresql/${versions[0]}/bin/${name}`;
+  } catch {
+    // No Debian packages either.
+  }
+  throw new Error(`${name} not found: install the postgresql package`);
+}
+
 /** Runs a PostgreSQL program, as user `postgres` when the tests run as root (it refuses root). */
 function command(program: string, args: string[]): Deno.Command {
   return isRoot
     ? new Deno.Command("runuser", {
-      args: ["-u", "postgres", "--", program, ...args],
+      args: ["-u", "postgres", "--", pgProgram(program), ...args],
       stdout: "piped",
       stderr: "piped",
     })
