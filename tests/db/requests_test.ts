@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import type { Database, Sql } from "../../src/db/database.ts";
-import { Migrator, parseMigrations } from "../../src/db/migrate.ts";
-import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
+import type { Sql } from "../../src/db/database.ts";
 import {
   type NewRequest,
   RequestRepository,
@@ -9,27 +7,7 @@ import {
   type RequestStatus,
 } from "../../src/db/requests.ts";
 import { UserRepository } from "../../src/db/users.ts";
-import { type BackendContext, testOnBothBackends } from "../support/databases.ts";
-
-/** An empty database with the shipped schema that counts the queries sent to it. */
-async function migrated(fresh: BackendContext["fresh"]) {
-  let sent = 0;
-  const db: Database = await fresh({ onQuery: () => sent++ });
-  await new Migrator(db.sql, await parseMigrations(MIGRATION_FILES)).up();
-  return {
-    db,
-    /** Empties every table and restarts request numbers at 1. */
-    async reset(): Promise<void> {
-      await db.sql`truncate users, requests, request_history, events restart identity cascade`;
-    },
-    /** Runs `fn` and returns its result with the number of queries it sent. */
-    async counted<T>(fn: () => Promise<T>): Promise<[T, number]> {
-      const before = sent;
-      const result = await fn();
-      return [result, sent - before];
-    },
-  };
-}
+import { migrated, testOnBothBackends } from "../support/databases.ts";
 
 /** Resolves once a query of this database waits for a lock (or `done()` says to stop). */
 async function waitForLockWait(sql: Sql, done: () => boolean): Promise<void> {

@@ -1,29 +1,6 @@
 import assert from "node:assert/strict";
-import type { Database } from "../../src/db/database.ts";
-import { Migrator, parseMigrations } from "../../src/db/migrate.ts";
-import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
 import { type TelegramProfile, UserRepository } from "../../src/db/users.ts";
-import { type BackendContext, testOnBothBackends } from "../support/databases.ts";
-
-/** An empty database with the shipped schema that counts the queries sent to it. */
-async function migrated(fresh: BackendContext["fresh"]) {
-  let sent = 0;
-  const db: Database = await fresh({ onQuery: () => sent++ });
-  await new Migrator(db.sql, await parseMigrations(MIGRATION_FILES)).up();
-  return {
-    db,
-    /** Empties every table, so that each step starts from no users. */
-    async reset(): Promise<void> {
-      await db.sql`truncate users, requests, request_history, events restart identity cascade`;
-    },
-    /** Runs `fn` and returns its result with the number of queries it sent. */
-    async counted<T>(fn: () => Promise<T>): Promise<[T, number]> {
-      const before = sent;
-      const result = await fn();
-      return [result, sent - before];
-    },
-  };
-}
+import { migrated, testOnBothBackends } from "../support/databases.ts";
 
 function profile(id: number, overrides: Partial<TelegramProfile> = {}): TelegramProfile {
   return {

@@ -4,6 +4,8 @@
  */
 import type { DatabaseConfig } from "../../src/config.ts";
 import { type Database, openDatabase } from "../../src/db/database.ts";
+import { Migrator, parseMigrations } from "../../src/db/migrate.ts";
+import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
 import { startPostgres } from "./postgres_server.ts";
 
 /** Database settings for tests: the production defaults with `url`. */
@@ -81,4 +83,24 @@ export function testOnBothBackends(
       await Deno.remove(dataDir, { recursive: true });
     }
   });
+}
+
+/** An empty database with the shipped schema that counts the queries sent to it. */
+export async function migrated(fresh: BackendContext["fresh"]) {
+  let sent = 0;
+  const db: Database = await fresh({ onQuery: () => sent++ });
+  await new Migrator(db.sql, await parseMigrations(MIGRATION_FILES)).up();
+  return {
+    db,
+    /** Empties every table and restarts request numbers at 1. */
+    async reset(): Promise<void> {
+      await db.sql`truncate users, requests, request_history, events restart identity cascade`;
+    },
+    /** Runs `fn` and returns its result with the number of queries it sent. */
+    async counted<T>(fn: () => Promise<T>): Promise<[T, number]> {
+      const before = sent;
+      const result = await fn();
+      return [result, sent - before];
+    },
+  };
 }
