@@ -113,7 +113,7 @@ async function run(): Promise<number> {
     log.error("unhandled promise rejection", { error: event.reason });
   });
   log.info(
-    "starting {program} {version}: {mode} mode, Bot API {api}, HTTP {host}:{port}, data in {data_dir}",
+    "starting {program} {version}: {mode} mode, Bot API {api}, HTTP {host}:{port}, database {database}, store {store}, data in {data_dir}",
     {
       program: PROGRAM_NAME,
       version: VERSION,
@@ -122,6 +122,8 @@ async function run(): Promise<number> {
       host: config.http.host,
       port: config.http.port,
       data_dir: config.dataDir,
+      database: config.database.url === null ? "pglite (embedded)" : "postgres",
+      store: config.store.url === null ? "deno-kv (embedded)" : "redis",
       webhook_path: config.webhook?.path ?? null,
       update_concurrency: config.updateConcurrency,
     },

@@ -57,6 +57,8 @@ Deno.test("polling mode: each update logs one line with its ids, type and durati
   const start = bot.logs(/^starting service-desk-bot/)[0];
   assert.ok(start, "a start-up line says which mode is in use");
   assert.equal(start.mode, "polling");
+  assert.equal(start.database, "pglite (embedded)");
+  assert.equal(start.store, "deno-kv (embedded)");
   assert.equal((await bot.stop()).code, 0);
 });
 
