@@ -250,3 +250,25 @@ Deno.test("backup while running, restore into a new home, refusals for non-empty
   await Deno.remove(home, { recursive: true });
   await Deno.remove(elsewhere, { recursive: true });
 });
+
+Deno.test("instances starting at once against one Postgres apply each migration exactly once", async () => {
+  await using api = await FakeBotApi.start();
+  await using pg = await startPostgres();
+  await using redis = await startRedis();
+  const databaseUrl = await pg.createDatabase("shared");
+  const env = { DATABASE_URL: databaseUrl, REDIS_URL: redis.url };
+  await using first = await BotProcess.start({ api, env });
+  await using second = await BotProcess.start({ api, env });
+  await Promise.all([first.waitReady(), second.waitReady()]);
+  const applied = [...first.logs(/^applied migration/), ...second.logs(/^applied migration/)];
+  assert.deepEqual(applied.map((line) => line.name), ["0001_init.sql"]);
+  await Promise.all([first.stop(), second.stop()]);
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`select version from schema_migrations`;
+    assert.deepEqual(rows.map((r) => r.version), [1]);
+  } finally {
+    await sql.end();
+  }
+});
