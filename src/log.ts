@@ -54,6 +54,9 @@ export function serializeError(error: unknown, depth = 0): unknown {
   const out: Record<string, unknown> = { name: error.name, message: error.message };
   if (error.stack) out.stack = error.stack;
   for (const [key, value] of Object.entries(error)) {
+    // postgres.js errors carry the query's `parameters` (and `args`): user data such as
+    // phone numbers, which logs must not collect. The query text itself stays.
+    if (key === "parameters" || key === "args") continue;
     // grammY's HttpError keeps the underlying fetch error in `error`.
     if (key !== "cause" && typeof value !== "function") {
       out[key] = value instanceof Error && depth < 5 ? serializeError(value, depth + 1) : value;

@@ -142,3 +142,15 @@ Deno.test("setupLogging() also appends to LOG_FILE", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serializeError() keeps a failed query's text but not its parameters (user data)", async () => {
+  const { serializeError } = await import("../src/log.ts");
+  const error = Object.assign(new Error("value too long for type character varying(10)"), {
+    query: "insert into requests (contact) values ($1)",
+    parameters: ["+7 900 123-45-67"],
+    args: ["+7 900 123-45-67"],
+  });
+  const json = JSON.stringify(serializeError(error));
+  assert.match(json, /insert into requests/);
+  assert.ok(!json.includes("123-45-67"), json);
+});
