@@ -104,9 +104,15 @@ export class UserRepository {
     return row ?? null;
   }
 
-  /** Marks that the user blocked the bot (Telegram answered 403), so announcements skip them. */
-  async markBlocked(id: number, at = new Date()): Promise<void> {
-    await this.#sql`update users set blocked_at = ${at} where id = ${id}`;
+  /**
+   * Marks that the user blocked the bot (Telegram answered 403), so announcements skip them;
+   * returns the updated row, or null when unknown.
+   */
+  async markBlocked(id: number, at = new Date()): Promise<UserRow | null> {
+    const [row] = await this.#sql<UserRow[]>`
+      update users set blocked_at = ${at} where id = ${id}
+      returning ${this.#sql.unsafe(COLUMNS)}`;
+    return row ?? null;
   }
 
   /** Ids of subscribed users who have not blocked the bot, after `afterId`, in id order. */

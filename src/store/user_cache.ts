@@ -101,10 +101,12 @@ export class UserCache {
     return await this.#changed(id, await this.#users.setNotifications(id, on));
   }
 
-  /** Records that the user blocked the bot and drops the cached copy. */
+  /**
+   * Records that the user blocked the bot. The cached copy is rewritten with the block, so the
+   * user's next message misses the cache and the upsert clears it again.
+   */
   async markBlocked(id: number): Promise<void> {
-    await this.#users.markBlocked(id);
-    await this.forget(id);
+    await this.#changed(id, await this.#users.markBlocked(id));
   }
 
   /** Drops the cached copy, e.g. after a change made elsewhere. */
