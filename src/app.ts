@@ -140,7 +140,7 @@ export function createApp(config: Config): App {
     await prepareSchema(opened);
     registerStorageChecks(health, opened);
     log.info("storage: {storage}", { storage: opened.describe() });
-    const api = createBot({
+    const created = createBot({
       token: config.botToken,
       apiRoot: config.botApiRoot,
       defaultLocale: config.defaultLocale,
@@ -148,13 +148,13 @@ export function createApp(config: Config): App {
       users: opened.userCache,
       events: opened.events,
     });
-    bot = api;
-    registerTelegramChecks(api.api);
+    bot = created;
+    registerTelegramChecks(created.api);
     health.setPhase("starting", "connecting to Telegram");
     // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
-    api.botInfo = await untilDone("getMe", () => api.api.getMe(lifetime.signal as never));
+    created.botInfo = await untilDone("getMe", () => created.api.getMe(lifetime.signal as never));
     // The command menu is a convenience: it must neither delay readiness nor keep the bot down.
-    publishCommands(api.api, config.defaultLocale, lifetime.signal).catch((error) =>
+    publishCommands(created.api, config.defaultLocale, lifetime.signal).catch((error) =>
       lifetime.signal.aborted || log.warning("could not publish the command menu", { error })
     );
     if (config.webhook) {
@@ -163,21 +163,24 @@ export function createApp(config: Config): App {
       accepting = true;
       await untilDone(
         "setWebhook",
-        () => registerWebhook(api.api, webhook, ALLOWED_UPDATES, lifetime.signal),
+        () => registerWebhook(created.api, webhook, ALLOWED_UPDATES, lifetime.signal),
       );
     } else {
       const info = await untilDone(
         "getWebhookInfo",
-        () => api.api.getWebhookInfo(lifetime.signal as never),
+        () => created.api.getWebhookInfo(lifetime.signal as never),
       );
       if (info.url !== "") {
         log.warning("a webhook is registered; removing it to use long polling", {
           pending: info.pending_update_count,
         });
-        await untilDone("deleteWebhook", () => api.api.deleteWebhook({}, lifetime.signal as never));
+        await untilDone(
+          "deleteWebhook",
+          () => created.api.deleteWebhook({}, lifetime.signal as never),
+        );
       }
       poller = new Poller({
-        api: api.api,
+        api: created.api,
         scheduler,
         allowedUpdates: ALLOWED_UPDATES,
         log: logger("polling"),
@@ -190,7 +193,7 @@ export function createApp(config: Config): App {
     if (lifetime.signal.aborted) return;
     health.setPhase("ready");
     log.info("ready as @{username} in {mode} mode after {startup_ms} ms", {
-      username: api.botInfo.username,
+      username: created.botInfo.username,
       mode: config.mode,
       storage: opened.describe(),
       startup_ms: Math.round(performance.now() - started),
