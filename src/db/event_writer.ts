@@ -63,6 +63,8 @@ export class EventWriter {
   #failures = 0;
   #running: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
+  /** Whether the running drain also writes a partial batch (interval passed, or flush()). */
+  #flushAll = false;
   /** Set when close() gave up: a write that settles later must not count or retry. */
   #abandoned = false;
 
@@ -71,7 +73,7 @@ export class EventWriter {
     this.#metrics = options.metrics;
     this.#batchSize = options.batchSize ?? 500;
     this.#capacity = options.capacity ?? 50_000;
-    this.#timer = setInterval(() => this.#kick(), options.flushIntervalMs ?? 1000);
+    this.#timer = setInterval(() => this.#kick(true), options.flushIntervalMs ?? 1000);
   }
 
   /** Events queued or being written. */
@@ -88,17 +90,20 @@ export class EventWriter {
     // The batch being written is not counted: if its write fails, the trim in #drain drops
     // the oldest of all, so the oldest are always what goes.
     if (this.#queue.length >= this.#capacity) {
-      this.#queue.shift();
-      this.#drop(1, "queue_full");
+      // A tenth at once: shifting one event per call would copy the whole queue every time.
+      const excess = Math.max(1, Math.ceil(this.#capacity / 10));
+      this.#queue.splice(0, excess);
+      this.#drop(excess, "queue_full");
     }
     this.#queue.push(event);
     this.#metrics?.eventQueue.set(this.pending);
-    if (this.#queue.length >= this.#batchSize) this.#kick();
+    if (this.#queue.length >= this.#batchSize) this.#kick(false);
   }
 
   /** Writes everything queued now; resolves when the queue is empty or a write failed. */
   flush(): Promise<void> {
-    this.#kick();
+    this.#flushAll = true;
+    this.#kick(true);
     return this.#running ?? Promise.resolve();
   }
 
@@ -143,7 +148,9 @@ export class EventWriter {
     return this.#closing;
   }
 
-  #kick(): void {
+  /** Starts writing: full batches only, or (`all`) everything queued. */
+  #kick(all: boolean): void {
+    if (all) this.#flushAll = true;
     if (this.#running || this.#queue.length === 0 || this.#abandoned) return;
     // Start on a later tick: `write` must never run on the stack of the handler that recorded.
     this.#running = Promise.resolve().then(() => this.#drain()).finally(() => {
@@ -152,7 +159,13 @@ export class EventWriter {
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
+    // Partial batches wait for the interval or a flush, so a steady trickle of events is
+    // still written in full batches instead of one insert per handful of events.
+    for (;;) {
+      const full = this.#queue.length >= this.#batchSize;
+      if (!full && !(this.#flushAll && this.#queue.length > 0)) break;
+      // A partial batch answers one flush request; what arrives meanwhile waits for the next.
+      if (!full) this.#flushAll = false;
       const batch = this.#queue.splice(0, this.#batchSize);
       this.#inFlight = batch.length;
       try {

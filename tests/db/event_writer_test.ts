@@ -140,6 +140,22 @@ Deno.test("EventWriter", async (t) => {
     },
   });
 
+  await t.step(
+    "a steady trickle is written in full batches, not a write per few events",
+    async () => {
+      const fake = new FakeWrite();
+      await using w = writerOn(fake, { batchSize: 10, flushIntervalMs: 60_000 });
+      for (let i = 1; i <= 95; i++) {
+        w.writer.record(event(i));
+        // Handlers finish one by one: let the writer run between them, mid-write included.
+        await settle();
+      }
+      assert.deepEqual(fake.written.map((batch) => batch.length), Array(9).fill(10));
+      await w.writer.flush();
+      assert.deepEqual(fake.written.at(-1), [91, 92, 93, 94, 95]);
+    },
+  );
+
   await t.step("a full batch is written at once, without waiting for the interval", async () => {
     const fake = new FakeWrite();
     await using w = writerOn(fake, { batchSize: 3 });
