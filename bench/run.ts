@@ -6,8 +6,10 @@
  * @module
  */
 import { PROJECT_ROOT } from "../scripts/start_command.ts";
+import { BENCH_ROWS, benchBackup } from "./backup_bench.ts";
 import { formatStartupReport, measureStartup } from "./startup.ts";
-import { median, perSecond } from "./stats.ts";
+import { markdownTable, median, perSecond } from "./stats.ts";
+import { benchStorage, formatStorageReport } from "./storage_bench.ts";
 import {
   formatThroughputReport,
   measurePollingThroughput,
@@ -28,6 +30,28 @@ export const MICRO_BENCH_ARGS = [
   "--allow-write",
   "bench/pipeline_bench.ts",
 ];
+
+/** {@link benchBackup}'s figures as a Markdown table, one row per backend. */
+export function formatBackupReport(figures: Record<string, number>): string {
+  const cell = (key: string, unit: string) =>
+    Number.isFinite(figures[key]) ? `${figures[key]} ${unit}` : "n/a";
+  const rows = ["postgres", "pglite"].map((backend) => [
+    backend,
+    cell(`backup_${backend}_ms`, "ms"),
+    cell(`backup_file_mib_${backend}`, "MiB"),
+    cell(`verify_${backend}_ms`, "ms"),
+    cell(`restore_${backend}_ms`, "ms"),
+  ]);
+  const rowsText = BENCH_ROWS.toLocaleString("en-US");
+  return [
+    "### Backup and restore",
+    "",
+    `${rowsText} users and ${rowsText} requests: createBackup, verifyBackup alone, then`,
+    "restoreBackup into a fresh database (its time includes its own verification pass).",
+    "",
+    markdownTable(["backend", "backup", "file", "verify", "restore"], rows),
+  ].join("\n");
+}
 
 /** Runs every benchmark, prints the report and returns the exit code of `deno bench`. */
 export async function runAll(): Promise<number> {
@@ -62,6 +86,14 @@ export async function runAll(): Promise<number> {
     const rates = results.filter((r) => r.mode === mode).map((r) => r.updatesPerSecond);
     console.log(`- ${mode}: median ${perSecond(median(rates))} over ${rates.length} runs`);
   }
+  console.log();
+
+  progress("storage: server (Postgres + Redis) and embedded (PGlite + Deno KV) …");
+  console.log(formatStorageReport(await benchStorage((text) => progress(`storage: ${text}`))));
+  console.log();
+
+  progress(`backup and restore: ${BENCH_ROWS} users and requests on both backends …`);
+  console.log(formatBackupReport(await benchBackup()));
   console.log();
 
   progress(`micro-benchmarks: deno ${MICRO_BENCH_ARGS.join(" ")}`);
