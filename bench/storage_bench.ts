@@ -16,7 +16,8 @@
  *
  * @module
  */
-import type { Update, UserFromGetMe } from "grammy/types";
+import type { Update } from "grammy/types";
+import { BOT_INFO, cannedFetch } from "./in_memory_bot_api.ts";
 import { createBot } from "../src/bot/pipeline.ts";
 import { type Env, loadConfig } from "../src/config.ts";
 import type { EventRecord } from "../src/db/events.ts";
@@ -122,33 +123,6 @@ const MIX_FIRST_USER = 910_000_000;
 const PIPELINE_FIRST_USER = 920_000_000;
 /** Longest any drain of the event writer may take before the benchmark gives up, in ms. */
 const DRAIN_TIMEOUT_MS = 120_000;
-
-const BOT_INFO: UserFromGetMe = {
-  id: 123456,
-  is_bot: true,
-  first_name: "Service Desk",
-  username: "service_desk_bench_bot",
-  can_join_groups: true,
-  can_read_all_group_messages: false,
-  supports_inline_queries: false,
-  can_connect_to_business: false,
-  has_main_web_app: false,
-  has_topics_enabled: false,
-  allows_users_to_create_topics: false,
-  can_manage_bots: false,
-  supports_join_request_queries: false,
-};
-
-const SENT_MESSAGE = JSON.stringify({
-  ok: true,
-  result: { message_id: 1, date: 0, chat: { id: 1, type: "private" }, text: "x" },
-});
-
-/** A Bot API in memory, as in `pipeline_bench.ts`: every call succeeds without network. */
-const cannedFetch: typeof fetch = () =>
-  Promise.resolve(
-    new Response(SENT_MESSAGE, { status: 200, headers: { "content-type": "application/json" } }),
-  );
 
 /** The machine line `run.ts` prints. */
 function machineLine(): string {
