@@ -1,0 +1,87 @@
+/**
+ * The token bucket of `src/bot/token_bucket.ts` as an atomic store script: one round trip
+ * reads the user's bucket, applies `consume()` and writes the new bucket with its TTL, so that
+ * every instance shares one limit and concurrent updates cannot pass more than it allows.
+ * The Lua below is a line-by-line transcription of `consume()`; the tests run both against
+ * the same inputs.
+ */
+import {
+  type BucketConfig,
+  type BucketState,
+  consume,
+  type Verdict,
+} from "../../bot/token_bucket.ts";
+import type { AtomicScript, Json } from "../store.ts";
+
+/** Arguments: the limiter settings, in a fixed order. */
+export type RateLimitArgs = [capacity: number, windowMs: number, banAfter: number, banMs: number];
+
+/** The script's arguments for `config`. */
+export function rateLimitArgs(config: BucketConfig): RateLimitArgs {
+  return [config.capacity, config.windowMs, config.banAfter, config.banMs];
+}
+
+function isState(value: Json): value is BucketState & Record<string, Json> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof value.tokens === "number" && typeof value.at === "number";
+}
+
+/** Consumes one token of the bucket at the script's one key. */
+export const rateLimitScript: AtomicScript<RateLimitArgs, Verdict & Record<string, Json>> = {
+  name: "rate_limit",
+  lua: `
+    local now = tonumber(ARGV[1])
+    local capacity = tonumber(ARGV[2])
+    local window = tonumber(ARGV[3])
+    local ban_after = tonumber(ARGV[4])
+    local ban_ms = tonumber(ARGV[5])
+    local epsilon = 1e-9
+    local raw = redis.call('GET', KEYS[1])
+    local s = raw and cjson.decode(raw) or nil
+    if type(s) ~= 'table' or type(s.tokens) ~= 'number' or type(s.at) ~= 'number' then
+      s = {tokens = capacity, at = now, violations = 0, told = false, bannedUntil = 0}
+    end
+    local function save(state, keep)
+      redis.call('SET', KEYS[1], cjson.encode(state), 'PX', math.max(1, math.ceil(keep)))
+    end
+    if s.bannedUntil > now then
+      local notify = not s.told
+      s.told = true
+      save(s, s.bannedUntil - now)
+      return cjson.encode({kind = 'banned', untilMs = s.bannedUntil, notify = notify})
+    end
+    if s.bannedUntil ~= 0 then
+      s = {tokens = capacity, at = now, violations = 0, told = false, bannedUntil = 0}
+    end
+    local per_ms = capacity / window
+    local elapsed = math.max(0, now - s.at)
+    local tokens = math.min(capacity, s.tokens + elapsed * per_ms)
+    local calm = tokens >= capacity
+    local violations = calm and 0 or s.violations
+    local told = (not calm) and s.told
+    if tokens >= 1 - epsilon then
+      local next = {tokens = math.max(0, tokens - 1), at = now, violations = violations,
+        told = told, bannedUntil = 0}
+      save(next, (capacity - next.tokens) * window / capacity)
+      return cjson.encode({kind = 'pass'})
+    end
+    local retry = math.ceil((1 - tokens) / per_ms)
+    if ban_after > 0 and violations + 1 > ban_after then
+      local until_ms = now + ban_ms
+      save({tokens = tokens, at = now, violations = violations + 1, told = true,
+        bannedUntil = until_ms}, ban_ms)
+      return cjson.encode({kind = 'banned', untilMs = until_ms, notify = true})
+    end
+    local next = {tokens = tokens, at = now, violations = violations + 1, told = true,
+      bannedUntil = 0}
+    save(next, (capacity - tokens) * window / capacity)
+    return cjson.encode({kind = 'limited', retryAfterMs = retry, notify = not told})`,
+  apply([current], [capacity, windowMs, banAfter, banMs], nowMs) {
+    const state = current !== undefined && isState(current) ? current : null;
+    const result = consume(state, nowMs, { capacity, windowMs, banAfter, banMs });
+    return {
+      writes: [{ value: result.state as unknown as Json, ttlMs: Math.max(1, result.keepMs) }],
+      result: result.verdict as Verdict & Record<string, Json>,
+    };
+  },
+};
