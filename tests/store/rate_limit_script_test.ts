@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import type { BucketConfig, Verdict } from "../../src/bot/token_bucket.ts";
-import { openKvStore } from "../../src/store/kv_store.ts";
-import { openRedisStore } from "../../src/store/redis_store.ts";
 import { rateLimitArgs, rateLimitScript } from "../../src/store/scripts/rate_limit.ts";
 import type { KeyValueStore, StoreKey } from "../../src/store/store.ts";
-import { startRedis } from "../support/redis_server.ts";
+import { testOnBothStores } from "../support/stores.ts";
 
 // A long window: a token takes minutes to come back, so real time between calls is no factor.
 const CONFIG: BucketConfig = { capacity: 20, windowMs: 3_600_000, banAfter: 5, banMs: 60_000 };
@@ -69,23 +67,4 @@ async function limiterSteps(t: Deno.TestContext, store: KeyValueStore): Promise<
   });
 }
 
-Deno.test("rateLimitScript on Redis", async (t) => {
-  await using redis = await startRedis();
-  const store = await openRedisStore({ url: redis.url, keyPrefix: `rl${crypto.randomUUID()}:` });
-  try {
-    await limiterSteps(t, store);
-  } finally {
-    await store.close();
-  }
-});
-
-Deno.test("rateLimitScript on Deno KV", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "rl-kv-" });
-  const store = await openKvStore(`${dir}/kv.sqlite3`);
-  try {
-    await limiterSteps(t, store);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+testOnBothStores("rateLimitScript", limiterSteps);

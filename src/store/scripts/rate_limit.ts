@@ -2,8 +2,8 @@
  * The token bucket of `src/bot/token_bucket.ts` as an atomic store script: one round trip
  * reads the user's bucket, applies `consume()` and writes the new bucket with its TTL, so that
  * every instance shares one limit and concurrent updates cannot pass more than it allows.
- * The Lua below is a line-by-line transcription of `consume()`; the tests run both against
- * the same inputs.
+ * The Lua is a line-by-line transcription of `consume()`; the tests run both against the
+ * same inputs.
  */
 import {
   type BucketConfig,
@@ -26,29 +26,27 @@ function isState(value: Json): value is BucketState & Record<string, Json> {
     typeof value.tokens === "number" && typeof value.at === "number";
 }
 
-/** Consumes one token of the bucket at the script's one key. */
-export const rateLimitScript: AtomicScript<RateLimitArgs, Verdict & Record<string, Json>> = {
-  name: "rate_limit",
-  lua: `
-    local now = tonumber(ARGV[1])
-    local capacity = tonumber(ARGV[2])
-    local window = tonumber(ARGV[3])
-    local ban_after = tonumber(ARGV[4])
-    local ban_ms = tonumber(ARGV[5])
+/**
+ * Lua defining `consume_bucket(key, now, capacity, window, ban_after, ban_ms)`: reads the
+ * bucket at `key`, applies the rules of `consume()`, writes it back with its TTL and returns
+ * the verdict as a table. Scripts that limit (this one, the gate) include it.
+ */
+export const BUCKET_LUA = `
+  local function consume_bucket(key, now, capacity, window, ban_after, ban_ms)
     local epsilon = 1e-9
-    local raw = redis.call('GET', KEYS[1])
+    local raw = redis.call('GET', key)
     local s = raw and cjson.decode(raw) or nil
     if type(s) ~= 'table' or type(s.tokens) ~= 'number' or type(s.at) ~= 'number' then
       s = {tokens = capacity, at = now, violations = 0, told = false, bannedUntil = 0}
     end
     local function save(state, keep)
-      redis.call('SET', KEYS[1], cjson.encode(state), 'PX', math.max(1, math.ceil(keep)))
+      redis.call('SET', key, cjson.encode(state), 'PX', math.max(1, math.ceil(keep)))
     end
     if s.bannedUntil > now then
       local notify = not s.told
       s.told = true
       save(s, s.bannedUntil - now)
-      return cjson.encode({kind = 'banned', untilMs = s.bannedUntil, notify = notify})
+      return {kind = 'banned', untilMs = s.bannedUntil, notify = notify}
     end
     if s.bannedUntil ~= 0 then
       s = {tokens = capacity, at = now, violations = 0, told = false, bannedUntil = 0}
@@ -63,25 +61,44 @@ export const rateLimitScript: AtomicScript<RateLimitArgs, Verdict & Record<strin
       local next = {tokens = math.max(0, tokens - 1), at = now, violations = violations,
         told = told, bannedUntil = 0}
       save(next, (capacity - next.tokens) * window / capacity)
-      return cjson.encode({kind = 'pass'})
+      return {kind = 'pass'}
     end
     local retry = math.ceil((1 - tokens) / per_ms)
     if ban_after > 0 and violations + 1 > ban_after then
       local until_ms = now + ban_ms
       save({tokens = tokens, at = now, violations = violations + 1, told = true,
         bannedUntil = until_ms}, ban_ms)
-      return cjson.encode({kind = 'banned', untilMs = until_ms, notify = true})
+      return {kind = 'banned', untilMs = until_ms, notify = true}
     end
-    local next = {tokens = tokens, at = now, violations = violations + 1, told = true,
-      bannedUntil = 0}
-    save(next, (capacity - tokens) * window / capacity)
-    return cjson.encode({kind = 'limited', retryAfterMs = retry, notify = not told})`,
-  apply([current], [capacity, windowMs, banAfter, banMs], nowMs) {
-    const state = current !== undefined && isState(current) ? current : null;
-    const result = consume(state, nowMs, { capacity, windowMs, banAfter, banMs });
-    return {
-      writes: [{ value: result.state as unknown as Json, ttlMs: Math.max(1, result.keepMs) }],
-      result: result.verdict as Verdict & Record<string, Json>,
-    };
+    save({tokens = tokens, at = now, violations = violations + 1, told = true,
+      bannedUntil = 0}, (capacity - tokens) * window / capacity)
+    return {kind = 'limited', retryAfterMs = retry, notify = not told}
+  end
+`;
+
+/** The TS twin of `consume_bucket` for stores without Lua: the write and the verdict. */
+export function applyBucket(
+  current: Json | undefined,
+  [capacity, windowMs, banAfter, banMs]: RateLimitArgs,
+  nowMs: number,
+): { write: { value: Json; ttlMs: number }; verdict: Verdict & Record<string, Json> } {
+  const state = current !== undefined && isState(current) ? current : null;
+  const result = consume(state, nowMs, { capacity, windowMs, banAfter, banMs });
+  return {
+    write: { value: result.state as unknown as Json, ttlMs: Math.max(1, result.keepMs) },
+    verdict: result.verdict as Verdict & Record<string, Json>,
+  };
+}
+
+/** Consumes one token of the bucket at the script's one key. */
+export const rateLimitScript: AtomicScript<RateLimitArgs, Verdict & Record<string, Json>> = {
+  name: "rate_limit",
+  lua: `${BUCKET_LUA}
+    local verdict = consume_bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
+      tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+    return cjson.encode(verdict)`,
+  apply([current], args, nowMs) {
+    const { write, verdict } = applyBucket(current, args, nowMs);
+    return { writes: [write], result: verdict };
   },
 };
