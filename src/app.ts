@@ -147,6 +147,7 @@ export function createApp(config: Config): App {
       metrics,
       users: opened.userCache,
       events: opened.events,
+      gate: { store: opened.store, rateLimit: config.rateLimit, adminIds: config.adminIds },
     });
     bot = created;
     registerTelegramChecks(created.api);

@@ -44,6 +44,12 @@ export const ENV_NAMES = [
   "REDIS_KEY_PREFIX",
   "USER_CACHE_TTL",
   "BACKUP_RETENTION_DAYS",
+  "RATE_LIMIT_ENABLED",
+  "RATE_LIMIT_MAX_REQUESTS",
+  "RATE_LIMIT_TIME_WINDOW",
+  "RATE_LIMIT_BAN_AFTER",
+  "RATE_LIMIT_BAN_DURATION",
+  "RATE_LIMIT_ADMIN_EXEMPT",
 ] as const;
 /** One of {@link ENV_NAMES}. */
 export type EnvName = typeof ENV_NAMES[number];
@@ -86,6 +92,24 @@ export interface Config {
   userCacheTtlMs: number;
   /** Backups older than this many days are deleted after each new backup. */
   backupRetentionDays: number;
+  /** Per-user rate limiting. */
+  rateLimit: RateLimitConfig;
+}
+
+/** Per-user rate limiting, resolved. */
+export interface RateLimitConfig {
+  /** Whether updates are limited at all (duplicates are dropped either way). */
+  enabled: boolean;
+  /** Most updates in a burst, and per window. */
+  capacity: number;
+  /** The window the capacity refills over, in milliseconds. */
+  windowMs: number;
+  /** Limited updates tolerated before a ban; 0 never bans. */
+  banAfter: number;
+  /** How long a ban lasts, in milliseconds. */
+  banMs: number;
+  /** Whether `ADMIN_IDS` are never limited. */
+  adminExempt: boolean;
 }
 
 /** Relational database settings, resolved. */
@@ -281,6 +305,12 @@ const schema = z.object({
   ),
   USER_CACHE_TTL: seconds(3600, 1, 604800),
   BACKUP_RETENTION_DAYS: wholeNumber(14, 1, 3650),
+  RATE_LIMIT_ENABLED: booleanVar(true),
+  RATE_LIMIT_MAX_REQUESTS: wholeNumber(20, 1, 10000),
+  RATE_LIMIT_TIME_WINDOW: seconds(60, 1, 86400),
+  RATE_LIMIT_BAN_AFTER: wholeNumber(5, 0, 10000),
+  RATE_LIMIT_BAN_DURATION: seconds(3600, 1, 2592000),
+  RATE_LIMIT_ADMIN_EXEMPT: booleanVar(true),
 });
 
 /** Rules between variables, checked on the raw values so they report alongside the rest. */
@@ -366,6 +396,14 @@ export function loadConfig(env: Env): Config {
     store: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
     userCacheTtlMs: Math.round(e.USER_CACHE_TTL * 1000),
     backupRetentionDays: e.BACKUP_RETENTION_DAYS,
+    rateLimit: {
+      enabled: e.RATE_LIMIT_ENABLED,
+      capacity: e.RATE_LIMIT_MAX_REQUESTS,
+      windowMs: Math.round(e.RATE_LIMIT_TIME_WINDOW * 1000),
+      banAfter: e.RATE_LIMIT_BAN_AFTER,
+      banMs: Math.round(e.RATE_LIMIT_BAN_DURATION * 1000),
+      adminExempt: e.RATE_LIMIT_ADMIN_EXEMPT,
+    },
   };
 }
 

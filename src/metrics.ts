@@ -35,6 +35,10 @@ export class Metrics implements Disposable {
   readonly eventsDropped: Counter<"reason">;
   /** Failed event-log batch writes (each is retried). */
   readonly eventWriteErrors: Counter;
+  /** Gate verdicts: `passed`, `limited`, `banned`, `duplicate`; `store_down` when the fallback ran. */
+  readonly gate: Counter<"outcome">;
+  /** Time of the gate's store round trip. */
+  readonly gateDuration: Histogram;
   readonly #lagTimer: ReturnType<typeof setInterval>;
 
   constructor() {
@@ -111,6 +115,18 @@ export class Metrics implements Disposable {
     this.eventWriteErrors = new Counter({
       name: "bot_event_write_errors_total",
       help: "Failed event-log batch writes (retried)",
+      registers,
+    });
+    this.gate = new Counter({
+      name: "bot_gate_total",
+      help: "Gate verdicts (passed, limited, banned, duplicate) and store_down fallbacks",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.gateDuration = new Histogram({
+      name: "bot_gate_duration_seconds",
+      help: "Time of the gate's one store round trip",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
     new Gauge({

@@ -52,6 +52,14 @@ Deno.test("loadConfig() fills every default when only BOT_TOKEN is set", () => {
     store: { url: null, keyPrefix: "sdb:" },
     userCacheTtlMs: 3_600_000,
     backupRetentionDays: 14,
+    rateLimit: {
+      enabled: true,
+      capacity: 20,
+      windowMs: 60_000,
+      banAfter: 5,
+      banMs: 3_600_000,
+      adminExempt: true,
+    },
   };
   assert.deepEqual(config, expected);
 });
@@ -86,6 +94,12 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
     REDIS_KEY_PREFIX: "desk:",
     USER_CACHE_TTL: "60",
     BACKUP_RETENTION_DAYS: "30",
+    RATE_LIMIT_ENABLED: "no",
+    RATE_LIMIT_MAX_REQUESTS: "5",
+    RATE_LIMIT_TIME_WINDOW: "10",
+    RATE_LIMIT_BAN_AFTER: "0",
+    RATE_LIMIT_BAN_DURATION: "600",
+    RATE_LIMIT_ADMIN_EXEMPT: "false",
   });
   assert.deepEqual(
     config,
@@ -119,6 +133,14 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
       store: { url: "redis://:pw@cache.internal:6379/2", keyPrefix: "desk:" },
       userCacheTtlMs: 60_000,
       backupRetentionDays: 30,
+      rateLimit: {
+        enabled: false,
+        capacity: 5,
+        windowMs: 10_000,
+        banAfter: 0,
+        banMs: 600_000,
+        adminExempt: false,
+      },
     } satisfies Config,
   );
 });
@@ -174,6 +196,12 @@ Deno.test("loadConfig() names the variable of each bad value", async (t) => {
     { variable: "REDIS_KEY_PREFIX", value: "has space" },
     { variable: "USER_CACHE_TTL", value: "0" },
     { variable: "BACKUP_RETENTION_DAYS", value: "0" },
+    { variable: "RATE_LIMIT_ENABLED", value: "sometimes" },
+    { variable: "RATE_LIMIT_MAX_REQUESTS", value: "0" },
+    { variable: "RATE_LIMIT_TIME_WINDOW", value: "0" },
+    { variable: "RATE_LIMIT_BAN_AFTER", value: "-1" },
+    { variable: "RATE_LIMIT_BAN_DURATION", value: "forever" },
+    { variable: "RATE_LIMIT_ADMIN_EXEMPT", value: "2" },
   ];
   for (const { variable, value, secret, shows } of cases) {
     await t.step(`${variable}=${JSON.stringify(value.slice(0, 40))}`, () => {

@@ -16,8 +16,8 @@ export interface PipelineFlavor {
   updateType: string;
   /** The sender's stored profile; null for updates without a sender or when unavailable. */
   user: UserRow | null;
-  /** How handling ended; set by the errors stage when a feature failed. */
-  outcome: "handled" | "error";
+  /** How handling ended: set by the errors stage when a feature failed, by the gate when it dropped the update. */
+  outcome: "handled" | "error" | "duplicate" | "limited" | "banned";
 }
 
 /** The context every middleware of the bot receives. */

@@ -9,6 +9,7 @@ import { startFeature } from "./features/start.ts";
 import { contextStage } from "./middleware/context.ts";
 import { errorsStage } from "./middleware/errors.ts";
 import { userStage, type UserStageOptions } from "./middleware/user.ts";
+import { gateStage, type GateStageOptions } from "./middleware/gate.ts";
 import type { ContextStageOptions } from "./middleware/context.ts";
 
 /** The update types the bot asks Telegram for (`allowed_updates`). */
@@ -37,6 +38,8 @@ export interface CreateBotOptions {
   users?: UserStageOptions["users"];
   /** The background event log. */
   events?: ContextStageOptions["events"];
+  /** Dedup and rate limiting; without it there is no gate stage. */
+  gate?: Omit<GateStageOptions, "metrics">;
 }
 
 /** One named stage of the pipeline. */
@@ -51,18 +54,20 @@ export interface Stage {
  * The pipeline's stages in the order the architecture fixes:
  *   1. context   update id, chat, user, locale, bound logger, timing, metrics
  *   2. errors    catches everything below; friendly reply in the user's language
+ *   3. gate      one atomic store call: drop duplicates, token bucket, bans
  *   4. user      the sender's stored profile, from the cache; Postgres only on a miss
  *   5. features  one composer per feature; the fallback answers what nobody handled
- * (the gate and commit stages arrive with the dialog layer).
+ * (the commit stage arrives with the dialog layer).
  */
 export function pipelineStages(options: CreateBotOptions): Stage[] {
-  const { defaultLocale, metrics, users, events } = options;
+  const { defaultLocale, metrics, users, events, gate } = options;
   return [
     {
       name: "context",
       middleware: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
     },
     { name: "errors", middleware: errorsStage() },
+    ...(gate ? [{ name: "gate", middleware: gateStage({ ...gate, metrics }) }] : []),
     ...(users ? [{ name: "user", middleware: userStage({ users, defaultLocale }) }] : []),
     { name: "features", middleware: startFeature.middleware() },
     { name: "features", middleware: fallbackFeature.middleware() },

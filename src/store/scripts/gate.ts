@@ -1,36 +1,52 @@
 /**
- * The gate's store script: in one atomic round trip it drops an update seen before (by
+ * The gate's store script: in one atomic round trip it drops an update handled before (by
  * `update_id`) and, unless the sender is exempt, takes a token from their bucket. Both keys
  * must belong to one entity (the sender), so that the script also runs on Redis Cluster:
- * `[["seen", sender, updateId], ["rl", sender]]`.
+ * `[seenKey(sender, updateId), ["rl", sender]]`.
+ *
+ * An update counts as seen only once it has been handled (`markSeen`): one abandoned at a
+ * shutdown, or cut off by a crash, is handled again when Telegram delivers it again.
  */
 import type { Verdict } from "../../bot/token_bucket.ts";
-import type { AtomicScript, Json } from "../store.ts";
+import type { AtomicScript, Json, KeyValueStore, StoreKey } from "../store.ts";
 import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./rate_limit.ts";
 
-/** Arguments: how long an update id is remembered, whether to limit, the limiter settings. */
-export type GateArgs = [dedupTtlMs: number, limit: boolean, ...RateLimitArgs];
+/** How long a handled update id is remembered: Telegram gives up redelivering within a day. */
+export const SEEN_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** Where the gate remembers that `sender`'s update `updateId` was handled. */
+export function seenKey(sender: number, updateId: number): StoreKey {
+  return ["seen", sender, updateId];
+}
+
+/** Records that the update was handled, so that later deliveries of it are dropped. */
+export async function markSeen(
+  store: KeyValueStore,
+  sender: number,
+  updateId: number,
+): Promise<void> {
+  await store.set(seenKey(sender, updateId), 1, { ttlMs: SEEN_TTL_MS });
+}
+
+/** Arguments: whether to limit, then the limiter settings. */
+export type GateArgs = [limit: boolean, ...RateLimitArgs];
 
 /** What the gate decided. */
 export type GateVerdict = { kind: "duplicate" } | Verdict;
 
-/** Dedup by update id, then the token bucket, atomically. */
+/** Dedup by handled update id, then the token bucket, atomically. */
 export const gateScript: AtomicScript<GateArgs, GateVerdict & Record<string, Json>> = {
   name: "gate",
   lua: `${BUCKET_LUA}
     local now = tonumber(ARGV[1])
-    -- SET NX answers nil (false in Lua) when the key exists: this update came before.
-    if not redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[2]), 'NX') then
-      return cjson.encode({kind = 'duplicate'})
-    end
-    if ARGV[3] ~= 'true' then return cjson.encode({kind = 'pass'}) end
-    return cjson.encode(consume_bucket(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]),
-      tonumber(ARGV[6]), tonumber(ARGV[7])))`,
-  apply([seen, bucket], [dedupTtlMs, limit, ...limiter], nowMs) {
+    if redis.call('EXISTS', KEYS[1]) == 1 then return cjson.encode({kind = 'duplicate'}) end
+    if ARGV[2] ~= 'true' then return cjson.encode({kind = 'pass'}) end
+    return cjson.encode(consume_bucket(KEYS[2], now, tonumber(ARGV[3]), tonumber(ARGV[4]),
+      tonumber(ARGV[5]), tonumber(ARGV[6])))`,
+  apply([seen, bucket], [limit, ...limiter], nowMs) {
     if (seen !== null && seen !== undefined) return { writes: [], result: { kind: "duplicate" } };
-    const remember = { value: 1, ttlMs: dedupTtlMs };
-    if (!limit) return { writes: [remember, undefined], result: { kind: "pass" } };
+    if (!limit) return { writes: [], result: { kind: "pass" } };
     const { write, verdict } = applyBucket(bucket, limiter, nowMs);
-    return { writes: [remember, write], result: verdict };
+    return { writes: [undefined, write], result: verdict };
   },
 };
