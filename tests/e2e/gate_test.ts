@@ -2,13 +2,7 @@ import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startRedis } from "../support/redis_server.ts";
 import { textMessage } from "../updates.ts";
-import { BotProcess, freePort, webhookEnv } from "./program.ts";
-
-/** The value of one sample line of `/metrics`; 0 when absent. */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
+import { BotProcess, freePort, metricSample, webhookEnv } from "./program.ts";
 
 Deno.test("gate: 25 rapid messages with a limit of 20 per 60 s: 20 answers, one notice, then one ban notice", async () => {
   await using api = await FakeBotApi.start();
@@ -34,10 +28,10 @@ Deno.test("gate: 25 rapid messages with a limit of 20 per 60 s: 20 answers, one 
   assert.equal(sent.length, 22);
 
   const metrics = (await bot.get("/metrics")).body;
-  assert.equal(sample(metrics, 'bot_gate_total{outcome="passed"}'), 20);
-  assert.equal(sample(metrics, 'bot_gate_total{outcome="limited"}'), 5);
-  assert.equal(sample(metrics, 'bot_gate_total{outcome="banned"}'), 4);
-  assert.equal(sample(metrics, 'bot_updates_total{type="message",outcome="banned"}'), 4);
+  assert.equal(metricSample(metrics, 'bot_gate_total{outcome="passed"}'), 20);
+  assert.equal(metricSample(metrics, 'bot_gate_total{outcome="limited"}'), 5);
+  assert.equal(metricSample(metrics, 'bot_gate_total{outcome="banned"}'), 4);
+  assert.equal(metricSample(metrics, 'bot_updates_total{type="message",outcome="banned"}'), 4);
   assert.equal((await bot.stop()).code, 0);
 });
 

@@ -30,6 +30,12 @@ export function freePort(): number {
   return port;
 }
 
+/** The value of one sample of a `/metrics` text, e.g. `bot_gate_total{outcome="passed"}`; 0 when absent. */
+export function metricSample(metrics: string, series: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
 /** The webhook path the end-to-end tests and benchmarks serve. */
 export const WEBHOOK_PATH = "/telegram/hook";
 

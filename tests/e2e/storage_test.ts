@@ -4,13 +4,7 @@ import { FakeBotApi } from "../fake_bot_api.ts";
 import { testDatabaseConfig } from "../support/databases.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 import { startRedis } from "../support/redis_server.ts";
-import { BotProcess, freePort } from "./program.ts";
-
-/** The value of one sample line, e.g. `bot_user_cache_total{result="hit"}`; 0 when absent. */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
+import { BotProcess, freePort, metricSample } from "./program.ts";
 
 interface HealthBody {
   status: string;
@@ -78,8 +72,8 @@ Deno.test("embedded storage: users and the event log survive a restart; one inst
     await api.waitFor(() => api.sentMessages(501).length === 2, 15_000, "help");
     // The profile cached before the restart is still there: no database round trip.
     const metrics = (await bot.get("/metrics")).body;
-    assert.equal(sample(metrics, 'bot_user_cache_total{result="hit"}'), 1);
-    assert.equal(sample(metrics, 'bot_user_cache_total{result="miss"}'), 0);
+    assert.equal(metricSample(metrics, 'bot_user_cache_total{result="hit"}'), 1);
+    assert.equal(metricSample(metrics, 'bot_user_cache_total{result="miss"}'), 0);
     assert.equal((await bot.stop()).code, 0);
   }
   await Deno.remove(cwd, { recursive: true });
@@ -109,8 +103,8 @@ Deno.test("Postgres and Redis: cache hits for returning users; outages of either
   await say("/start");
   for (let i = 0; i < 5; i++) await say("/help");
   let metrics = (await bot.get("/metrics")).body;
-  assert.equal(sample(metrics, 'bot_user_cache_total{result="miss"}'), 1);
-  assert.equal(sample(metrics, 'bot_user_cache_total{result="hit"}'), 5);
+  assert.equal(metricSample(metrics, 'bot_user_cache_total{result="miss"}'), 1);
+  assert.equal(metricSample(metrics, 'bot_user_cache_total{result="hit"}'), 5);
 
   // Redis goes away: profiles come from Postgres, the bot keeps answering, /health says so.
   await redis.stop();
@@ -119,7 +113,7 @@ Deno.test("Postgres and Redis: cache hits for returning users; outages of either
   assert.equal((await bot.get("/health")).status, 503);
   await say("/help");
   metrics = (await bot.get("/metrics")).body;
-  assert.ok(sample(metrics, 'bot_user_cache_total{result="error"}') >= 1);
+  assert.ok(metricSample(metrics, 'bot_user_cache_total{result="error"}') >= 1);
   await redis.start();
   await waitForCheck(bot, "store:responseTime", "pass");
   await say("/help");
