@@ -114,6 +114,8 @@ Deno.test("Postgres and Redis: cache hits for returning users; outages of either
   await say("/help");
   metrics = (await bot.get("/metrics")).body;
   assert.ok(metricSample(metrics, 'bot_user_cache_total{result="error"}') >= 1);
+  // The gate dedups and limits in memory meanwhile.
+  assert.ok(metricSample(metrics, 'bot_gate_total{outcome="store_down"}') >= 1);
   await redis.start();
   await waitForCheck(bot, "store:responseTime", "pass");
   await say("/help");
