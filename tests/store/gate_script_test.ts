@@ -8,7 +8,7 @@ import {
   SEEN_TTL_MS,
   seenKey,
 } from "../../src/store/scripts/gate.ts";
-import { rateLimitArgs } from "../../src/store/scripts/rate_limit.ts";
+import { rateLimitArgs } from "../../src/store/scripts/bucket.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { testOnBothStores } from "../support/stores.ts";
 

@@ -10,7 +10,7 @@ import {
   markSeen,
   seenKey,
 } from "../../store/scripts/gate.ts";
-import { rateLimitArgs } from "../../store/scripts/rate_limit.ts";
+import { rateLimitArgs } from "../../store/scripts/bucket.ts";
 import type { KeyValueStore } from "../../store/store.ts";
 import type { BotContext } from "../context.ts";
 import { LocalGate } from "../local_gate.ts";

@@ -9,7 +9,7 @@
  */
 import type { Verdict } from "../../bot/token_bucket.ts";
 import type { AtomicScript, Json, KeyValueStore, StoreKey } from "../store.ts";
-import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./rate_limit.ts";
+import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./bucket.ts";
 
 /** How long a handled update id is remembered: Telegram gives up redelivering within a day. */
 export const SEEN_TTL_MS = 24 * 60 * 60 * 1000;

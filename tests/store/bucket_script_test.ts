@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
 import type { BucketConfig, Verdict } from "../../src/bot/token_bucket.ts";
-import { rateLimitArgs, rateLimitScript } from "../../src/store/scripts/rate_limit.ts";
+import { rateLimitArgs } from "../../src/store/scripts/bucket.ts";
+import { gateScript } from "../../src/store/scripts/gate.ts";
 import type { KeyValueStore, StoreKey } from "../../src/store/store.ts";
 import { testOnBothStores } from "../support/stores.ts";
 
 // A long window: a token takes minutes to come back, so real time between calls is no factor.
 const CONFIG: BucketConfig = { capacity: 20, windowMs: 3_600_000, banAfter: 5, banMs: 60_000 };
 
+let nextUpdateId = 1;
+
+/** One new update from the bucket's owner through the gate script, which runs the bucket. */
 async function take(store: KeyValueStore, key: StoreKey, config = CONFIG): Promise<Verdict> {
-  return await store.run(rateLimitScript, [key], rateLimitArgs(config)) as Verdict;
+  const seen: StoreKey = ["seen", key[1], nextUpdateId++];
+  return await store.run(gateScript, [seen, key], [true, ...rateLimitArgs(config)]) as Verdict;
 }
 
 /** The steps both stores must pass; the Lua and the TS rules must answer alike. */
@@ -67,4 +72,4 @@ async function limiterSteps(t: Deno.TestContext, store: KeyValueStore): Promise<
   });
 }
 
-testOnBothStores("rateLimitScript", limiterSteps);
+testOnBothStores("the token bucket in store scripts", limiterSteps);

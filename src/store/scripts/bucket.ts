@@ -1,9 +1,9 @@
 /**
- * The token bucket of `src/bot/token_bucket.ts` as an atomic store script: one round trip
- * reads the user's bucket, applies `consume()` and writes the new bucket with its TTL, so that
- * every instance shares one limit and concurrent updates cannot pass more than it allows.
- * The Lua is a line-by-line transcription of `consume()`; the tests run both against the
- * same inputs.
+ * The token bucket of `src/bot/token_bucket.ts` for atomic store scripts (the gate): Lua that
+ * reads the user's bucket, applies the rules of `consume()` and writes the new bucket with its
+ * TTL, and its twin for Deno KV, which calls `consume()` itself. Run inside one script, every
+ * instance shares one limit and concurrent updates cannot pass more than it allows. The Lua
+ * is a line-by-line transcription of `consume()`; the tests run both against the same inputs.
  */
 import {
   type BucketConfig,
@@ -29,7 +29,7 @@ function isState(value: Json): value is BucketState & Record<string, Json> {
 /**
  * Lua defining `consume_bucket(key, now, capacity, window, ban_after, ban_ms)`: reads the
  * bucket at `key`, applies the rules of `consume()`, writes it back with its TTL and returns
- * the verdict as a table. Scripts that limit (this one, the gate) include it.
+ * the verdict as a table. Scripts that limit (the gate) include it.
  */
 export const BUCKET_LUA = `
   local function consume_bucket(key, now, capacity, window, ban_after, ban_ms)
@@ -89,16 +89,3 @@ export function applyBucket(
     verdict: result.verdict as Verdict & Record<string, Json>,
   };
 }
-
-/** Consumes one token of the bucket at the script's one key. */
-export const rateLimitScript: AtomicScript<RateLimitArgs, Verdict & Record<string, Json>> = {
-  name: "rate_limit",
-  lua: `${BUCKET_LUA}
-    local verdict = consume_bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
-      tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-    return cjson.encode(verdict)`,
-  apply([current], args, nowMs) {
-    const { write, verdict } = applyBucket(current, args, nowMs);
-    return { writes: [write], result: verdict };
-  },
-};
