@@ -11,7 +11,7 @@ import {
   consume,
   type Verdict,
 } from "../../bot/token_bucket.ts";
-import type { AtomicScript, Json } from "../store.ts";
+import type { Json } from "../store.ts";
 
 /** Arguments: the limiter settings, in a fixed order. */
 export type RateLimitArgs = [capacity: number, windowMs: number, banAfter: number, banMs: number];
