@@ -4,7 +4,7 @@
  * and installs signal handlers. Exit codes: 0 clean stop, 78 bad configuration, 1 anything
  * else, 2 unknown command.
  */
-import { createApp } from "./src/app.ts";
+import { type AppExtensions, createApp } from "./src/app.ts";
 import { type Config, type Env, ENV_NAMES, loadConfig, secretsOf } from "./src/config.ts";
 import { ConfigError } from "./src/errors.ts";
 import { logger, setupLogging } from "./src/log.ts";
@@ -102,7 +102,7 @@ function configOrReport(): Config | null {
   }
 }
 
-async function run(): Promise<number> {
+async function run(extensions: AppExtensions): Promise<number> {
   const config = configOrReport();
   if (!config) return EXIT_CONFIG;
   const closeLogs = await setupLogging({ ...config.log, secrets: secretsOf(config) });
@@ -129,7 +129,7 @@ async function run(): Promise<number> {
     },
   );
 
-  const app = createApp(config);
+  const app = createApp(config, extensions);
   let server: Deno.HttpServer;
   try {
     server = Deno.serve({
@@ -197,7 +197,11 @@ async function run(): Promise<number> {
   return code;
 }
 
-async function main(args: string[]): Promise<number> {
+/**
+ * Runs the command in `args` and returns the exit code. `extensions` adds features to the bot
+ * (the end-to-end tests' own dialogs use it; the binary adds none).
+ */
+export async function main(args: string[], extensions: AppExtensions = {}): Promise<number> {
   const [command, ...rest] = args;
   if (command !== undefined && rest.length > 0 && !WITH_ARGUMENTS.includes(command)) {
     console.error(`${PROGRAM_NAME}: unexpected arguments: ${rest.join(" ")}\n\n${USAGE}`);
@@ -205,7 +209,7 @@ async function main(args: string[]): Promise<number> {
   }
   switch (command) {
     case undefined:
-      return await run();
+      return await run(extensions);
     case "migrate":
       return await storageCommand((config, print) => migrateCommand(config, rest, print));
     case "backup":

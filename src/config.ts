@@ -43,6 +43,8 @@ export const ENV_NAMES = [
   "REDIS_URL",
   "REDIS_KEY_PREFIX",
   "USER_CACHE_TTL",
+  "FSM_STATE_TTL",
+  "FSM_DATA_TTL",
   "BACKUP_RETENTION_DAYS",
   "RATE_LIMIT_ENABLED",
   "RATE_LIMIT_MAX_REQUESTS",
@@ -94,6 +96,16 @@ export interface Config {
   backupRetentionDays: number;
   /** Per-user rate limiting. */
   rateLimit: RateLimitConfig;
+  /** Dialog state lifetimes. */
+  fsm: FsmConfig;
+}
+
+/** How long dialog state lives without activity; every update of the user renews both. */
+export interface FsmConfig {
+  /** How long a dialog's step is kept, in milliseconds. */
+  stateTtlMs: number;
+  /** How long the data collected in a dialog is kept, in milliseconds. */
+  dataTtlMs: number;
 }
 
 /** Per-user rate limiting, resolved. */
@@ -304,6 +316,8 @@ const schema = z.object({
         : fail(ctx, `must be 1 to 64 characters of A-Z, a-z, 0-9, _ : . and -${shown(value)}`),
   ),
   USER_CACHE_TTL: seconds(3600, 1, 604800),
+  FSM_STATE_TTL: seconds(86400, 60, 31536000),
+  FSM_DATA_TTL: seconds(86400, 60, 31536000),
   BACKUP_RETENTION_DAYS: wholeNumber(14, 1, 3650),
   RATE_LIMIT_ENABLED: booleanVar(true),
   RATE_LIMIT_MAX_REQUESTS: wholeNumber(20, 1, 10000),
@@ -403,6 +417,10 @@ export function loadConfig(env: Env): Config {
       banAfter: e.RATE_LIMIT_BAN_AFTER,
       banMs: Math.round(e.RATE_LIMIT_BAN_DURATION * 1000),
       adminExempt: e.RATE_LIMIT_ADMIN_EXEMPT,
+    },
+    fsm: {
+      stateTtlMs: Math.round(e.FSM_STATE_TTL * 1000),
+      dataTtlMs: Math.round(e.FSM_DATA_TTL * 1000),
     },
   };
 }

@@ -60,6 +60,7 @@ Deno.test("loadConfig() fills every default when only BOT_TOKEN is set", () => {
       banMs: 3_600_000,
       adminExempt: true,
     },
+    fsm: { stateTtlMs: 86_400_000, dataTtlMs: 86_400_000 },
   };
   assert.deepEqual(config, expected);
 });
@@ -100,6 +101,8 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
     RATE_LIMIT_BAN_AFTER: "0",
     RATE_LIMIT_BAN_DURATION: "600",
     RATE_LIMIT_ADMIN_EXEMPT: "false",
+    FSM_STATE_TTL: "7200",
+    FSM_DATA_TTL: "3600",
   });
   assert.deepEqual(
     config,
@@ -141,6 +144,7 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
         banMs: 600_000,
         adminExempt: false,
       },
+      fsm: { stateTtlMs: 7_200_000, dataTtlMs: 3_600_000 },
     } satisfies Config,
   );
 });
@@ -202,6 +206,8 @@ Deno.test("loadConfig() names the variable of each bad value", async (t) => {
     { variable: "RATE_LIMIT_BAN_AFTER", value: "-1" },
     { variable: "RATE_LIMIT_BAN_DURATION", value: "forever" },
     { variable: "RATE_LIMIT_ADMIN_EXEMPT", value: "2" },
+    { variable: "FSM_STATE_TTL", value: "30" },
+    { variable: "FSM_DATA_TTL", value: "a day" },
   ];
   for (const { variable, value, secret, shows } of cases) {
     await t.step(`${variable}=${JSON.stringify(value.slice(0, 40))}`, () => {

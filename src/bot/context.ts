@@ -2,6 +2,8 @@ import type { Context } from "grammy";
 import type { Locale } from "../config.ts";
 import type { UserRow } from "../db/users.ts";
 import type { Logger } from "../log.ts";
+import type { Json } from "../store/store.ts";
+import type { DialogSession } from "./dialog/session.ts";
 import type { MessageKey } from "./i18n.ts";
 
 /** What the pipeline adds to grammY's context for every feature. */
@@ -16,6 +18,13 @@ export interface PipelineFlavor {
   updateType: string;
   /** The sender's stored profile; null for updates without a sender or when unavailable. */
   user: UserRow | null;
+  /** The sender's dialog state in this chat (see `dialog/dialog.ts` for the typed API). */
+  dialog: DialogSession;
+  /**
+   * The sender's cached profile as the gate read it in the same round trip (null: not
+   * cached); undefined when the gate did not read it (not a private chat, or no gate).
+   */
+  cachedProfile: Json | undefined;
   /** How handling ended: set by the errors stage when a feature failed, by the gate when it dropped the update. */
   outcome: "handled" | "error" | "duplicate" | "limited" | "banned";
 }

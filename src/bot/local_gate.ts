@@ -5,8 +5,10 @@
  * and spam is still throttled. Both maps are bounded.
  */
 import type { RateLimitConfig } from "../config.ts";
-import type { GateVerdict } from "../store/scripts/gate.ts";
-import { type BucketState, consume } from "./token_bucket.ts";
+import { type BucketState, consume, type Verdict } from "./token_bucket.ts";
+
+/** What the fallback decided: as the gate script, without lease or dialog state. */
+export type LocalVerdict = { kind: "duplicate" } | Verdict;
 
 /** How many recent update ids the fallback remembers. */
 const SEEN_LIMIT = 10_000;
@@ -31,7 +33,7 @@ export class LocalGate {
   }
 
   /** The verdict for `updateId` from `sender`, as the gate script would give it. */
-  check(sender: number, updateId: number, limit: boolean, nowMs: number): GateVerdict {
+  check(sender: number, updateId: number, limit: boolean, nowMs: number): LocalVerdict {
     if (this.#seen.has(updateId)) return { kind: "duplicate" };
     if (!limit) return { kind: "pass" };
     const { state, verdict } = consume(this.#buckets.get(sender) ?? null, nowMs, this.#config);

@@ -1,4 +1,4 @@
-import { Bot, type MiddlewareFn } from "grammy";
+import { Bot, Composer, type MiddlewareFn } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import type { Locale } from "../config.ts";
 import type { Metrics } from "../metrics.ts";
@@ -9,7 +9,9 @@ import { startFeature } from "./features/start.ts";
 import { contextStage } from "./middleware/context.ts";
 import { errorsStage } from "./middleware/errors.ts";
 import { userStage, type UserStageOptions } from "./middleware/user.ts";
-import { gateStage, type GateStageOptions } from "./middleware/gate.ts";
+import { createGate, type GateOptions } from "./middleware/gate.ts";
+import type { Dialog } from "./dialog/dialog.ts";
+import { dialogGuard } from "./dialog/guard.ts";
 import type { ContextStageOptions } from "./middleware/context.ts";
 
 /** The update types the bot asks Telegram for (`allowed_updates`). */
@@ -38,8 +40,15 @@ export interface CreateBotOptions {
   users?: UserStageOptions["users"];
   /** The background event log. */
   events?: ContextStageOptions["events"];
-  /** Dedup and rate limiting; without it there is no gate stage. */
-  gate?: Omit<GateStageOptions, "metrics">;
+  /**
+   * Dedup, rate limiting, leases and dialog state; without it there are no gate and commit
+   * stages and dialogs are not stored.
+   */
+  gate?: Omit<GateOptions, "metrics">;
+  /** Feature composers, in order; the fallback answers what none of them handled. */
+  features?: readonly Composer<BotContext>[];
+  /** Every dialog the features define (for the dialogs stage's checks). */
+  dialogs?: readonly Dialog<string, unknown>[];
 }
 
 /** One named stage of the pipeline. */
@@ -54,23 +63,34 @@ export interface Stage {
  * The pipeline's stages in the order the architecture fixes:
  *   1. context   update id, chat, user, locale, bound logger, timing, metrics
  *   2. errors    catches everything below; friendly reply in the user's language
- *   3. gate      one atomic store call: drop duplicates, token bucket, bans
- *   4. user      the sender's stored profile, from the cache; Postgres only on a miss
- *   5. features  one composer per feature; the fallback answers what nobody handled
- * (the commit stage arrives with the dialog layer).
+ *   3. gate      one atomic store call: drop duplicates, wait for the chat's lease, token
+ *                bucket and bans, load the dialog state (and, in a private chat, the cached
+ *                profile)
+ *   4. user      the sender's stored profile, from the gate's answer; Postgres only on a miss
+ *   5. features  the dialogs check (expired, no longer fitting, store unreachable), then one
+ *                composer per feature; the fallback answers what nobody handled
+ *   6. commit    once the features returned (whether or not one called next): write the
+ *                dialog state if it changed, remember the update, release the lease
+ * Stages 1–5 run on the way in; `commit` wraps the features, so it runs on the way out.
  */
 export function pipelineStages(options: CreateBotOptions): Stage[] {
   const { defaultLocale, metrics, users, events, gate } = options;
+  const gated = gate ? createGate({ ...gate, metrics }) : null;
+  const features = new Composer<BotContext>();
+  if (gate) {
+    features.use(dialogGuard({ dialogs: options.dialogs ?? [], stateTtlMs: gate.fsm.stateTtlMs }));
+  }
+  features.use(startFeature, ...(options.features ?? []), fallbackFeature);
   return [
     {
       name: "context",
       middleware: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
     },
     { name: "errors", middleware: errorsStage() },
-    ...(gate ? [{ name: "gate", middleware: gateStage({ ...gate, metrics }) }] : []),
+    ...(gated ? [{ name: "gate", middleware: gated.gate }] : []),
     ...(users ? [{ name: "user", middleware: userStage({ users, defaultLocale }) }] : []),
-    { name: "features", middleware: startFeature.middleware() },
-    { name: "features", middleware: fallbackFeature.middleware() },
+    { name: "features", middleware: features.middleware() },
+    ...(gated ? [{ name: "commit", middleware: gated.commit }] : []),
   ];
 }
 
@@ -86,6 +106,20 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
     },
   });
   bot.api.config.use(apiRetry({ metrics: options.metrics }));
-  for (const stage of pipelineStages(options)) bot.use(stage.middleware);
+  const stages = pipelineStages(options);
+  const commit = stages.find((stage) => stage.name === "commit");
+  for (const stage of stages) {
+    if (stage === commit) continue;
+    if (stage.name === "features" && commit) {
+      // The commit wraps the features: it runs after them whether or not one called next().
+      bot.use((ctx, next) =>
+        commit.middleware(ctx, async () => {
+          await stage.middleware(ctx, next);
+        })
+      );
+    } else {
+      bot.use(stage.middleware);
+    }
+  }
   return bot;
 }

@@ -71,13 +71,18 @@ export class UserCache {
   /**
    * The stored profile of the user behind `profile`, registering them on first sight and
    * refreshing what Telegram changed (name, username, language). "Last seen" is not
-   * written here: the event writer records it in batches.
+   * written here: the event writer records it in batches. `prefetched` is the cached value
+   * when the caller already read it (null: not cached).
    */
-  async resolve(profile: TelegramProfile): Promise<UserRow> {
+  async resolve(profile: TelegramProfile, prefetched?: Json): Promise<UserRow> {
     let cached: UserRow | null = null;
     let storeUp = true;
     try {
-      cached = fromJson(await this.#store.get(UserCache.key(profile.id)));
+      // The gate reads the profile in its own round trip in private chats.
+      const value = prefetched !== undefined
+        ? prefetched
+        : await this.#store.get(UserCache.key(profile.id));
+      cached = fromJson(value);
     } catch {
       storeUp = false;
     }

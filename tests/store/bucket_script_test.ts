@@ -12,8 +12,18 @@ let nextUpdateId = 1;
 
 /** One new update from the bucket's owner through the gate script, which runs the bucket. */
 async function take(store: KeyValueStore, key: StoreKey, config = CONFIG): Promise<Verdict> {
+  // The gate's keys of one chat: the update's seen mark, the bucket, the dialog, the lease.
   const seen: StoreKey = ["seen", key[1], nextUpdateId++];
-  return await store.run(gateScript, [seen, key], [true, ...rateLimitArgs(config)]) as Verdict;
+  const keys: StoreKey[] = [seen, key, ["fsm", key[1], "bench"], ["lease", key[1]]];
+  const verdict = await store.run(gateScript, keys, [
+    true,
+    ...rateLimitArgs(config),
+    "",
+    0,
+    60_000,
+    60_000,
+  ]);
+  return (verdict.kind === "pass" ? { kind: "pass" } : verdict) as Verdict;
 }
 
 /** The steps both stores must pass; the Lua and the TS rules must answer alike. */

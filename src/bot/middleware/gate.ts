@@ -1,94 +1,187 @@
 import type { MiddlewareFn } from "grammy";
-import type { RateLimitConfig } from "../../config.ts";
+import type { FsmConfig, RateLimitConfig } from "../../config.ts";
 import { StoreUnavailableError } from "../../errors.ts";
 import { logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
+import { rateLimitArgs } from "../../store/scripts/bucket.ts";
 import {
+  type DialogRecord,
+  type DialogWrite,
+  EXPIRED_DIALOG_MEMORY_MS,
+  finishScript,
   type GateArgs,
+  type GateKeys,
+  gateKeys,
   gateScript,
   type GateVerdict,
-  markSeen,
-  seenKey,
+  renewLeaseScript,
 } from "../../store/scripts/gate.ts";
-import { rateLimitArgs } from "../../store/scripts/bucket.ts";
-import type { KeyValueStore } from "../../store/store.ts";
+import type { Json, KeyValueStore, StoreKey } from "../../store/store.ts";
+import { backoffDelay } from "../../util/backoff.ts";
+import { delay } from "../../util/delay.ts";
 import type { BotContext } from "../context.ts";
-import { LocalGate } from "../local_gate.ts";
+import { DialogSession, readRecord } from "../dialog/session.ts";
+import { LocalGate, type LocalVerdict } from "../local_gate.ts";
 
-/** Options of {@link gateStage}. */
-export interface GateStageOptions {
+/** Options of {@link createGate}. */
+export interface GateOptions {
   store: KeyValueStore;
   rateLimit: RateLimitConfig;
+  /** Dialog state lifetimes. */
+  fsm: FsmConfig;
   /** Admins, exempt from the limit when `rateLimit.adminExempt`. */
   adminIds: readonly number[];
-  metrics: Pick<Metrics, "gate" | "gateDuration">;
+  metrics: Pick<Metrics, "gate" | "storeRoundTrip" | "dialogCommits" | "chatLeaseWaits">;
+  /**
+   * How long an instance may hold a chat while handling one of its updates, renewed while it
+   * runs; 0 takes no lease (only one instance handles updates: polling, or the embedded store).
+   */
+  leaseMs: number;
+  /** This instance's name, unique among the instances sharing the store. */
+  instanceId: string;
   /** The clock, for the fallback's buckets. @default Date.now */
   now?: () => number;
 }
 
+/** What the gate hands to the commit stage for one update. */
+interface Ticket {
+  keys: GateKeys;
+  token: string;
+  /** The store was unreachable at the gate: nothing to commit but the local dedup. */
+  local: boolean;
+}
+
 /**
- * Pipeline stage "gate": before any feature runs, one atomic store call drops an update
- * handled before and takes a token from the sender's bucket; once handled, the update is
- * remembered for a day. (An update is marked only after handling, so one abandoned at a
- * shutdown or cut off by a crash is handled when Telegram delivers it again.) A limited sender gets one notice saying
- * how long to wait, a banned one is told once; everything else they send meanwhile is
- * dropped silently.
+ * The pipeline's gate and commit stages, which share the store and the in-memory fallback.
  *
- * Outage policy: when the store is unreachable, each instance dedups and limits in memory
- * (`LocalGate`) until the store answers again.
+ * Gate: before any feature runs, one atomic store call drops an update handled before, waits
+ * while another instance handles an update of the same chat, takes a token from the sender's
+ * bucket, takes the chat's lease and loads the sender's dialog state and cached profile. A
+ * limited sender gets one notice saying how long to wait, a banned one is told once; whatever
+ * else they send meanwhile is dropped silently.
+ *
+ * Commit: once the features are done (or failed), one more store call writes the dialog
+ * state if it changed, remembers the update as handled for a day and releases the lease. A
+ * failed update's dialog change is dropped, as a rolled-back transaction would be.
+ *
+ * Outage policy: while the store is unreachable each instance dedups and limits in memory
+ * (`LocalGate`), `ctx.dialog` is unavailable (the dialogs stage tells the user their progress
+ * is kept), and the store is used again as soon as it answers.
  */
-export function gateStage(options: GateStageOptions): MiddlewareFn<BotContext> {
-  const { store, rateLimit, adminIds, metrics, now = Date.now } = options;
+export function createGate(options: GateOptions): {
+  gate: MiddlewareFn<BotContext>;
+  commit: MiddlewareFn<BotContext>;
+} {
+  const { store, rateLimit, fsm, adminIds, metrics, leaseMs, instanceId, now = Date.now } = options;
   const log = logger("gate");
   const local = new LocalGate(rateLimit);
   const limiter = rateLimitArgs(rateLimit);
+  const tickets = new WeakMap<BotContext, Ticket>();
+  const recordTtlMs = Math.max(fsm.stateTtlMs, fsm.dataTtlMs) + EXPIRED_DIALOG_MEMORY_MS;
+  // An update waits at most this long for another instance's lease (which lapses after leaseMs).
+  const maxWaitMs = 2 * leaseMs + 1000;
   let storeDown = false;
 
-  async function decide(sender: number, updateId: number, limit: boolean): Promise<GateVerdict> {
+  async function timed<T>(script: string, call: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    try {
-      const args: GateArgs = [limit, ...limiter];
-      const verdict = await store.run(
-        gateScript,
-        [seenKey(sender, updateId), ["rl", sender]],
-        args,
-      ) as GateVerdict;
-      metrics.gateDuration.observe((performance.now() - started) / 1000);
-      if (storeDown) log.info("the store answers again: the gate uses it");
-      storeDown = false;
-      return verdict;
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-      if (!storeDown) {
-        log.warning("the store is unreachable: deduplicating and limiting in memory", {
-          error: error.message,
-        });
+    const result = await call();
+    metrics.storeRoundTrip.observe({ script }, (performance.now() - started) / 1000);
+    return result;
+  }
+
+  function storeAnswered(): void {
+    if (storeDown) log.info("the store answers again: the gate uses it");
+    storeDown = false;
+  }
+
+  function storeFailed(error: StoreUnavailableError): void {
+    if (!storeDown) {
+      log.warning("the store is unreachable: deduplicating and limiting in memory", {
+        error: error.message,
+      });
+    }
+    storeDown = true;
+  }
+
+  async function decide(
+    ctx: BotContext,
+    keys: GateKeys,
+    token: string,
+    limit: boolean,
+  ): Promise<GateVerdict | null> {
+    const args: GateArgs = [
+      limit,
+      ...limiter,
+      token,
+      leaseMs,
+      fsm.stateTtlMs,
+      fsm.dataTtlMs,
+    ];
+    const storeKeys: StoreKey[] = [keys.seen, keys.bucket, keys.dialog, keys.lease];
+    if (keys.profile) storeKeys.push(keys.profile);
+    const started = performance.now();
+    for (let attempt = 0;; attempt++) {
+      let verdict: GateVerdict;
+      try {
+        verdict = await timed("gate", () => store.run(gateScript, storeKeys, args)) as GateVerdict;
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError)) throw error;
+        storeFailed(error);
+        return null;
       }
-      storeDown = true;
-      metrics.gate.inc({ outcome: "store_down" });
-      return local.check(sender, updateId, limit, now());
+      storeAnswered();
+      if (verdict.kind !== "busy") return verdict;
+      if (attempt === 0) {
+        metrics.chatLeaseWaits.inc();
+        ctx.log.debug("another instance handles this chat; waiting");
+      }
+      if (performance.now() - started > maxWaitMs) {
+        throw new Error(
+          `chat ${keys.lease[1]} stayed busy on another instance for ${maxWaitMs} ms`,
+        );
+      }
+      await delay(Math.min(verdict.waitMs, backoffDelay(attempt, { baseMs: 5, maxMs: 100 })));
     }
   }
 
-  return async function gate(ctx, next) {
+  const gate: MiddlewareFn<BotContext> = async function gate(ctx, next) {
     const sender = ctx.from?.id;
     if (sender === undefined) return await next();
+    const updateId = ctx.update.update_id;
+    const keys = gateKeys(ctx.chat?.id ?? sender, sender, updateId);
+    const token = leaseMs > 0 ? `${instanceId}:${updateId}` : "";
     const limit = rateLimit.enabled && !(rateLimit.adminExempt && adminIds.includes(sender));
-    const verdict = await decide(sender, ctx.update.update_id, limit);
+    const stored = await decide(ctx, keys, token, limit);
+    let verdict: GateVerdict | LocalVerdict;
+    if (stored === null) {
+      metrics.gate.inc({ outcome: "store_down" });
+      verdict = local.check(sender, updateId, limit, now());
+      ctx.dialog = new DialogSession(null);
+      tickets.set(ctx, { keys, token, local: true });
+    } else if (stored.kind === "pass") {
+      verdict = stored;
+      ctx.dialog = new DialogSession(readRecord(stored.dialog, stored.at));
+      if (stored.profileRead) {
+        ctx.cachedProfile = stored.profile === undefined ? null : JSON.parse(stored.profile);
+      }
+      tickets.set(ctx, { keys, token, local: false });
+    } else {
+      verdict = stored;
+    }
     metrics.gate.inc({ outcome: verdict.kind === "pass" ? "passed" : verdict.kind });
     if (verdict.kind === "pass") {
+      const renewal = leaseMs > 0 && !tickets.get(ctx)!.local
+        ? renewWhileRunning(ctx, keys, token)
+        : null;
       try {
         return await next();
       } finally {
-        // Handled, or failed for good (the errors stage answered): either way not again.
-        local.markSeen(ctx.update.update_id);
-        await markSeen(store, sender, ctx.update.update_id).catch((error) =>
-          ctx.log.warning("could not remember the update as handled", { error: String(error) })
-        );
+        if (renewal !== null) clearInterval(renewal);
       }
     }
-    ctx.outcome = verdict.kind;
-    if (verdict.kind === "duplicate" || !verdict.notify) return;
+    tickets.delete(ctx);
+    ctx.outcome = verdict.kind === "busy" ? "duplicate" : verdict.kind;
+    if (verdict.kind === "duplicate" || verdict.kind === "busy" || !verdict.notify) return;
     const text = verdict.kind === "limited"
       ? ctx.t("gate.limited", { seconds: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)) })
       : ctx.t("gate.banned", {
@@ -96,14 +189,99 @@ export function gateStage(options: GateStageOptions): MiddlewareFn<BotContext> {
       });
     await tell(ctx, text);
   };
+
+  /** Keeps the chat's lease while a long update runs. */
+  function renewWhileRunning(
+    ctx: BotContext,
+    keys: GateKeys,
+    token: string,
+  ): ReturnType<typeof setInterval> {
+    return setInterval(() => {
+      timed("renew-lease", () => store.run(renewLeaseScript, [keys.lease], [token, leaseMs]))
+        .then(({ held }) => {
+          if (!held) ctx.log.warning("lost the chat's lease while handling the update");
+        })
+        .catch((error) => ctx.log.warning("could not renew the chat's lease", { error }));
+    }, Math.max(100, Math.floor(leaseMs / 3)));
+  }
+
+  const commit: MiddlewareFn<BotContext> = async function commit(ctx, next) {
+    let failed = true;
+    try {
+      await next();
+      failed = false;
+    } finally {
+      const ticket = tickets.get(ctx);
+      if (ticket) await finish(ctx, ticket, failed);
+    }
+  };
+
+  async function finish(ctx: BotContext, ticket: Ticket, failed: boolean): Promise<void> {
+    const updateId = ctx.update.update_id;
+    // Handled, or failed for good (the errors stage answers): either way not again.
+    local.markSeen(updateId);
+    if (ticket.local) return;
+    const change = failed ? null : ctx.dialog.change();
+    const write: DialogWrite | null = change === null ? null : {
+      expect: ctx.dialog.version,
+      record: toRecord(change, ctx.dialog.version + 1, now()),
+      ttlMs: recordTtlMs,
+    };
+    try {
+      const result = await timed(
+        "finish",
+        () =>
+          store.run(finishScript, [ticket.keys.seen, ticket.keys.dialog, ticket.keys.lease], [
+            ticket.token,
+            write,
+          ]),
+      );
+      storeAnswered();
+      if (write === null) {
+        metrics.dialogCommits.inc({ result: "unchanged" });
+      } else if (result.written) {
+        metrics.dialogCommits.inc({ result: "written" });
+      } else {
+        const conflict = "conflict" in result ? result.conflict : "version";
+        metrics.dialogCommits.inc({ result: conflict === "lease" ? "lease_lost" : "conflict" });
+        ctx.log.warning("dialog state not saved: {conflict} conflict", { conflict });
+        await tell(ctx, ctx.t("dialog.conflict"));
+      }
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      storeFailed(error);
+      metrics.dialogCommits.inc({ result: "store_down" });
+      if (write !== null) {
+        ctx.log.warning("dialog state not saved: the store is unreachable");
+        await tell(ctx, ctx.t("dialog.unsaved"));
+      }
+    }
+  }
+
+  function toRecord(
+    change: { state: string | null; data: Json },
+    version: number,
+    nowMs: number,
+  ): DialogRecord {
+    if (change.state === null) return { v: version, s: null, d: null, sAt: nowMs, dAt: nowMs };
+    return {
+      v: version,
+      s: change.state,
+      d: JSON.stringify(change.data),
+      sAt: nowMs + fsm.stateTtlMs,
+      dAt: nowMs + fsm.dataTtlMs,
+    };
+  }
+
+  return { gate, commit };
 }
 
-/** The notice goes where the user looks: the callback's answer, or the chat. */
-async function tell(ctx: BotContext, text: string): Promise<void> {
+/** A notice goes where the user looks: the callback's answer, or the chat. */
+export async function tell(ctx: BotContext, text: string): Promise<void> {
   try {
     if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text, show_alert: true });
     else if (ctx.chat) await ctx.reply(text);
   } catch (error) {
-    ctx.log.warning("could not send the rate-limit notice", { error });
+    ctx.log.warning("could not send a notice to the user", { error });
   }
 }

@@ -2,12 +2,13 @@ import type { MiddlewareFn } from "grammy";
 import type { User } from "grammy/types";
 import type { TelegramProfile, UserRow } from "../../db/users.ts";
 import type { Locale } from "../../config.ts";
+import type { Json } from "../../store/store.ts";
 import type { BotContext } from "../context.ts";
 import { pickLocale, translate } from "../i18n.ts";
 
 /** What the user stage needs: cached profile lookups. */
 export interface UserStageOptions {
-  users: { resolve(profile: TelegramProfile): Promise<UserRow> };
+  users: { resolve(profile: TelegramProfile, prefetched?: Json): Promise<UserRow> };
   /** Language for users whose language the bot does not speak. */
   defaultLocale: Locale;
 }
@@ -26,7 +27,8 @@ export function profileOf(user: User): TelegramProfile {
 /**
  * Pipeline stage "user": loads the sender's stored profile (registering them on first sight)
  * into `ctx.user`, and answers in the language they chose, if any. A returning user's profile
- * comes from the cache without a database query.
+ * comes from the cache without a database query; in a private chat the gate has already read
+ * the cached copy in its round trip, so this stage makes no store call either.
  *
  * Outage policy: when the profile cannot be loaded (database and cache both unreachable),
  * `ctx.user` stays null and features that need no stored data still answer.
@@ -37,7 +39,7 @@ export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
     const from = ctx.from;
     if (from && !from.is_bot) {
       try {
-        ctx.user = await options.users.resolve(profileOf(from));
+        ctx.user = await options.users.resolve(profileOf(from), ctx.cachedProfile);
       } catch (error) {
         ctx.log.warning("user profile unavailable, going on without it: {message}", {
           message: error instanceof Error ? error.message : String(error),

@@ -1,52 +1,288 @@
 /**
- * The gate's store script: in one atomic round trip it drops an update handled before (by
- * `update_id`) and, unless the sender is exempt, takes a token from their bucket. Both keys
- * must belong to one entity (the sender), so that the script also runs on Redis Cluster:
- * `[seenKey(sender, updateId), ["rl", sender]]`.
+ * The pipeline's two store scripts, one round trip each:
  *
- * An update counts as seen only once it has been handled (`markSeen`): one abandoned at a
- * shutdown, or cut off by a crash, is handled again when Telegram delivers it again.
+ * - `gateScript`, before any feature runs: drops an update handled before (by `update_id`),
+ *   waits out another instance holding the chat, takes a token from the sender's bucket, takes
+ *   the chat's lease, and loads (renewing its TTL) the sender's dialog state and, in a private
+ *   chat, their cached profile.
+ * - `finishScript`, once the features are done: writes the dialog state if it changed (a
+ *   compare-and-set on its version, fenced by the lease), remembers the update as handled for a
+ *   day and releases the lease.
+ *
+ * Every key belongs to the chat (the entity, and so the Redis Cluster hash tag, see
+ * `keys.ts`), so both scripts also run on Redis Cluster; the profile is read only in a private
+ * chat, where the sender is the chat. An update counts as handled only once `finishScript` ran:
+ * one abandoned at a shutdown, or cut off by a crash, is handled when Telegram delivers it again.
  */
 import type { Verdict } from "../../bot/token_bucket.ts";
-import type { AtomicScript, Json, KeyValueStore, StoreKey } from "../store.ts";
+import { NAMESPACES } from "../namespaces.ts";
+import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../store.ts";
 import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./bucket.ts";
 
 /** How long a handled update id is remembered: Telegram gives up redelivering within a day. */
 export const SEEN_TTL_MS = 24 * 60 * 60 * 1000;
 
-/** Where the gate remembers that `sender`'s update `updateId` was handled. */
-export function seenKey(sender: number, updateId: number): StoreKey {
-  return ["seen", sender, updateId];
+/**
+ * How long an expired dialog is remembered after its TTL, so that a user who comes back is
+ * told it expired instead of being silently ignored.
+ */
+export const EXPIRED_DIALOG_MEMORY_MS = 30 * 24 * 60 * 60 * 1000;
+
+/**
+ * A user's dialog state as stored: version, state name, data (as JSON text, which Lua passes
+ * through untouched), and when the state and the data expire (ms since epoch). A left dialog
+ * keeps its record with `s: null`, so that versions never go back.
+ */
+export type DialogRecord = {
+  v: number;
+  s: string | null;
+  d: string | null;
+  sAt: number;
+  dAt: number;
+};
+
+/** The keys one update touches, all of its chat. */
+export interface GateKeys {
+  seen: StoreKey;
+  bucket: StoreKey;
+  dialog: StoreKey;
+  lease: StoreKey;
+  /** The sender's cached profile; only in a private chat (same entity as the chat). */
+  profile: StoreKey | null;
 }
 
-/** Records that the update was handled, so that later deliveries of it are dropped. */
-export async function markSeen(
-  store: KeyValueStore,
-  sender: number,
-  updateId: number,
-): Promise<void> {
-  await store.set(seenKey(sender, updateId), 1, { ttlMs: SEEN_TTL_MS });
+/** The keys of update `updateId` from `sender` in `chat`. */
+export function gateKeys(chat: number, sender: number, updateId: number): GateKeys {
+  return {
+    seen: ["seen", chat, updateId],
+    bucket: ["rl", chat, sender],
+    dialog: [NAMESPACES.dialog, chat, sender],
+    lease: ["lease", chat],
+    profile: chat === sender ? [NAMESPACES.userCache, sender] : null,
+  };
 }
 
-/** Arguments: whether to limit, then the limiter settings. */
-export type GateArgs = [limit: boolean, ...RateLimitArgs];
+/** Arguments of {@link gateScript}. */
+export type GateArgs = [
+  limit: boolean,
+  ...RateLimitArgs,
+  /** Who takes the chat's lease; `""` takes none (a single instance handles every chat). */
+  leaseToken: string,
+  leaseMs: number,
+  stateTtlMs: number,
+  dataTtlMs: number,
+];
 
 /** What the gate decided. */
-export type GateVerdict = { kind: "duplicate" } | Verdict;
+export type GateVerdict =
+  | { kind: "duplicate" }
+  /** Another instance handles an update of this chat; ask again after `waitMs`. */
+  | { kind: "busy"; waitMs: number }
+  | Exclude<Verdict, { kind: "pass" }>
+  | {
+    kind: "pass";
+    /** The dialog record as stored (JSON text), renewed if it was alive; absent when none. */
+    dialog?: string;
+    /** The cached profile (JSON text); absent when not cached or not read. */
+    profile?: string;
+    /** Whether the profile key was read (a private chat). */
+    profileRead: boolean;
+    /** The time the script ran at, in ms since epoch. */
+    at: number;
+  };
 
-/** Dedup by handled update id, then the token bucket, atomically. */
+const DIALOG_LUA = `
+  local function touch_dialog(key, now, state_ttl, data_ttl)
+    local raw = redis.call('GET', key)
+    if not raw then return nil end
+    local d = cjson.decode(raw)
+    if d.s == cjson.null or d.sAt <= now then return raw end
+    d.sAt = now + state_ttl
+    if d.dAt > now then d.dAt = now + data_ttl end
+    local encoded = cjson.encode(d)
+    redis.call('SET', key, encoded, 'PX', math.max(state_ttl, data_ttl) + ${EXPIRED_DIALOG_MEMORY_MS})
+    return encoded
+  end
+`;
+
+/** Renews a live dialog record's TTLs (the TS twin of `touch_dialog`). */
+function touchDialog(
+  current: Json,
+  nowMs: number,
+  stateTtlMs: number,
+  dataTtlMs: number,
+): { record: DialogRecord | null; write: ScriptWrite } {
+  const record = current as DialogRecord | null;
+  if (record === null) return { record: null, write: undefined };
+  if (record.s === null || record.sAt <= nowMs) return { record, write: undefined };
+  const renewed: DialogRecord = {
+    ...record,
+    sAt: nowMs + stateTtlMs,
+    dAt: record.dAt > nowMs ? nowMs + dataTtlMs : record.dAt,
+  };
+  return {
+    record: renewed,
+    write: {
+      value: renewed as unknown as Json,
+      ttlMs: Math.max(stateTtlMs, dataTtlMs) + EXPIRED_DIALOG_MEMORY_MS,
+    },
+  };
+}
+
+/**
+ * Dedup, lease, token bucket and dialog load, atomically. Keys:
+ * `[seen, bucket, dialog, lease]` plus `profile` in a private chat (see {@link gateKeys}).
+ */
 export const gateScript: AtomicScript<GateArgs, GateVerdict & Record<string, Json>> = {
   name: "gate",
-  lua: `${BUCKET_LUA}
+  lua: `${BUCKET_LUA}${DIALOG_LUA}
     local now = tonumber(ARGV[1])
     if redis.call('EXISTS', KEYS[1]) == 1 then return cjson.encode({kind = 'duplicate'}) end
-    if ARGV[2] ~= 'true' then return cjson.encode({kind = 'pass'}) end
-    return cjson.encode(consume_bucket(KEYS[2], now, tonumber(ARGV[3]), tonumber(ARGV[4]),
-      tonumber(ARGV[5]), tonumber(ARGV[6])))`,
-  apply([seen, bucket], [limit, ...limiter], nowMs) {
+    local token = ARGV[7]
+    local lease_ms = tonumber(ARGV[8])
+    if lease_ms > 0 then
+      local holder = redis.call('GET', KEYS[4])
+      if holder and holder ~= token then
+        return cjson.encode({kind = 'busy', waitMs = math.max(1, redis.call('PTTL', KEYS[4]))})
+      end
+    end
+    if ARGV[2] == 'true' then
+      local verdict = consume_bucket(KEYS[2], now, tonumber(ARGV[3]), tonumber(ARGV[4]),
+        tonumber(ARGV[5]), tonumber(ARGV[6]))
+      if verdict.kind ~= 'pass' then return cjson.encode(verdict) end
+    end
+    if lease_ms > 0 then redis.call('SET', KEYS[4], token, 'PX', lease_ms) end
+    local result = {kind = 'pass', at = now, profileRead = KEYS[5] ~= nil}
+    result.dialog = touch_dialog(KEYS[3], now, tonumber(ARGV[9]), tonumber(ARGV[10]))
+    if KEYS[5] then
+      local profile = redis.call('GET', KEYS[5])
+      if profile then result.profile = profile end
+    end
+    return cjson.encode(result)`,
+  apply(
+    current,
+    args,
+    nowMs,
+  ): { writes: ScriptWrite[]; result: GateVerdict & Record<string, Json> } {
+    const [seen, bucket, dialog, lease, profile] = current;
+    const [limit, capacity, windowMs, banAfter, banMs, token, leaseMs, stateTtlMs, dataTtlMs] =
+      args;
     if (seen !== null && seen !== undefined) return { writes: [], result: { kind: "duplicate" } };
-    if (!limit) return { writes: [], result: { kind: "pass" } };
-    const { write, verdict } = applyBucket(bucket, limiter, nowMs);
-    return { writes: [undefined, write], result: verdict };
+    // The stores keep the token JSON-encoded: Lua compares the encoded argument.
+    const encodedToken = JSON.stringify(token);
+    if (
+      leaseMs > 0 && lease !== null && lease !== undefined && JSON.stringify(lease) !== encodedToken
+    ) {
+      // Deno KV reports no TTL to scripts; the caller polls with its own backoff.
+      return { writes: [], result: { kind: "busy", waitMs: 1 } };
+    }
+    const writes: ScriptWrite[] = [undefined, undefined, undefined, undefined];
+    if (limit) {
+      const { write, verdict } = applyBucket(bucket, [capacity, windowMs, banAfter, banMs], nowMs);
+      writes[1] = write;
+      if (verdict.kind !== "pass") {
+        return { writes, result: verdict as GateVerdict & Record<string, Json> };
+      }
+    }
+    if (leaseMs > 0) writes[3] = { value: token, ttlMs: leaseMs };
+    const touched = touchDialog(dialog ?? null, nowMs, stateTtlMs, dataTtlMs);
+    writes[2] = touched.write;
+    const result: GateVerdict & Record<string, Json> = {
+      kind: "pass",
+      at: nowMs,
+      profileRead: current.length > 4,
+    };
+    if (touched.record !== null) result.dialog = JSON.stringify(touched.record);
+    if (profile !== null && profile !== undefined) result.profile = JSON.stringify(profile);
+    return { writes, result };
+  },
+};
+
+/** The dialog write of {@link finishScript}: the new record if the stored one is `expect`. */
+export type DialogWrite = {
+  /** The version the update loaded (0 when there was no record). */
+  expect: number;
+  /** The record to store, its version `expect + 1`. */
+  record: DialogRecord;
+  /** The record's TTL in milliseconds. */
+  ttlMs: number;
+};
+
+/** Arguments of {@link finishScript}. */
+export type FinishArgs = [leaseToken: string, write: DialogWrite | null];
+
+/** What {@link finishScript} did with the dialog write. */
+export type FinishResult =
+  | { written: boolean }
+  /** Not written: the record's version is no longer `expect`. */
+  | { written: false; conflict: "version"; version: number }
+  /** Not written: the lease expired and another instance holds the chat now. */
+  | { written: false; conflict: "lease" };
+
+/**
+ * Commit of one update, atomically. Keys: `[seen, dialog, lease]` (see {@link gateKeys}).
+ * The write is fenced: it lands only while the lease is ours or free (nobody took over after it
+ * expired) and the record's version is still the one loaded.
+ */
+export const finishScript: AtomicScript<FinishArgs, FinishResult & Record<string, Json>> = {
+  name: "finish",
+  lua: `
+    local token = ARGV[2]
+    local holder = redis.call('GET', KEYS[3])
+    local write = cjson.decode(ARGV[3])
+    local result = {written = false}
+    if write ~= cjson.null then
+      local raw = redis.call('GET', KEYS[2])
+      local version = raw and cjson.decode(raw).v or 0
+      if token ~= '""' and holder and holder ~= token then
+        result = {written = false, conflict = 'lease'}
+      elseif version ~= write.expect then
+        result = {written = false, conflict = 'version', version = version}
+      else
+        redis.call('SET', KEYS[2], cjson.encode(write.record), 'PX', write.ttlMs)
+        result = {written = true}
+      end
+    end
+    redis.call('SET', KEYS[1], '1', 'PX', ${SEEN_TTL_MS})
+    if holder and holder == token then redis.call('DEL', KEYS[3]) end
+    return cjson.encode(result)`,
+  apply([_seen, dialog, lease], [token, write]): {
+    writes: ScriptWrite[];
+    result: FinishResult & Record<string, Json>;
+  } {
+    const encodedToken = JSON.stringify(token);
+    const holder = lease === null || lease === undefined ? null : JSON.stringify(lease);
+    const writes: ScriptWrite[] = [{ value: 1, ttlMs: SEEN_TTL_MS }, undefined, undefined];
+    if (holder !== null && holder === encodedToken) writes[2] = null;
+    if (write === null) return { writes, result: { written: false } };
+    const version = (dialog as DialogRecord | null)?.v ?? 0;
+    if (token !== "" && holder !== null && holder !== encodedToken) {
+      return { writes, result: { written: false, conflict: "lease" } };
+    }
+    if (version !== write.expect) {
+      return { writes, result: { written: false, conflict: "version", version } };
+    }
+    writes[1] = { value: write.record as unknown as Json, ttlMs: write.ttlMs };
+    return { writes, result: { written: true } };
+  },
+};
+
+/** Arguments of {@link renewLeaseScript}. */
+export type RenewArgs = [leaseToken: string, leaseMs: number];
+
+/** Extends the chat's lease while a long update runs; `held` false when it was lost. Keys: `[lease]`. */
+export const renewLeaseScript: AtomicScript<RenewArgs, { held: boolean }> = {
+  name: "renew-lease",
+  lua: `
+    if redis.call('GET', KEYS[1]) == ARGV[2] then
+      redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+      return cjson.encode({held = true})
+    end
+    return cjson.encode({held = false})`,
+  apply([lease], [token, leaseMs]) {
+    if (lease === null || lease === undefined || lease !== token) {
+      return { writes: [], result: { held: false } };
+    }
+    return { writes: [{ value: token, ttlMs: leaseMs }], result: { held: true } };
   },
 };
