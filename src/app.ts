@@ -2,7 +2,7 @@ import { type Bot, GrammyError } from "grammy";
 import type { BotContext } from "./bot/context.ts";
 import type { Config } from "./config.ts";
 import { publishCommands } from "./bot/features/start.ts";
-import { ALLOWED_UPDATES, createBot } from "./bot/pipeline.ts";
+import { ALLOWED_UPDATES, createBot, type CreateBotOptions } from "./bot/pipeline.ts";
 import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
 import { DatabaseError, UnauthorizedTokenError } from "./errors.ts";
 import { Health } from "./http/health.ts";
@@ -10,12 +10,24 @@ import { metricsHandler } from "./http/metrics.ts";
 import { type Handler, router } from "./http/router.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { LeaderLease, standbyHealth } from "./transport/leader.ts";
 import { Poller, pollingHealth } from "./transport/polling.ts";
 import { UpdateScheduler } from "./transport/scheduler.ts";
 import { registerWebhook, webhookHandler } from "./transport/webhook.ts";
 import { openStorage, registerStorageChecks, type Storage } from "./storage.ts";
 import { backoffDelay } from "./util/backoff.ts";
 import { delay } from "./util/delay.ts";
+
+/** A name for this process among the instances sharing a store: host, pid and a random part. */
+function newInstanceId(): string {
+  let host = "instance";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // Without --allow-sys=hostname the pid and the random part still make the name unique.
+  }
+  return `${host}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+}
 
 /** What a stop did, for the summary line. */
 export interface StopSummary {
@@ -45,9 +57,24 @@ export interface App {
   stop(reason: string): Promise<StopSummary>;
 }
 
+/** What a program adds to the built-in features (the tests' own dialogs, for one). */
+export interface AppExtensions {
+  /** Feature composers, run after the built-in ones and before the fallback. */
+  features?: CreateBotOptions["features"];
+  /** The dialogs those features define. */
+  dialogs?: CreateBotOptions["dialogs"];
+}
+
+/**
+ * How long an instance holds a chat while handling an update of it (renewed while it runs).
+ * After a crash, the chat's next update waits at most this long.
+ */
+const CHAT_LEASE_MS = 10_000;
+
 /** Builds the application from a resolved configuration (wiring only). */
-export function createApp(config: Config): App {
+export function createApp(config: Config, extensions: AppExtensions = {}): App {
   const log = logger("app");
+  const instanceId = newInstanceId();
   const metrics = new Metrics();
   const health = new Health();
   // Built by start() once storage is open; the transport delivers nothing before that.
@@ -66,6 +93,8 @@ export function createApp(config: Config): App {
   const lifetime = new AbortController();
   let accepting = false;
   let poller: Poller | null = null;
+  // Polling mode: the poller runs only while this instance holds the polling lease.
+  let lease: LeaderLease | null = null;
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => reportFailure = resolve);
 
@@ -82,7 +111,10 @@ export function createApp(config: Config): App {
     } else {
       health.register(
         "polling:getUpdates",
-        () => Promise.resolve(pollingHealth(poller?.status ?? null)),
+        () =>
+          Promise.resolve(
+            (lease && standbyHealth(lease.status)) ?? pollingHealth(poller?.status ?? null),
+          ),
       );
     }
   }
@@ -147,7 +179,17 @@ export function createApp(config: Config): App {
       metrics,
       users: opened.userCache,
       events: opened.events,
-      gate: { store: opened.store, rateLimit: config.rateLimit, adminIds: config.adminIds },
+      gate: {
+        store: opened.store,
+        rateLimit: config.rateLimit,
+        fsm: config.fsm,
+        adminIds: config.adminIds,
+        // Only webhook instances sharing Redis can handle one chat at the same time; a poller
+        // is alone (the polling lease) and the embedded store belongs to one instance.
+        leaseMs: config.webhook && opened.store.backend === "redis" ? CHAT_LEASE_MS : 0,
+        instanceId,
+      },
+      ...extensions,
     });
     bot = created;
     registerTelegramChecks(created.api);
@@ -180,22 +222,47 @@ export function createApp(config: Config): App {
           () => created.api.deleteWebhook({}, lifetime.signal as never),
         );
       }
-      poller = new Poller({
-        api: created.api,
-        scheduler,
-        allowedUpdates: ALLOWED_UPDATES,
-        log: logger("polling"),
-        metrics,
-      });
-      poller.run().catch((error) =>
-        reportFailure(error instanceof Error ? error : new Error(String(error)))
-      );
+      const startPolling = () => {
+        if (lifetime.signal.aborted) return;
+        poller = new Poller({
+          api: created.api,
+          scheduler,
+          allowedUpdates: ALLOWED_UPDATES,
+          log: logger("polling"),
+          metrics,
+        });
+        poller.run().catch((error) =>
+          reportFailure(error instanceof Error ? error : new Error(String(error)))
+        );
+      };
+      if (opened.store.backend === "kv") {
+        // The embedded store serves the one instance that owns DATA_DIR: nobody to stand by for.
+        metrics.pollingLeader.set(1);
+        startPolling();
+      } else {
+        lease = new LeaderLease({
+          store: opened.store,
+          name: "polling",
+          holder: instanceId,
+          log: logger("leader"),
+          metrics: { leaseChanges: metrics.leaseChanges, leader: metrics.pollingLeader },
+          onElected: startPolling,
+          async onDeposed() {
+            const deposed = poller;
+            poller = null;
+            await deposed?.stop();
+            if (deposed) await confirmPolled(deposed);
+          },
+        });
+        lease.run();
+      }
     }
     if (lifetime.signal.aborted) return;
     health.setPhase("ready");
     log.info("ready as @{username} in {mode} mode after {startup_ms} ms", {
       username: created.botInfo.username,
       mode: config.mode,
+      instance: instanceId,
       storage: opened.describe(),
       startup_ms: Math.round(performance.now() - started),
     });
@@ -221,6 +288,15 @@ export function createApp(config: Config): App {
     }
   }
 
+  /** Tells Telegram which fetched updates finished; the unfinished ones come again. */
+  async function confirmPolled(stopped: Poller): Promise<void> {
+    await stopped.confirm(AbortSignal.timeout(5000)).catch((error) =>
+      log.warning("could not confirm the handled updates to Telegram; they will come again", {
+        error,
+      })
+    );
+  }
+
   let stopping: Promise<StopSummary> | null = null;
   function stop(reason: string): Promise<StopSummary> {
     stopping ??= (async () => {
@@ -234,13 +310,9 @@ export function createApp(config: Config): App {
       lifetime.abort(new Error(`stopping: ${reason}`));
       await poller?.stop();
       const drained = await scheduler.drain(config.shutdownTimeoutMs);
-      if (poller) {
-        await poller.confirm(AbortSignal.timeout(5000)).catch((error) =>
-          log.warning("could not confirm the handled updates to Telegram; they will come again", {
-            error,
-          })
-        );
-      }
+      if (poller) await confirmPolled(poller);
+      // Only now: a standby that took over earlier would poll while we still confirm.
+      await lease?.release();
       await storage?.close(5000).catch((error) =>
         log.error("closing the storage failed", { error })
       );

@@ -37,8 +37,16 @@ export class Metrics implements Disposable {
   readonly eventWriteErrors: Counter;
   /** Gate verdicts: `passed`, `limited`, `banned`, `duplicate`; `store_down` when the fallback ran. */
   readonly gate: Counter<"outcome">;
-  /** Time of the gate's store round trip. */
-  readonly gateDuration: Histogram;
+  /** Time of each store round trip of the pipeline, by script (`gate`, `finish`, `renew-lease`). */
+  readonly storeRoundTrip: Histogram<"script">;
+  /** Dialog commits by result: `written`, `unchanged`, `conflict`, `lease_lost`, `store_down`. */
+  readonly dialogCommits: Counter<"result">;
+  /** Times an update waited for another instance to finish an update of the same chat. */
+  readonly chatLeaseWaits: Counter;
+  /** Leader lease changes by lease (`polling`) and change (`acquired`, `lost`, `released`). */
+  readonly leaseChanges: Counter<"lease" | "change">;
+  /** 1 while this instance holds the polling lease and polls, else 0. */
+  readonly pollingLeader: Gauge;
   readonly #lagTimer: ReturnType<typeof setInterval>;
 
   constructor() {
@@ -123,10 +131,33 @@ export class Metrics implements Disposable {
       labelNames: ["outcome"],
       registers,
     });
-    this.gateDuration = new Histogram({
-      name: "bot_gate_duration_seconds",
-      help: "Time of the gate's one store round trip",
+    this.storeRoundTrip = new Histogram({
+      name: "bot_store_round_trip_seconds",
+      help: "Time of the pipeline's store round trips by script (gate, finish, renew-lease)",
+      labelNames: ["script"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.dialogCommits = new Counter({
+      name: "bot_dialog_commits_total",
+      help: "Dialog state commits by result (written, unchanged, conflict, lease_lost, store_down)",
+      labelNames: ["result"],
+      registers,
+    });
+    this.chatLeaseWaits = new Counter({
+      name: "bot_chat_lease_waits_total",
+      help: "Updates that waited for another instance to finish an update of the same chat",
+      registers,
+    });
+    this.leaseChanges = new Counter({
+      name: "bot_lease_changes_total",
+      help: "Lease changes by lease and change (acquired, lost, released)",
+      labelNames: ["lease", "change"],
+      registers,
+    });
+    this.pollingLeader = new Gauge({
+      name: "bot_polling_leader",
+      help: "1 while this instance holds the polling lease and polls",
       registers,
     });
     new Gauge({

@@ -103,9 +103,11 @@ Deno.test("polling mode: one chat's updates are handled in order, other chats me
 
 Deno.test("polling mode: Bot API errors while polling are retried with backoff, then updates flow again", async () => {
   await using api = await FakeBotApi.start();
+  // Armed before the start: once ready, a poll may already be waiting at "Telegram", and that
+  // one would bring the message before any fault.
+  api.failNext("getUpdates", { error_code: 502 }, 2);
   await using bot = await BotProcess.start({ api });
   await bot.waitReady();
-  api.failNext("getUpdates", { error_code: 502 }, 2);
   api.pushMessage({ chatId: 601, text: "/start" });
   await api.waitFor(
     () => api.sentMessages(601).length === 1 || undefined,
