@@ -195,6 +195,15 @@ testOnBothStores("gate and finish scripts", async (t, store) => {
     assert.equal(renewed.d, JSON.stringify({ name: "Ada 🚀" }));
   });
 
+  await t.step("a dialog renewed in the last minute is not rewritten", async () => {
+    const call = { chat: 24, updateId: 1, limit: false };
+    const recent = Date.now() - 30_000;
+    await finish(store, call, write(0, "form:age", { name: "Ada" }, recent));
+    const verdict = passed(await gate(store, { ...call, updateId: 2 }));
+    assert.equal((JSON.parse(verdict.dialog!) as DialogRecord).sAt, recent + HOUR);
+    assert.equal((await store.get(["fsm", 24, 24]) as DialogRecord).sAt, recent + HOUR);
+  });
+
   await t.step("an expired dialog is reported, not renewed", async () => {
     const call = { chat: 22, updateId: 1, limit: false };
     const stale = { ...record(1, "form:age", { name: "x" }), sAt: Date.now() - 1 };

@@ -91,12 +91,22 @@ export type GateVerdict =
     at: number;
   };
 
+/**
+ * A dialog renewed less than this long ago is not rewritten: a user typing fast costs no write,
+ * and the TTLs are at most this much (or a tenth of the TTL) short.
+ */
+export const RENEW_STEP_MS = 60_000;
+
 const DIALOG_LUA = `
   local function touch_dialog(key, now, state_ttl, data_ttl)
     local raw = redis.call('GET', key)
     if not raw then return nil end
     local d = cjson.decode(raw)
     if d.s == cjson.null or d.sAt <= now then return raw end
+    local step = math.min(${RENEW_STEP_MS}, math.floor(math.min(state_ttl, data_ttl) / 10))
+    if d.sAt >= now + state_ttl - step and (d.dAt <= now or d.dAt >= now + data_ttl - step) then
+      return raw
+    end
     d.sAt = now + state_ttl
     if d.dAt > now then d.dAt = now + data_ttl end
     local encoded = cjson.encode(d)
@@ -105,7 +115,7 @@ const DIALOG_LUA = `
   end
 `;
 
-/** Renews a live dialog record's TTLs (the TS twin of `touch_dialog`). */
+/** Renews a live dialog record's TTLs unless renewed recently (the TS twin of `touch_dialog`). */
 function touchDialog(
   current: Json,
   nowMs: number,
@@ -115,6 +125,13 @@ function touchDialog(
   const record = current as DialogRecord | null;
   if (record === null) return { record: null, write: undefined };
   if (record.s === null || record.sAt <= nowMs) return { record, write: undefined };
+  const step = Math.min(RENEW_STEP_MS, Math.floor(Math.min(stateTtlMs, dataTtlMs) / 10));
+  if (
+    record.sAt >= nowMs + stateTtlMs - step &&
+    (record.dAt <= nowMs || record.dAt >= nowMs + dataTtlMs - step)
+  ) {
+    return { record, write: undefined };
+  }
   const renewed: DialogRecord = {
     ...record,
     sAt: nowMs + stateTtlMs,
