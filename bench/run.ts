@@ -6,11 +6,15 @@
  * @module
  */
 import { PROJECT_ROOT } from "../scripts/start_command.ts";
+import { startPostgres } from "../tests/support/postgres_server.ts";
+import { startRedis } from "../tests/support/redis_server.ts";
 import { BENCH_ROWS, benchBackup } from "./backup_bench.ts";
+import { benchPluginsCompare, formatPluginsCompareReport } from "./plugins_compare.ts";
 import { formatStartupReport, measureStartup } from "./startup.ts";
 import { markdownTable, median, perSecond } from "./stats.ts";
 import { benchStorage, formatStorageReport } from "./storage_bench.ts";
 import {
+  formatServerThroughputReport,
   formatThroughputReport,
   measurePollingThroughput,
   measureWebhookThroughput,
@@ -53,6 +57,57 @@ export function formatBackupReport(figures: Record<string, number>): string {
   ].join("\n");
 }
 
+/**
+ * The dialogs-and-protection section on one throwaway Redis and Postgres: the real program in
+ * webhook mode on them ({@link THROUGHPUT_REPEATS} runs, each on a fresh database and key
+ * prefix), then our pipeline against grammY's plugins in process.
+ */
+export async function dialogsSection(progress: (text: string) => void): Promise<string> {
+  progress("dialogs: starting a throwaway Postgres and Redis …");
+  await using postgres = await startPostgres();
+  await using redis = await startRedis();
+  const webhook: ThroughputResult[] = [];
+  for (let i = 1; i <= THROUGHPUT_REPEATS; i++) {
+    progress(`dialogs: webhook mode on Redis + Postgres, run ${i} of ${THROUGHPUT_REPEATS} …`);
+    webhook.push(
+      await measureWebhookThroughput({
+        env: {
+          REDIS_URL: redis.url,
+          // Each run starts afresh: its update ids would be duplicates under an older prefix.
+          REDIS_KEY_PREFIX: `bench${i}:`,
+          DATABASE_URL: await postgres.createDatabase(`webhook_bench_${i}`),
+        },
+      }),
+    );
+  }
+  const compare = await benchPluginsCompare(
+    { redisUrl: redis.url, databaseUrl: await postgres.createDatabase("plugins_compare") },
+    {},
+    (text) => progress(`dialogs: ${text}`),
+  );
+  const rates = webhook.map((r) => r.updatesPerSecond);
+  return [
+    "### Dialogs and protection: our pipeline vs grammY plugins",
+    "",
+    "#### The real program in webhook mode with Redis and Postgres",
+    "",
+    formatServerThroughputReport(webhook),
+    "",
+    `- median ${perSecond(median(rates))} over ${rates.length} runs`,
+    "",
+    "The same `/start` burst as the webhook rows above (first update sent to last reply), with",
+    "REDIS_URL and DATABASE_URL on throwaway servers: gate, chat lease, commit and the event log",
+    "all on. Redis commands are the `INFO commandstats` delta over the burst, including what the",
+    "Lua scripts run inside Redis: the round trips are the 2 EVALSHA per update (gate, commit)",
+    "plus the user cache's SET after each miss. Postgres queries are `bot_db_queries_total` over",
+    "the burst and the event log's batches for it. The chats are 500 and the warm-up 100",
+    "updates, so 400 of the measured updates are a user's first: the cache misses, each",
+    "registering the user (one upsert).",
+    "",
+    formatPluginsCompareReport(compare),
+  ].join("\n");
+}
+
 /** Runs every benchmark, prints the report and returns the exit code of `deno bench`. */
 export async function runAll(): Promise<number> {
   const began = performance.now();
@@ -91,6 +146,11 @@ export async function runAll(): Promise<number> {
   progress("storage: server (Postgres + Redis) and embedded (PGlite + Deno KV) …");
   console.log(formatStorageReport(await benchStorage((text) => progress(`storage: ${text}`))));
   console.log();
+
+  const dialogsStarted = performance.now();
+  console.log(await dialogsSection(progress));
+  console.log();
+  progress(`dialogs: done in ${Math.round((performance.now() - dialogsStarted) / 1000)} s`);
 
   progress(`backup and restore: ${BENCH_ROWS} users and requests on both backends …`);
   console.log(formatBackupReport(await benchBackup()));

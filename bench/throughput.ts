@@ -11,6 +11,7 @@
  */
 import { BotProcess, freePort, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
 import type { Update } from "grammy/types";
+import { createClient } from "redis";
 import { FakeBotApi } from "../tests/fake_bot_api.ts";
 import { textMessage } from "../tests/updates.ts";
 import { sampleSum, scrape } from "./prometheus.ts";
@@ -28,6 +29,27 @@ export interface ThroughputOptions {
   warmup?: number;
   /** Longest wait for all replies before giving up, in ms. @default 120000 */
   timeoutMs?: number;
+  /**
+   * Extra environment for the program, e.g. `REDIS_URL` and `DATABASE_URL` of throwaway
+   * servers (webhook mode only). With `REDIS_URL` the run counts the Redis commands of the
+   * burst; with `DATABASE_URL`, its Postgres queries. @default {}
+   */
+  env?: Record<string, string>;
+}
+
+/** What the measured burst cost the servers of a run with `REDIS_URL` or `DATABASE_URL`. */
+export interface ServerCosts {
+  /** Redis commands by name (`INFO commandstats` delta, INFO itself left out); null: no Redis. */
+  redisCommands: Record<string, number> | null;
+  /**
+   * `bot_db_queries_total` over the burst and the event log's writes of its updates; null:
+   * the embedded PGlite.
+   */
+  dbQueries: number | null;
+  /** `bot_user_cache_total{result="miss"}` over the burst: first sightings, changed profiles. */
+  cacheMisses: number;
+  /** Updates the event log wrote over the burst and its drain. */
+  eventsWritten: number;
 }
 
 /** What one throughput run measured. */
@@ -54,6 +76,8 @@ export interface ThroughputResult {
   rssAfterBytes: number;
   /** Mode-specific notes, e.g. how many polls it took. */
   notes: string;
+  /** Server costs, when the run was given `REDIS_URL` or `DATABASE_URL`; else null. */
+  servers: ServerCosts | null;
 }
 
 const SECRET = "bench_webhook-Secret_0123456789";
@@ -67,16 +91,25 @@ const FIRST_CHAT = 700_000;
 export async function measureWebhookThroughput(
   options: ThroughputOptions = {},
 ): Promise<ThroughputResult> {
-  const { updates, chats, concurrency, warmup, timeoutMs } = withDefaults(options);
+  const { updates, chats, concurrency, warmup, timeoutMs, env } = withDefaults(options);
   await using api = await FakeBotApi.start();
-  await using bot = await BotProcess.start({ api, env: webhookEnv(freePort(), SECRET) });
+  await using bot = await BotProcess.start({
+    api,
+    env: { ...webhookEnv(freePort(), SECRET), ...env },
+  });
   await bot.waitReady();
+  await using redis = env.REDIS_URL ? await RedisCommandStats.open(env.REDIS_URL) : null;
   const hook = `${bot.url}${WEBHOOK_PATH}`;
   const bodies = startMessages(warmup + updates, chats).map((update) => JSON.stringify(update));
 
   await postAll(hook, bodies.slice(0, warmup), concurrency);
   await api.waitFor(() => api.sentMessages().length >= warmup, timeoutMs, "warm-up replies");
-  const before = await scrapeCounted(bot.url, warmup, timeoutMs);
+  const warmedUp = await scrapeCounted(bot.url, warmup, timeoutMs);
+  // So that the event log's batches of the warm-up are not counted with the burst.
+  const before = env.DATABASE_URL
+    ? await scrapeEventsWritten(bot.url, warmup, timeoutMs)
+    : warmedUp;
+  const commandsBefore = await redis?.snapshot();
   const { elapsedMs, result: latenciesMs } = await timeReplies(
     api,
     updates,
@@ -85,7 +118,24 @@ export async function measureWebhookThroughput(
   );
 
   const after = await scrapeCounted(bot.url, warmup + updates, timeoutMs);
+  const commandsAfter = await redis?.snapshot();
+  // The event log writes in the background: its statements for the burst count too.
+  const drained = env.DATABASE_URL
+    ? await scrapeEventsWritten(bot.url, warmup + updates, timeoutMs)
+    : after;
   await bot.stop();
+  const delta = (name: string) => sampleSum(drained, name) - (sampleSum(before, name) || 0);
+  const servers: ServerCosts | null = env.REDIS_URL || env.DATABASE_URL
+    ? {
+      redisCommands: commandsBefore && commandsAfter
+        ? commandDelta(commandsBefore, commandsAfter)
+        : null,
+      dbQueries: env.DATABASE_URL ? delta("bot_db_queries_total") : null,
+      cacheMisses: sampleSum(drained, 'bot_user_cache_total{result="miss"}') -
+        (sampleSum(before, 'bot_user_cache_total{result="miss"}') || 0),
+      eventsWritten: delta("bot_events_written_total"),
+    }
+    : null;
   return {
     mode: "webhook",
     updates,
@@ -97,6 +147,7 @@ export async function measureWebhookThroughput(
     ...pipelineFigures(before, after),
     rssAfterBytes: sampleSum(after, "process_resident_memory_bytes"),
     notes: `all ${updates} POSTs answered 200`,
+    servers,
   };
 }
 
@@ -138,6 +189,7 @@ export async function measurePollingThroughput(
     ...pipelineFigures(before, after),
     rssAfterBytes: sampleSum(after, "process_resident_memory_bytes"),
     notes: `${polls} getUpdates calls, ${api.redelivered().length} updates delivered twice`,
+    servers: null,
   };
 }
 
@@ -148,6 +200,7 @@ function withDefaults(options: ThroughputOptions): Required<ThroughputOptions> {
     concurrency: 32,
     warmup: 100,
     timeoutMs: 120_000,
+    env: {},
     ...options,
   };
 }
@@ -232,6 +285,99 @@ async function scrapeCounted(baseUrl: string, expected: number, timeoutMs: numbe
   }
 }
 
+/**
+ * Scrapes `/metrics` until the event log has written `expected` rows, so that the batches of
+ * the last updates are counted with them; gives up quietly after `timeoutMs` (the figures then
+ * miss the tail, which the report's events column shows).
+ */
+async function scrapeEventsWritten(
+  baseUrl: string,
+  expected: number,
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const text = await scrape(`${baseUrl}/metrics`);
+    const written = sampleSum(text, "bot_events_written_total") || 0;
+    if (written >= expected || performance.now() > deadline) return text;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** What {@link RedisCommandStats} uses of a node-redis client. */
+interface InfoClient {
+  info(section: string): Promise<unknown>;
+  close(): Promise<unknown>;
+}
+
+/**
+ * Counts a Redis's commands by name from `INFO commandstats`, over one connection of its own
+ * that sends nothing but INFO (which {@link commandDelta} leaves out).
+ */
+export class RedisCommandStats implements AsyncDisposable {
+  readonly #client: InfoClient;
+
+  private constructor(client: InfoClient) {
+    this.#client = client;
+  }
+
+  /** Connects to `url`. */
+  static async open(url: string): Promise<RedisCommandStats> {
+    const client = createClient({ url });
+    await client.connect();
+    return new RedisCommandStats(client);
+  }
+
+  /** Calls so far per command (`evalsha`, `get`, `client|setinfo`, …) since the server started. */
+  async snapshot(): Promise<Map<string, number>> {
+    const text = String(await this.#client.info("commandstats"));
+    const calls = new Map<string, number>();
+    for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      calls.set(match[1]!, Number(match[2]));
+    }
+    return calls;
+  }
+
+  /** CPU time the server has used since it started (`used_cpu_user` + `used_cpu_sys`), in ms. */
+  async cpuMs(): Promise<number> {
+    const text = String(await this.#client.info("cpu"));
+    const seconds = (name: string) => Number(new RegExp(`^${name}:(\\S+)`, "m").exec(text)?.[1]);
+    return (seconds("used_cpu_user") + seconds("used_cpu_sys")) * 1000;
+  }
+
+  /** The server's `redis_version`. */
+  async version(): Promise<string> {
+    const text = String(await this.#client.info("server"));
+    return /^redis_version:(\S+)/m.exec(text)?.[1] ?? "?";
+  }
+
+  /** Closes the connection. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#client.close();
+  }
+}
+
+/** Commands called between two snapshots, INFO (the counting itself) left out. */
+export function commandDelta(
+  before: Map<string, number>,
+  after: Map<string, number>,
+): Record<string, number> {
+  const delta: Record<string, number> = {};
+  for (const [name, calls] of after) {
+    const count = calls - (before.get(name) ?? 0);
+    if (count > 0 && name !== "info") delta[name] = count;
+  }
+  return delta;
+}
+
+/** Commands per update in all, and the biggest by name: `3.00 (evalsha 2.00, get 1.00)`. */
+export function commandsPerUpdate(commands: Record<string, number>, updates: number): string {
+  const entries = Object.entries(commands).sort((a, b) => b[1] - a[1]);
+  const total = entries.reduce((sum, [, count]) => sum + count, 0);
+  const parts = entries.map(([name, count]) => `${name} ${(count / updates).toFixed(2)}`);
+  return `${(total / updates).toFixed(2)} (${parts.join(", ")})`;
+}
+
 /** Mean pipeline time over what the histogram counted between two scrapes. */
 function pipelineFigures(
   before: string,
@@ -285,6 +431,47 @@ export function formatThroughputReport(results: ThroughputResult[]): string {
     "pipeline mean is bot_update_duration_seconds sum/count (includes the sendMessage round",
     "trip). Warm-up updates are excluded. The load generator and the fake share one process.",
   ].join("\n");
+}
+
+/**
+ * Webhook runs with `REDIS_URL` and `DATABASE_URL` as a Markdown table: the columns of
+ * {@link formatThroughputReport} that apply, plus what the burst cost Redis and Postgres.
+ */
+export function formatServerThroughputReport(results: ThroughputResult[]): string {
+  return markdownTable(
+    [
+      "mode",
+      "updates (chats)",
+      "in flight",
+      "updates/s",
+      "POST→200 p50",
+      "p99",
+      "pipeline mean (metrics)",
+      "Redis commands per update",
+      "Postgres queries per update",
+      "cache misses",
+      "RSS after",
+    ],
+    results.map((r) => {
+      const servers = r.servers;
+      return [
+        `${r.mode}, Redis + Postgres`,
+        `${r.updates} (${r.chats})`,
+        String(r.concurrency ?? "–"),
+        perSecond(r.updatesPerSecond),
+        ms(percentile(r.latenciesMs, 50)),
+        ms(percentile(r.latenciesMs, 99)),
+        `${ms(r.pipelineMeanMs)} over ${r.pipelineCount}`,
+        servers?.redisCommands ? commandsPerUpdate(servers.redisCommands, r.updates) : "–",
+        servers?.dbQueries == null
+          ? "–"
+          : `${(servers.dbQueries / r.updates).toFixed(2)} (${servers.dbQueries} in all; ` +
+            `event log: ${servers.eventsWritten} rows)`,
+        servers ? String(servers.cacheMisses) : "–",
+        mib(r.rssAfterBytes),
+      ];
+    }),
+  );
 }
 
 if (import.meta.main) {
