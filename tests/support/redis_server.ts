@@ -1,6 +1,6 @@
 /**
  * A throwaway `redis-server` for tests: its own free port on 127.0.0.1, its own temp dir,
- * no persistence. It never touches a shared Redis on 6379.
+ * no persistence unless asked for. It never touches a shared Redis on 6379.
  */
 
 import { join } from "node:path";
@@ -11,14 +11,30 @@ export interface RedisServer extends AsyncDisposable {
   readonly port: number;
   /** `redis://127.0.0.1:PORT`. */
   readonly url: string;
-  /** Starts the server again on the same port, empty, and waits until it answers PING. */
+  /**
+   * Starts the server again on the same port and waits until it answers PING: empty, or with
+   * the data it had when stopped if it was started with {@link RedisOptions.persist}.
+   */
   start(): Promise<void>;
   /** Stops the server and waits until the process has exited. Idempotent. */
   stop(): Promise<void>;
 }
 
+/** Options of {@link startRedis}. */
+export interface RedisOptions {
+  /**
+   * Keep the data across {@link RedisServer.stop} and {@link RedisServer.start}: an append-only
+   * file in the temp dir, synced on every write, so that even the last write survives a stop.
+   * @default false
+   */
+  persist?: boolean;
+}
+
 /** Starts a fresh Redis on a free port and waits until it answers PING. */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
+  const persistence = options.persist
+    ? ["--appendonly", "yes", "--appendfsync", "always"]
+    : ["--appendonly", "no"];
   const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "redis-test-" });
   let child: Deno.ChildProcess | null = null;
@@ -28,7 +44,7 @@ export async function startRedis(): Promise<RedisServer> {
     const process = new Deno.Command("redis-server", {
       args: [
         ...["--port", String(port), "--bind", "127.0.0.1", "--dir", dir],
-        ...["--save", "", "--appendonly", "no", "--daemonize", "no"],
+        ...["--save", "", ...persistence, "--daemonize", "no"],
         ...["--logfile", join(dir, "redis.log")],
       ],
       stdin: "null",
@@ -48,7 +64,8 @@ export async function startRedis(): Promise<RedisServer> {
     const running = child;
     if (!running) return;
     child = null;
-    // With `--save ""` SIGTERM exits at once without writing a dump.
+    // With `--save ""` SIGTERM exits at once without writing a dump (an append-only file is
+    // already on disk: it is synced on every write).
     running.kill("SIGTERM");
     const timer = setTimeout(() => running.kill("SIGKILL"), 5_000);
     try {
