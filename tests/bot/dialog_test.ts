@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { UserFromGetMe } from "grammy/types";
+import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
 import { Metrics } from "../../src/metrics.ts";
 import type { DialogRecord } from "../../src/store/scripts/gate.ts";
@@ -10,21 +10,6 @@ import { startRedis } from "../support/redis_server.ts";
 import { testOnBothStores } from "../support/stores.ts";
 import { textMessage } from "../updates.ts";
 
-const BOT_INFO: UserFromGetMe = {
-  id: 123456,
-  is_bot: true,
-  first_name: "Service Desk",
-  username: "service_desk_test_bot",
-  can_join_groups: true,
-  can_read_all_group_messages: false,
-  supports_inline_queries: false,
-  can_connect_to_business: false,
-  has_main_web_app: false,
-  has_topics_enabled: false,
-  allows_users_to_create_topics: false,
-  can_manage_bots: false,
-  supports_join_request_queries: false,
-};
 const HOUR = 3_600_000;
 
 /** A bot on `store` whose `sendMessage` calls land in `sent`, by chat. */
