@@ -21,7 +21,7 @@ import { backoffDelay } from "../../util/backoff.ts";
 import { delay } from "../../util/delay.ts";
 import type { BotContext } from "../context.ts";
 import { DialogSession, readRecord } from "../dialog/session.ts";
-import { LocalGate, type LocalVerdict } from "../local_gate.ts";
+import { LocalGate } from "../local_gate.ts";
 
 /** Options of {@link createGate}. */
 export interface GateOptions {
@@ -108,7 +108,7 @@ export function createGate(options: GateOptions): {
     keys: GateKeys,
     token: string,
     limit: boolean,
-  ): Promise<GateVerdict | null> {
+  ): Promise<Exclude<GateVerdict, { kind: "busy" }> | null> {
     const args: GateArgs = [
       limit,
       ...limiter,
@@ -152,36 +152,28 @@ export function createGate(options: GateOptions): {
     const token = leaseMs > 0 ? `${instanceId}:${updateId}` : "";
     const limit = rateLimit.enabled && !(rateLimit.adminExempt && adminIds.includes(sender));
     const stored = await decide(ctx, keys, token, limit);
-    let verdict: GateVerdict | LocalVerdict;
-    if (stored === null) {
-      metrics.gate.inc({ outcome: "store_down" });
-      verdict = local.check(sender, updateId, limit, now());
-      ctx.dialog = new DialogSession(null);
-      tickets.set(ctx, { keys, token, local: true });
-    } else if (stored.kind === "pass") {
-      verdict = stored;
-      ctx.dialog = new DialogSession(readRecord(stored.dialog, stored.at));
-      if (stored.profileRead) {
-        ctx.cachedProfile = stored.profile === undefined ? null : JSON.parse(stored.profile);
-      }
-      tickets.set(ctx, { keys, token, local: false });
-    } else {
-      verdict = stored;
-    }
+    const verdict = stored ?? local.check(sender, updateId, limit, now());
+    if (stored === null) metrics.gate.inc({ outcome: "store_down" });
     metrics.gate.inc({ outcome: verdict.kind === "pass" ? "passed" : verdict.kind });
     if (verdict.kind === "pass") {
-      const renewal = leaseMs > 0 && !tickets.get(ctx)!.local
-        ? renewWhileRunning(ctx, keys, token)
-        : null;
+      if (stored?.kind === "pass") {
+        ctx.dialog = new DialogSession(readRecord(stored.dialog, stored.at));
+        if (stored.profileRead) {
+          ctx.cachedProfile = stored.profile === undefined ? null : JSON.parse(stored.profile);
+        }
+      } else {
+        ctx.dialog = new DialogSession(null);
+      }
+      tickets.set(ctx, { keys, token, local: stored === null });
+      const renewal = leaseMs > 0 && stored !== null ? renewWhileRunning(ctx, keys, token) : null;
       try {
         return await next();
       } finally {
         if (renewal !== null) clearInterval(renewal);
       }
     }
-    tickets.delete(ctx);
-    ctx.outcome = verdict.kind === "busy" ? "duplicate" : verdict.kind;
-    if (verdict.kind === "duplicate" || verdict.kind === "busy" || !verdict.notify) return;
+    ctx.outcome = verdict.kind;
+    if (verdict.kind === "duplicate" || !verdict.notify) return;
     const text = verdict.kind === "limited"
       ? ctx.t("gate.limited", { seconds: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)) })
       : ctx.t("gate.banned", {
@@ -217,9 +209,9 @@ export function createGate(options: GateOptions): {
   };
 
   async function finish(ctx: BotContext, ticket: Ticket, failed: boolean): Promise<void> {
-    const updateId = ctx.update.update_id;
-    // Handled, or failed for good (the errors stage answers): either way not again.
-    local.markSeen(updateId);
+    // Handled, or failed for good (the errors stage answers): either way not again. The
+    // fallback remembers it too, in case the store goes down before Telegram stops re-sending.
+    local.markSeen(ctx.update.update_id);
     if (ticket.local) return;
     const change = failed ? null : ctx.dialog.change();
     const write: DialogWrite | null = change === null ? null : {
