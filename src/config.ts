@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 
 /** Languages the bot speaks; the first is the fallback of last resort. */
-export const SUPPORTED_LOCALES = ["en", "ru"] as const;
+export const SUPPORTED_LOCALES = ["en", "ru", "uk"] as const;
 /** One of {@link SUPPORTED_LOCALES}. */
 export type Locale = typeof SUPPORTED_LOCALES[number];
 
@@ -28,6 +28,8 @@ export const ENV_NAMES = [
   "DATA_DIR",
   "BACKUP_DIR",
   "ADMIN_IDS",
+  "STAFF_CHAT_ID",
+  "REQUEST_CATEGORIES",
   "DEFAULT_LOCALE",
   "LOG_LEVEL",
   "LOG_FORMAT",
@@ -78,6 +80,10 @@ export interface Config {
   backupDir: string;
   /** Telegram user ids with admin rights. */
   adminIds: number[];
+  /** The chat new requests are posted to, for staff to take; null posts nowhere. */
+  staffChatId: number | null;
+  /** What users choose from when they file a request, as the operator wrote them. */
+  requestCategories: string[];
   /** Language for users whose Telegram language the bot does not speak. */
   defaultLocale: Locale;
   /** Logging settings. */
@@ -292,6 +298,29 @@ const schema = z.object({
     }
     return [...new Set(parts.map(Number))];
   }),
+  STAFF_CHAT_ID: variable<number | null>(null, (value, ctx) => {
+    if (!/^-?\d{1,16}$/.test(value.trim())) {
+      return fail(ctx, `must be a Telegram chat id such as -1001234567890${shown(value)}`);
+    }
+    return Number(value.trim());
+  }),
+  REQUEST_CATEGORIES: variable<string[]>(
+    ["Hardware", "Software", "Network", "Access", "Other"],
+    (value, ctx) => {
+      const parts = value.split(",").map((part) => part.trim()).filter((part) => part !== "");
+      const long = parts.filter((part) => new TextEncoder().encode(part).length > 40);
+      if (parts.length === 0 || parts.length > 20 || long.length > 0) {
+        return fail(
+          ctx,
+          `must be 1 to 20 names separated by commas, each at most 40 bytes${shown(value)}`,
+        );
+      }
+      if (new Set(parts).size !== parts.length) {
+        return fail(ctx, `must not name a category twice${shown(value)}`);
+      }
+      return parts;
+    },
+  ),
   DEFAULT_LOCALE: oneOf(SUPPORTED_LOCALES, "en"),
   LOG_LEVEL: oneOf(LOG_LEVELS, "info"),
   LOG_FORMAT: oneOf(["json", "pretty"] as const, "json"),
@@ -395,6 +424,8 @@ export function loadConfig(env: Env): Config {
     dataDir: e.DATA_DIR,
     backupDir: e.BACKUP_DIR,
     adminIds: e.ADMIN_IDS,
+    staffChatId: e.STAFF_CHAT_ID,
+    requestCategories: e.REQUEST_CATEGORIES,
     defaultLocale: e.DEFAULT_LOCALE,
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, file: e.LOG_FILE },
     shutdownTimeoutMs: Math.round(e.SHUTDOWN_TIMEOUT * 1000),

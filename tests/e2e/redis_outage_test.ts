@@ -5,7 +5,7 @@ import { BotProcess } from "./program.ts";
 
 const ENTRY = "tests/e2e/fixtures/dialog_bot.ts";
 const CHAT = 4201;
-/** locales/en.json `dialog.unavailable`. */
+/** locales/en/core.json `dialog.unavailable`. */
 const UNAVAILABLE =
   "I can't reach my conversation storage right now. Your progress so far is kept: please send that again in a minute.";
 
