@@ -1,7 +1,8 @@
 import { type Bot, GrammyError } from "grammy";
 import type { BotContext } from "./bot/context.ts";
 import type { Config } from "./config.ts";
-import { publishCommands } from "./bot/features/start.ts";
+import { publishCommands } from "./bot/features/account.ts";
+import { SERVICE_DESK_DIALOGS, serviceDeskFeatures } from "./bot/features/index.ts";
 import { ALLOWED_UPDATES, createBot, type CreateBotOptions } from "./bot/pipeline.ts";
 import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
 import { DatabaseError, UnauthorizedTokenError } from "./errors.ts";
@@ -59,7 +60,7 @@ export interface App {
 
 /** What a program adds to the built-in features (the tests' own dialogs, for one). */
 export interface AppExtensions {
-  /** Feature composers, run after the built-in ones and before the fallback. */
+  /** Feature composers, run after the service desk's own and before the fallback. */
   features?: CreateBotOptions["features"];
   /** The dialogs those features define. */
   dialogs?: CreateBotOptions["dialogs"];
@@ -189,7 +190,13 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
         leaseMs: config.webhook && opened.store.backend === "redis" ? CHAT_LEASE_MS : 0,
         instanceId,
       },
-      ...extensions,
+      features: [
+        ...serviceDeskFeatures({ config, storage: opened, health, metrics }),
+        ...(extensions.features ?? []),
+      ],
+      dialogs: [...SERVICE_DESK_DIALOGS, ...(extensions.dialogs ?? [])],
+      adminIds: config.adminIds,
+      onBlocked: (userId) => opened.userCache.markBlocked(userId),
     });
     bot = created;
     registerTelegramChecks(created.api);
@@ -197,9 +204,9 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
     // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
     created.botInfo = await untilDone("getMe", () => created.api.getMe(lifetime.signal as never));
     // The command menu is a convenience: it must neither delay readiness nor keep the bot down.
-    publishCommands(created.api, config.defaultLocale, lifetime.signal).catch((error) =>
-      lifetime.signal.aborted || log.warning("could not publish the command menu", { error })
-    );
+    publishCommands(created.api, config.defaultLocale, lifetime.signal, config.adminIds).catch((
+      error,
+    ) => lifetime.signal.aborted || log.warning("could not publish the command menu", { error }));
     if (config.webhook) {
       const webhook = config.webhook;
       // Accept before registering: Telegram may post the moment setWebhook returns.

@@ -82,6 +82,15 @@ export interface PushMessageOptions {
   firstName?: string;
 }
 
+/** A chat member's `status`, as `getChatMember` reports it. */
+export type ChatMemberStatus =
+  | "creator"
+  | "administrator"
+  | "member"
+  | "restricted"
+  | "left"
+  | "kicked";
+
 /** Options for {@linkcode FakeBotApi.pushCallbackQuery}. */
 export interface PushCallbackQueryOptions {
   /** Chat of the message carrying the button. */
@@ -235,6 +244,7 @@ export class FakeBotApi implements AsyncDisposable {
   readonly #lastMessageId = new Map<number, number>();
   readonly #chats = new Map<number, JsonObject>();
   readonly #commands = new Map<string, unknown[]>();
+  readonly #members = new Map<number, Map<number, ChatMemberStatus>>();
   readonly #openQueries = new Set<string>();
   readonly #answeredQueries = new Set<string>();
   #queryCounter = 0;
@@ -387,6 +397,14 @@ export class FakeBotApi implements AsyncDisposable {
     const list = this.#faults.get(key) ?? [];
     for (let i = 0; i < times; i++) list.push(error);
     this.#faults.set(key, list);
+  }
+
+  /**
+   * Makes `getChatMember` in `chatId` answer from `members` (user id → status); users not
+   * listed get `left`. Chats never configured answer `member` for everyone.
+   */
+  setChatMembers(chatId: number, members: Record<number, ChatMemberStatus>): void {
+    this.#members.set(chatId, new Map(Object.entries(members).map(([id, s]) => [Number(id), s])));
   }
 
   /** Makes every call of `method` wait `ms` before it is handled; 0 removes the delay. */
@@ -909,10 +927,17 @@ export class FakeBotApi implements AsyncDisposable {
   }
 
   #getChatMember(p: Params): JsonObject {
-    requireChatId(p);
+    const chatId = requireChatId(p);
     const userId = optInt(p, "user_id");
     if (userId === undefined) throw badRequest("invalid user_id specified");
-    return { status: "member", user: { id: userId, is_bot: false, first_name: "User" } };
+    const status = this.#members.get(chatId)?.get(userId) ??
+      (this.#members.has(chatId) ? "left" : "member");
+    const member: JsonObject = { status, user: { id: userId, is_bot: false, first_name: "User" } };
+    if (status === "restricted") {
+      // Telegram always reports whether a restricted user is still in the chat.
+      Object.assign(member, { is_member: true, until_date: 0 });
+    }
+    return member;
   }
 
   #setMyCommands(p: Params): boolean {

@@ -5,7 +5,7 @@ import type { Metrics } from "../metrics.ts";
 import { apiRetry } from "./api_retry.ts";
 import type { BotContext } from "./context.ts";
 import { fallbackFeature } from "./features/fallback.ts";
-import { startFeature } from "./features/start.ts";
+import { greetingFeature } from "./features/account.ts";
 import { contextStage } from "./middleware/context.ts";
 import { errorsStage } from "./middleware/errors.ts";
 import { userStage, type UserStageOptions } from "./middleware/user.ts";
@@ -45,10 +45,20 @@ export interface CreateBotOptions {
    * stages and dialogs are not stored.
    */
   gate?: Omit<GateOptions, "metrics">;
-  /** Feature composers, in order; the fallback answers what none of them handled. */
+  /**
+   * Feature composers, in order; the fallback answers what none of them handled.
+   * @default the greeting alone
+   */
   features?: readonly Composer<BotContext>[];
   /** Every dialog the features define (for the dialogs stage's checks). */
   dialogs?: readonly Dialog<string, unknown>[];
+  /**
+   * Admins: alerted when a handler fails, never dropped as banned.
+   * @default the gate's `adminIds`, else none
+   */
+  adminIds?: readonly number[];
+  /** Records that a user blocked the bot (Telegram's 403 in their private chat). */
+  onBlocked?: (userId: number) => Promise<void>;
 }
 
 /** One named stage of the pipeline. */
@@ -62,33 +72,41 @@ export interface Stage {
 /**
  * The pipeline's stages in the order the architecture fixes:
  *   1. context   update id, chat, user, locale, bound logger, timing, metrics
- *   2. errors    catches everything below; friendly reply in the user's language
+ *   2. errors    catches everything below; friendly reply in the user's language; alerts
+ *                admins (deduplicated); a user who blocked the bot is recorded, not alerted
  *   3. gate      one atomic store call: drop duplicates, wait for the chat's lease, token
  *                bucket and bans, load the dialog state (and, in a private chat, the cached
  *                profile)
- *   4. user      the sender's stored profile, from the gate's answer; Postgres only on a miss
+ *   4. user      the sender's stored profile, from the gate's answer; Postgres only on a miss;
+ *                drops the updates of users an admin banned
  *   5. features  the dialogs check (expired, no longer fitting, store unreachable), then one
  *                composer per feature; the fallback answers what nobody handled
  *   6. commit    once the features returned (whether or not one called next): write the
  *                dialog state if it changed, remember the update, release the lease
- * Stages 1–5 run on the way in; `commit` wraps the features, so it runs on the way out.
+ * Stages 1–5 run on the way in; `commit` wraps the user stage and the features, so it runs on
+ * the way out, also for an update the user stage dropped.
  */
 export function pipelineStages(options: CreateBotOptions): Stage[] {
-  const { defaultLocale, metrics, users, events, gate } = options;
+  const { defaultLocale, metrics, users, events, gate, onBlocked } = options;
+  const adminIds = options.adminIds ?? gate?.adminIds ?? [];
   const gated = gate ? createGate({ ...gate, metrics }) : null;
   const features = new Composer<BotContext>();
   if (gate) {
     features.use(dialogGuard({ dialogs: options.dialogs ?? [], stateTtlMs: gate.fsm.stateTtlMs }));
   }
-  features.use(startFeature, ...(options.features ?? []), fallbackFeature);
+  // Without features of its own (tests, benchmarks) the bot still greets.
+  features.use(...(options.features ?? [greetingFeature]), fallbackFeature);
   return [
     {
       name: "context",
       middleware: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
     },
-    { name: "errors", middleware: errorsStage() },
+    {
+      name: "errors",
+      middleware: errorsStage({ adminIds, alertLocale: defaultLocale, onBlocked }),
+    },
     ...(gated ? [{ name: "gate", middleware: gated.gate }] : []),
-    ...(users ? [{ name: "user", middleware: userStage({ users, defaultLocale }) }] : []),
+    ...(users ? [{ name: "user", middleware: userStage({ users, defaultLocale, adminIds }) }] : []),
     { name: "features", middleware: features.middleware() },
     ...(gated ? [{ name: "commit", middleware: gated.commit }] : []),
   ];
@@ -108,18 +126,20 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
   bot.api.config.use(apiRetry({ metrics: options.metrics }));
   const stages = pipelineStages(options);
   const commit = stages.find((stage) => stage.name === "commit");
+  // The commit wraps the user stage and the features: it runs after them whether or not one
+  // called next(), so that a dropped update (a banned user's) is remembered and its lease released.
+  const wrapped = stages.filter((stage) => stage.name === "user" || stage.name === "features");
   for (const stage of stages) {
-    if (stage === commit) continue;
-    if (stage.name === "features" && commit) {
-      // The commit wraps the features: it runs after them whether or not one called next().
-      bot.use((ctx, next) =>
-        commit.middleware(ctx, async () => {
-          await stage.middleware(ctx, next);
-        })
-      );
-    } else {
-      bot.use(stage.middleware);
-    }
+    if (stage !== commit && !wrapped.includes(stage)) bot.use(stage.middleware);
   }
+  const inner = new Composer<BotContext>(...wrapped.map((stage) => stage.middleware)).middleware();
+  bot.use(
+    commit
+      ? (ctx, next) =>
+        commit.middleware(ctx, async () => {
+          await inner(ctx, next);
+        })
+      : inner,
+  );
   return bot;
 }

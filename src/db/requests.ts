@@ -1,4 +1,5 @@
 /** The `requests` and `request_history` tables: service requests and who changed them. */
+import { DatabaseError } from "../errors.ts";
 import type { Sql } from "./database.ts";
 
 /** Where a request stands. */
@@ -33,6 +34,20 @@ export interface NewRequest {
   category: string;
   description: string;
   contact: string;
+}
+
+/** A request filed from a draft (the /new form), identified by the draft's UUID. */
+export interface DraftRequest extends NewRequest {
+  /** Random UUID made when the form was opened; filing the same draft again files nothing. */
+  draftId: string;
+}
+
+/** What {@link RequestRepository.createOnce} did. */
+export interface CreatedOnce {
+  /** The request filed from the draft (now or earlier). */
+  request: RequestRow;
+  /** False when the draft had been filed before and `request` is that earlier request. */
+  created: boolean;
 }
 
 /** One page of a user's requests. */
@@ -76,6 +91,42 @@ export class RequestRepository {
       )
       select ${this.#sql.unsafe(COLUMNS)} from created`;
     return row!;
+  }
+
+  /**
+   * Files the request unless its draft was filed before, and writes the "created" history
+   * entry only for a new one. Confirming a draft twice (a double tap, an update delivered
+   * again, two instances at once) therefore files exactly one request; the repeat gets the
+   * earlier request back with `created: false`.
+   */
+  async createOnce(request: DraftRequest): Promise<CreatedOnce> {
+    const [row] = await this.#sql<(RequestRow & { created: boolean })[]>`
+      with created as (
+        insert into requests (user_id, category, description, contact, draft_id)
+        values (${request.userId}, ${request.category}, ${request.description},
+          ${request.contact}, ${request.draftId})
+        on conflict (draft_id) do nothing
+        returning *
+      ), history as (
+        insert into request_history (request_number, actor_id, action, to_status)
+        select number, user_id, 'created', status from created
+      )
+      select ${this.#sql.unsafe(COLUMNS)}, true as created from created
+      union all
+      select ${this.#sql.unsafe(COLUMNS)}, false as created from requests
+      where draft_id = ${request.draftId} and not exists (select from created)`;
+    if (row) {
+      const { created, ...stored } = row;
+      return { request: stored, created };
+    }
+    // A concurrent filing of the same draft committed after this statement's snapshot was
+    // taken: the conflict skipped the insert, but only a new statement can see that row.
+    const [earlier] = await this.#sql<RequestRow[]>`
+      select ${this.#sql.unsafe(COLUMNS)} from requests where draft_id = ${request.draftId}`;
+    if (!earlier) {
+      throw new DatabaseError(`request draft ${request.draftId} was neither filed nor found`);
+    }
+    return { request: earlier, created: false };
   }
 
   /** The request with `number`, or null. */

@@ -16,6 +16,8 @@ export interface UserRow {
   lastSeenAt: Date;
   /** When the bot last got 403 "blocked by the user"; `null` while reachable. */
   blockedAt: Date | null;
+  /** When an admin banned the user (their updates are dropped); `null` when not banned. */
+  bannedAt: Date | null;
 }
 
 /** What Telegram tells about a user in every update. */
@@ -35,7 +37,7 @@ export interface Sighting {
 
 const COLUMNS = `id, username, first_name as "firstName", last_name as "lastName",
   language_code as "languageCode", locale, notifications, created_at as "createdAt",
-  last_seen_at as "lastSeenAt", blocked_at as "blockedAt"`;
+  last_seen_at as "lastSeenAt", blocked_at as "blockedAt", banned_at as "bannedAt"`;
 
 /** Queries on `users`; each method is one statement. */
 export class UserRepository {
@@ -111,6 +113,25 @@ export class UserRepository {
   async markBlocked(id: number, at = new Date()): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
       update users set blocked_at = ${at} where id = ${id}
+      returning ${this.#sql.unsafe(COLUMNS)}`;
+    return row ?? null;
+  }
+
+  /**
+   * Bans the user: the bot ignores them from now on. Banning again keeps the first time;
+   * returns the updated row, or null when unknown.
+   */
+  async ban(id: number, at = new Date()): Promise<UserRow | null> {
+    const [row] = await this.#sql<UserRow[]>`
+      update users set banned_at = coalesce(banned_at, ${at}) where id = ${id}
+      returning ${this.#sql.unsafe(COLUMNS)}`;
+    return row ?? null;
+  }
+
+  /** Lifts the user's ban; returns the updated row, or null when unknown. */
+  async unban(id: number): Promise<UserRow | null> {
+    const [row] = await this.#sql<UserRow[]>`
+      update users set banned_at = null where id = ${id}
       returning ${this.#sql.unsafe(COLUMNS)}`;
     return row ?? null;
   }

@@ -21,7 +21,7 @@ export interface UserCacheOptions {
   metrics?: { userCache: Counter<"result"> };
 }
 
-const DATE_FIELDS = ["createdAt", "lastSeenAt", "blockedAt"] as const;
+const DATE_FIELDS = ["createdAt", "lastSeenAt", "blockedAt", "bannedAt"] as const;
 
 function toJson(row: UserRow): Json {
   return {
@@ -29,13 +29,15 @@ function toJson(row: UserRow): Json {
     createdAt: row.createdAt.toISOString(),
     lastSeenAt: row.lastSeenAt.toISOString(),
     blockedAt: row.blockedAt?.toISOString() ?? null,
+    bannedAt: row.bannedAt?.toISOString() ?? null,
   };
 }
 
 function fromJson(value: Json): UserRow | null {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
   const row = { ...value } as Record<string, unknown>;
-  if (typeof row.id !== "number") return null;
+  // A copy written before bans existed says nothing about a ban: read the database instead.
+  if (typeof row.id !== "number" || !("bannedAt" in row)) return null;
   for (const field of DATE_FIELDS) {
     if (typeof row[field] === "string") row[field] = new Date(row[field] as string);
   }
@@ -112,6 +114,16 @@ export class UserCache {
    */
   async markBlocked(id: number): Promise<void> {
     await this.#changed(id, await this.#users.markBlocked(id));
+  }
+
+  /** Bans the user (see {@link UserRepository.ban}) and updates the cached copy. */
+  async ban(id: number): Promise<UserRow | null> {
+    return await this.#changed(id, await this.#users.ban(id));
+  }
+
+  /** Lifts the user's ban and updates the cached copy. */
+  async unban(id: number): Promise<UserRow | null> {
+    return await this.#changed(id, await this.#users.unban(id));
   }
 
   /** Drops the cached copy, e.g. after a change made elsewhere. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
+import { greetingFeature } from "../../src/bot/features/account.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
 import { Metrics } from "../../src/metrics.ts";
 import type { DialogRecord } from "../../src/store/scripts/gate.ts";
@@ -53,7 +54,8 @@ function testBot(store: KeyValueStore, options: { leaseMs?: number; instanceId?:
       leaseMs: options.leaseMs ?? 0,
       instanceId: options.instanceId ?? "test",
     },
-    features: [feature],
+    // The greeting answers /help, a command no dialog step should take as an answer.
+    features: [greetingFeature, feature],
     dialogs: [form, counter],
   });
   let updateId = 1 + Math.floor(Math.random() * 1e6) * 100;

@@ -20,10 +20,10 @@ Deno.test("polling mode: /start and /help are answered in the user's language", 
 
   // The command menu is published in every language.
   const menus = api.callsOf("setMyCommands");
-  assert.deepEqual(menus.map((m) => m.language_code), [undefined, "en", "ru"]);
+  assert.deepEqual(menus.map((m) => m.language_code), [undefined, "en", "ru", "uk"]);
   assert.deepEqual(
     (menus[2]!.commands as Array<{ command: string }>).map((c) => c.command),
-    ["start", "help"],
+    ["start", "new", "my", "status", "language", "help", "stop"],
   );
 
   // Polling asked only for the update types the bot handles.

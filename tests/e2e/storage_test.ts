@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../src/db/database.ts";
+import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { testDatabaseConfig } from "../support/databases.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 import { startRedis } from "../support/redis_server.ts";
 import { BotProcess, freePort, metricSample } from "./program.ts";
+
+/** The migrations the program ships, in order, and the schema version they reach. */
+const MIGRATIONS = Object.keys(MIGRATION_FILES).sort();
+const LATEST = MIGRATIONS.length;
 
 interface HealthBody {
   status: string;
@@ -40,7 +45,10 @@ Deno.test("embedded storage: users and the event log survive a restart; one inst
     const { code, body } = await health(bot);
     assert.equal(code, 200);
     assert.equal(body.checks["database:responseTime"]?.[0]?.status, "pass");
-    assert.match(body.checks["database:responseTime"]![0]!.output!, /schema version 1 of 1/);
+    assert.match(
+      body.checks["database:responseTime"]![0]!.output!,
+      new RegExp(`schema version ${LATEST} of ${LATEST}`),
+    );
     assert.equal(body.checks["store:responseTime"]?.[0]?.status, "pass");
 
     api.pushMessage({ chatId: 501, text: "/start", firstName: "Alice" });
@@ -154,11 +162,14 @@ Deno.test("migrate: status, apply, and MIGRATE_ON_START=false refusing an outdat
   let result = await run(["migrate", "status"]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^0001 {2}0001_init\.sql +pending/m);
-  assert.match(result.stdout, /schema version 0 of 1/);
+  assert.match(result.stdout, new RegExp(`schema version 0 of ${LATEST}`));
 
   result = await BotProcess.run({ api, cwd, env: { MIGRATE_ON_START: "false" } });
   assert.equal(result.code, 1);
-  assert.match(result.stdout, /schema is at version 0 but this program needs 1.*migrate/);
+  assert.match(
+    result.stdout,
+    new RegExp(`schema is at version 0 but this program needs ${LATEST}.*migrate`),
+  );
 
   result = await run(["migrate"]);
   assert.equal(result.code, 0, result.stderr);
@@ -175,9 +186,9 @@ Deno.test("migrate: status, apply, and MIGRATE_ON_START=false refusing an outdat
     assert.equal((await bot.stop()).code, 0);
   }
 
-  result = await run(["migrate", "down", "1"]);
+  result = await run(["migrate", "down", String(LATEST)]);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^reverted 0001_init\.sql$/m);
+  for (const name of MIGRATIONS) assert.match(result.stdout, new RegExp(`^reverted ${name}$`, "m"));
   for (const args of [["migrate", "down"], ["migrate", "down", "x"], ["migrate", "sideways"]]) {
     result = await run(args);
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stdout}`);
@@ -257,13 +268,13 @@ Deno.test("instances starting at once against one Postgres apply each migration 
   await using second = await BotProcess.start({ api, env });
   await Promise.all([first.waitReady(), second.waitReady()]);
   const applied = [...first.logs(/^applied migration/), ...second.logs(/^applied migration/)];
-  assert.deepEqual(applied.map((line) => line.name), ["0001_init.sql"]);
+  assert.deepEqual(applied.map((line) => line.name), MIGRATIONS);
   await Promise.all([first.stop(), second.stop()]);
   const { default: postgres } = await import("postgres");
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
     const rows = await sql`select version from schema_migrations`;
-    assert.deepEqual(rows.map((r) => r.version), [1]);
+    assert.deepEqual(rows.map((r) => r.version), MIGRATIONS.map((_, i) => i + 1));
   } finally {
     await sql.end();
   }

@@ -3,9 +3,15 @@ import type { BotContext } from "../context.ts";
 
 /**
  * The last feature: a private message nobody handled gets a hint instead of silence.
- * Groups are left alone, where the bot would otherwise answer every conversation.
+ * Groups are left alone, where the bot would otherwise answer every conversation. A button
+ * nobody handled (an old message's, or forged data) is answered everywhere, so that the
+ * client stops spinning.
  */
 export const fallbackFeature = new Composer<BotContext>();
+
+fallbackFeature.on("callback_query", async (ctx) => {
+  await ctx.answerCallbackQuery({ text: ctx.t("unknown.button") });
+});
 
 const privateChat = fallbackFeature.chatType("private");
 

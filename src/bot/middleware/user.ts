@@ -11,6 +11,8 @@ export interface UserStageOptions {
   users: { resolve(profile: TelegramProfile, prefetched?: Json): Promise<UserRow> };
   /** Language for users whose language the bot does not speak. */
   defaultLocale: Locale;
+  /** Admins, whose updates are never dropped as banned. @default [] */
+  adminIds?: readonly number[];
 }
 
 /** Telegram's user object as the repository's profile. */
@@ -30,10 +32,14 @@ export function profileOf(user: User): TelegramProfile {
  * comes from the cache without a database query; in a private chat the gate has already read
  * the cached copy in its round trip, so this stage makes no store call either.
  *
+ * The updates of a user an admin banned end here, unanswered (outcome `banned`): the ban is
+ * part of the cached profile, so dropping them costs no extra query.
+ *
  * Outage policy: when the profile cannot be loaded (database and cache both unreachable),
  * `ctx.user` stays null and features that need no stored data still answer.
  */
 export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
+  const adminIds = options.adminIds ?? [];
   return async function user(ctx, next) {
     ctx.user = null;
     const from = ctx.from;
@@ -44,6 +50,10 @@ export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
         ctx.log.warning("user profile unavailable, going on without it: {message}", {
           message: error instanceof Error ? error.message : String(error),
         });
+      }
+      if (ctx.user?.bannedAt && !adminIds.includes(from.id)) {
+        ctx.outcome = "banned";
+        return;
       }
       if (ctx.user?.locale) {
         ctx.locale = pickLocale(ctx.user.locale, options.defaultLocale);

@@ -1,0 +1,137 @@
+/**
+ * The user's account: `/start` (register, subscribe, greet with the menu), `/stop`
+ * (unsubscribe), `/help`, and `/language` with one button per language the bot speaks.
+ */
+import { type Api, Composer, InlineKeyboard } from "grammy";
+import { type Locale, SUPPORTED_LOCALES } from "../../config.ts";
+import type { BotContext } from "../context.ts";
+import { type MessageKey, translate } from "../i18n.ts";
+import type { FeatureDeps } from "./index.ts";
+
+/** Each language's name in itself, as its button shows it. */
+const LANGUAGE_NAMES: Record<Locale, string> = { en: "English", ru: "Русский", uk: "Українська" };
+
+/** The callback data of a language button: `lang:<locale>`. */
+const LANGUAGE_DATA = /^lang:(.*)$/;
+
+/** The command menu, in the order Telegram shows it. */
+const MENU = ["start", "new", "my", "status", "language", "help", "stop"] as const;
+/** The admin commands, added to the menu in each admin's private chat. */
+const ADMIN_MENU = ["health", "metrics", "stats", "backup", "ban", "unban"] as const;
+type MenuCommand = typeof MENU[number] | typeof ADMIN_MENU[number];
+
+function greet(ctx: BotContext): Promise<unknown> {
+  return ctx.reply(ctx.t("start.greeting", { name: ctx.from?.first_name ?? "" }));
+}
+
+function help(ctx: BotContext, admin: boolean): Promise<unknown> {
+  const text = ctx.t("help.text");
+  return ctx.reply(admin ? `${text}\n\n${ctx.t("help.admin")}` : text);
+}
+
+/**
+ * `/start` and `/help` without storage: what the bot answers when `createBot` gets no
+ * features of its own (tests, benchmarks).
+ */
+export const greetingFeature = new Composer<BotContext>();
+greetingFeature.command("start", greet);
+greetingFeature.command("help", (ctx) => help(ctx, false));
+
+/** `/start`, `/stop`, `/help` and `/language`, on the user's stored profile. */
+export function accountFeature(deps: FeatureDeps): Composer<BotContext> {
+  const { config, storage } = deps;
+  const feature = new Composer<BotContext>();
+  const isAdmin = (ctx: BotContext) =>
+    ctx.from !== undefined && config.adminIds.includes(ctx.from.id);
+
+  /** Stores `change` on the user's profile; false when the profile or storage is unavailable. */
+  async function save(ctx: BotContext, what: string, change: (id: number) => Promise<unknown>) {
+    if (!ctx.user) return false;
+    try {
+      return (await change(ctx.user.id)) !== null;
+    } catch (error) {
+      ctx.log.warning("could not save {what}: {message}", {
+        what,
+        message: error instanceof Error ? error.message : String(error),
+      });
+      return false;
+    }
+  }
+
+  feature.command("start", async (ctx) => {
+    // The user stage registered the sender; subscribing is a nicety that must not cost the greeting.
+    if (ctx.user && !ctx.user.notifications) {
+      await save(ctx, "the subscription", (id) => storage.userCache.setNotifications(id, true));
+    }
+    await greet(ctx);
+  });
+
+  feature.command("stop", async (ctx) => {
+    const saved = ctx.user?.notifications === false ||
+      await save(ctx, "the unsubscription", (id) => storage.userCache.setNotifications(id, false));
+    await ctx.reply(ctx.t(saved ? "stop.done" : "account.unavailable"));
+  });
+
+  feature.command("help", (ctx) => help(ctx, isAdmin(ctx)));
+
+  feature.command("language", async (ctx) => {
+    const keyboard = new InlineKeyboard();
+    for (const locale of SUPPORTED_LOCALES) {
+      keyboard.text(LANGUAGE_NAMES[locale], `lang:${locale}`);
+    }
+    await ctx.reply(ctx.t("language.choose"), { reply_markup: keyboard });
+  });
+
+  feature.callbackQuery(LANGUAGE_DATA, async (ctx) => {
+    const wanted = ctx.match[1];
+    const locale = SUPPORTED_LOCALES.find((l) => l === wanted);
+    if (!locale) {
+      await ctx.answerCallbackQuery({ text: ctx.t("language.invalid") });
+      return;
+    }
+    const saved = await save(ctx, "the language", (id) => storage.userCache.setLocale(id, locale));
+    if (!saved) {
+      await ctx.answerCallbackQuery({ text: ctx.t("account.unavailable"), show_alert: true });
+      return;
+    }
+    ctx.locale = locale;
+    ctx.t = (key: MessageKey, params) => translate(locale, key, params);
+    const text = ctx.t("language.changed");
+    await ctx.answerCallbackQuery({ text });
+    // Replacing the question with the answer also removes the buttons.
+    await ctx.editMessageText(text).catch((error) =>
+      ctx.log.warning("could not edit the language message", { error })
+    );
+  });
+
+  return feature;
+}
+
+/**
+ * Publishes the command menu Telegram shows next to the input field, in every language the
+ * bot speaks; users of other languages see `defaultLocale`'s.
+ */
+export async function publishCommands(
+  api: Api,
+  defaultLocale: Locale,
+  signal?: AbortSignal,
+  adminIds: readonly number[] = [],
+): Promise<void> {
+  const commands = (locale: Locale, menu: readonly MenuCommand[]) =>
+    menu.map((command) => ({
+      command,
+      description: translate(locale, `command.${command}`),
+    }));
+  await api.setMyCommands(commands(defaultLocale, MENU), {}, signal as never);
+  for (const locale of SUPPORTED_LOCALES) {
+    await api.setMyCommands(commands(locale, MENU), { language_code: locale }, signal as never);
+  }
+  // Admins see their commands too, in their private chat with the bot.
+  for (const id of adminIds) {
+    await api.setMyCommands(
+      commands(defaultLocale, [...MENU, ...ADMIN_MENU]),
+      { scope: { type: "chat", chat_id: id } },
+      signal as never,
+    );
+  }
+}

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { readStats } from "../../src/bot/features/admin.ts";
+import { UserRepository } from "../../src/db/users.ts";
+import { migrated, testOnBothBackends } from "../support/databases.ts";
+
+testOnBothBackends("readStats()", async (t, { fresh }) => {
+  const { db, reset } = await migrated(fresh);
+  const users = new UserRepository(db.sql);
+  const profile = (id: number) => ({
+    id,
+    username: null,
+    firstName: "Ada",
+    lastName: null,
+    languageCode: "en",
+  });
+
+  await t.step("an empty database has zeros and no median", async () => {
+    await reset();
+    assert.deepEqual(await readStats(db.sql), {
+      users: { total: 0, today: 0, blocked: 0, banned: 0 },
+      requests: [],
+      medianCloseSeconds: null,
+      done: 0,
+    });
+  });
+
+  await t.step("counts users (new today, blocked, banned) and requests by status", async () => {
+    await reset();
+    for (const id of [1, 2, 3, 4]) await users.upsert(profile(id));
+    await db.sql`update users set created_at = now() - interval '3 days' where id = 4`;
+    await users.markBlocked(2);
+    await users.ban(3);
+    // Done requests that took 1 h, 2 h and 10 h to close: the median is 2 h.
+    await db.sql`
+      insert into requests (user_id, category, description, contact, status, created_at, closed_at)
+      values
+        (1, 'it', 'a', 'c', 'done', now() - interval '20 hours', now() - interval '19 hours'),
+        (1, 'it', 'b', 'c', 'done', now() - interval '20 hours', now() - interval '18 hours'),
+        (1, 'it', 'c', 'c', 'done', now() - interval '20 hours', now() - interval '10 hours'),
+        (1, 'it', 'd', 'c', 'new', now(), null),
+        (1, 'it', 'e', 'c', 'cancelled', now(), now())`;
+    assert.deepEqual(await readStats(db.sql), {
+      users: { total: 4, today: 3, blocked: 1, banned: 1 },
+      requests: [
+        { status: "cancelled", count: 1 },
+        { status: "done", count: 3 },
+        { status: "new", count: 1 },
+      ],
+      medianCloseSeconds: 7200,
+      done: 3,
+    });
+  });
+});
