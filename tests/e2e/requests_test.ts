@@ -299,6 +299,8 @@ Deno.test("requests: /new, /my and /status end to end", async (t) => {
           ],
           ["/printer", /^That looks like a command, not a description\./],
           ["x".repeat(2001), /^That is too long: 2001 characters, at most 2000/],
+          // Telegram's longest message, full of markup: a clear reply, not a parse error.
+          ["<b>&</b>".repeat(512), /^That is too long: 4096 characters, at most 2000/],
         ];
         for (const [text, reply] of cases) {
           const sent = await chat.send(text);
