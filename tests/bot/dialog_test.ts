@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import { greetingFeature } from "../../src/bot/features/account.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
-import { Metrics } from "../../src/metrics.ts";
 import type { DialogRecord } from "../../src/store/scripts/gate.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { counter, feature, form } from "../e2e/fixtures/dialog_bot.ts";
 import { openRedisStore } from "../../src/store/redis_store.ts";
 import { startRedis } from "../support/redis_server.ts";
+import { type Call, recordingFetch, testBotOptions, testGate } from "../support/bots.ts";
 import { testOnBothStores } from "../support/stores.ts";
 import { textMessage } from "../updates.ts";
 
@@ -15,54 +14,28 @@ const HOUR = 3_600_000;
 
 /** A bot on `store` whose `sendMessage` calls land in `sent`, by chat. */
 function testBot(store: KeyValueStore, options: { leaseMs?: number; instanceId?: string } = {}) {
-  const sent: { chat: number; text: string }[] = [];
-  const metrics = new Metrics();
-  metrics[Symbol.dispose]();
-  const fetch: typeof globalThis.fetch = (input, init) => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    const body = JSON.parse(String(init?.body ?? "{}"));
-    if (url.endsWith("/sendMessage")) sent.push({ chat: Number(body.chat_id), text: body.text });
-    return Promise.resolve(
-      new Response(
-        JSON.stringify({
-          ok: true,
-          result: { message_id: 1, date: 0, chat: { id: body.chat_id, type: "private" }, text: "" },
-        }),
-        { headers: { "content-type": "application/json" } },
-      ),
-    );
-  };
+  const calls: Call[] = [];
+  const { metrics, ...rest } = testBotOptions();
   const bot = createBot({
-    token: "123456:TEST-token_abcdefghijklmnopqrstuvwxyz",
-    apiRoot: "http://bot-api.invalid",
-    defaultLocale: "en",
+    ...rest,
     metrics,
-    botInfo: BOT_INFO,
-    fetch,
-    gate: {
-      store,
-      rateLimit: {
-        enabled: false,
-        capacity: 20,
-        windowMs: 60_000,
-        banAfter: 5,
-        banMs: 60_000,
-        adminExempt: true,
-      },
-      fsm: { stateTtlMs: HOUR, dataTtlMs: HOUR },
-      adminIds: [],
+    fetch: recordingFetch(calls),
+    gate: testGate(store, {
       leaseMs: options.leaseMs ?? 0,
       instanceId: options.instanceId ?? "test",
-    },
+    }),
     // The greeting answers /help, a command no dialog step should take as an answer.
     features: [greetingFeature, feature],
     dialogs: [form, counter],
   });
+  const sent = () =>
+    calls.filter((c) => c.method === "sendMessage")
+      .map((c) => ({ chat: Number(c.body.chat_id), text: String(c.body.text) }));
   let updateId = 1 + Math.floor(Math.random() * 1e6) * 100;
   const send = async (chatId: number, text: string) => {
     await bot.handleUpdate(textMessage({ updateId: updateId++, chatId, text }));
   };
-  const answers = (chat: number) => sent.filter((m) => m.chat === chat).map((m) => m.text);
+  const answers = (chat: number) => sent().filter((m) => m.chat === chat).map((m) => m.text);
   return { bot, send, sent, answers, metrics };
 }
 

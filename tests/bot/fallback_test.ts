@@ -1,26 +1,12 @@
 import assert from "node:assert/strict";
-import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { type Call, recordingFetch, testBotOptions } from "../support/bots.ts";
 import { textMessage } from "../updates.ts";
 
 /** A bot without storage whose Bot API calls land in `calls`. */
 function recordingBot() {
-  const calls: { method: string; body: Record<string, unknown> }[] = [];
-  const metrics = new Metrics();
-  metrics[Symbol.dispose]();
-  const bot = createBot({
-    token: "123456:TEST-token_abcdefghijklmnopqrstuvwxyz",
-    apiRoot: "http://bot-api.invalid",
-    defaultLocale: "en",
-    metrics,
-    botInfo: BOT_INFO,
-    fetch: (input, init) => {
-      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-      calls.push({ method: url.split("/").at(-1)!, body: JSON.parse(String(init?.body ?? "{}")) });
-      return Promise.resolve(Response.json({ ok: true, result: true }));
-    },
-  });
+  const calls: Call[] = [];
+  const bot = createBot(testBotOptions({ fetch: recordingFetch(calls) }));
   return { bot, calls };
 }
 

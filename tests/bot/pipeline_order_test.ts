@@ -1,16 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Composer } from "grammy";
-import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import type { BotContext } from "../../src/bot/context.ts";
 import { createBot, type CreateBotOptions, pipelineStages } from "../../src/bot/pipeline.ts";
 import type { TelegramProfile, UserRow } from "../../src/db/users.ts";
-import { Metrics } from "../../src/metrics.ts";
 import { openKvStore } from "../../src/store/kv_store.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
+import { type Call, recordingFetch, testBotOptions, testGate } from "../support/bots.ts";
 import { textMessage } from "../updates.ts";
 
-const HOUR = 3_600_000;
 const ADMIN = 900;
 
 /** A temporary Deno KV store, removed on dispose. */
@@ -44,64 +42,7 @@ function usersWithBans(banned: Set<number>) {
 }
 
 function options(store: KeyValueStore, extra: Partial<CreateBotOptions> = {}): CreateBotOptions {
-  const metrics = new Metrics();
-  metrics[Symbol.dispose]();
-  return {
-    token: "123456:TEST-token_abcdefghijklmnopqrstuvwxyz",
-    apiRoot: "http://bot-api.invalid",
-    defaultLocale: "en",
-    metrics,
-    botInfo: BOT_INFO,
-    gate: {
-      store,
-      rateLimit: {
-        enabled: false,
-        capacity: 20,
-        windowMs: 60_000,
-        banAfter: 5,
-        banMs: 60_000,
-        adminExempt: true,
-      },
-      fsm: { stateTtlMs: HOUR, dataTtlMs: HOUR },
-      adminIds: [ADMIN],
-      leaseMs: 0,
-      instanceId: "test",
-    },
-    ...extra,
-  };
-}
-
-type Call = { method: string; body: Record<string, unknown> };
-
-/** Bot API calls land in `calls`; each succeeds unless `fail` returns Telegram's error for it. */
-function recordingFetch(
-  calls: Call[],
-  fail: (call: Call) => { error_code: number; description: string } | null = () => null,
-) {
-  return ((input: string | URL | Request, init?: RequestInit) => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    const body = JSON.parse(String(init?.body ?? "{}"));
-    const call = { method: url.split("/").at(-1)!, body };
-    calls.push(call);
-    const error = fail(call);
-    if (error) {
-      return Promise.resolve(
-        new Response(JSON.stringify({ ok: false, ...error }), {
-          status: error.error_code,
-          headers: { "content-type": "application/json" },
-        }),
-      );
-    }
-    return Promise.resolve(
-      new Response(
-        JSON.stringify({
-          ok: true,
-          result: { message_id: 1, date: 0, chat: { id: body.chat_id, type: "private" }, text: "" },
-        }),
-        { headers: { "content-type": "application/json" } },
-      ),
-    );
-  }) as typeof fetch;
+  return testBotOptions({ gate: testGate(store, { adminIds: [ADMIN] }), ...extra });
 }
 
 Deno.test("pipelineStages() runs context, errors, gate, user, features, commit in that order", async () => {
