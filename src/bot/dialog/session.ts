@@ -26,9 +26,17 @@ export interface LoadedDialog {
   expired: string | null;
 }
 
+/** What a user who never was in a dialog has. */
+export const NO_DIALOG: Readonly<LoadedDialog> = {
+  version: 0,
+  state: null,
+  data: null,
+  expired: null,
+};
+
 /** Reads a stored record at time `nowMs` into what features see. */
 export function readRecord(raw: string | undefined, nowMs: number): LoadedDialog {
-  if (raw === undefined) return { version: 0, state: null, data: null, expired: null };
+  if (raw === undefined) return NO_DIALOG;
   const record = JSON.parse(raw) as DialogRecord;
   if (record.s === null) return { version: record.v, state: null, data: null, expired: null };
   if (record.sAt <= nowMs) return { version: record.v, state: null, data: null, expired: record.s };

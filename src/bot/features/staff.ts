@@ -12,6 +12,7 @@ import { type Logger, logger } from "../../log.ts";
 import type { StoreKey } from "../../store/store.ts";
 import type { BotContext } from "../context.ts";
 import { escapeHtml } from "../html.ts";
+import { blockedUser } from "../middleware/errors.ts";
 import { type MessageKey, pickLocale, translate } from "../i18n.ts";
 import type { StaffBoard } from "../staff_board.ts";
 import type { FeatureDeps } from "./index.ts";
@@ -175,7 +176,7 @@ export function staffFeature(deps: FeatureDeps & { staffBoard: StaffBoard }): Co
     try {
       await api.sendMessage(author.id, translate(locale, key, { number: request.number }));
     } catch (error) {
-      if (error instanceof GrammyError && error.error_code === 403) {
+      if (blockedUser(error) !== null) {
         // Blocked the bot (or deleted their account): trying again would only fail again.
         log.info("request #{number}: author {author} blocked the bot, not notified", {
           number: request.number,

@@ -4,7 +4,7 @@ import type { EventRecord } from "../../db/events.ts";
 import { logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { BotContext } from "../context.ts";
-import { DialogSession } from "../dialog/session.ts";
+import { DialogSession, NO_DIALOG } from "../dialog/session.ts";
 import { pickLocale, translate } from "../i18n.ts";
 import { updateIds, updateType } from "../update_info.ts";
 
@@ -40,7 +40,7 @@ export function contextStage(options: ContextStageOptions): MiddlewareFn<BotCont
     ctx.user = null;
     ctx.cachedProfile = undefined;
     // Without a gate (tests, benchmarks) dialogs start empty and are not stored.
-    ctx.dialog = new DialogSession({ version: 0, state: null, data: null, expired: null });
+    ctx.dialog = new DialogSession(NO_DIALOG);
     const ids = updateIds(ctx.update);
     ctx.locale = pickLocale(ctx.from?.language_code, options.defaultLocale);
     ctx.t = (key, params) => translate(ctx.locale, key, params);

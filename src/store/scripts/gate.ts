@@ -17,6 +17,7 @@
 import type { Verdict } from "../../bot/token_bucket.ts";
 import { NAMESPACES } from "../namespaces.ts";
 import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../store.ts";
+import { UserCache } from "../user_cache.ts";
 import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./bucket.ts";
 
 /** How long a handled update id is remembered: Telegram gives up redelivering within a day. */
@@ -58,7 +59,7 @@ export function gateKeys(chat: number, sender: number, updateId: number): GateKe
     bucket: ["rl", chat, sender],
     dialog: [NAMESPACES.dialog, chat, sender],
     lease: ["lease", chat],
-    profile: chat === sender ? [NAMESPACES.userCache, sender] : null,
+    profile: chat === sender ? UserCache.key(sender) : null,
   };
 }
 
