@@ -6,7 +6,7 @@
  */
 import { type AppExtensions, createApp } from "./src/app.ts";
 import { type Config, type Env, ENV_NAMES, loadConfig, secretsOf } from "./src/config.ts";
-import { ConfigError } from "./src/errors.ts";
+import { ConfigError, errorMessage } from "./src/errors.ts";
 import { logger, setupLogging } from "./src/log.ts";
 import { backupCommand, migrateCommand, restoreCommand, UsageError } from "./src/ops/commands.ts";
 import { doctor, formatFindings } from "./src/ops/doctor.ts";
@@ -68,7 +68,7 @@ async function storageCommand(
       ? ` (${error.cause.message})`
       : "";
     console.error(
-      `${PROGRAM_NAME}: ${error instanceof Error ? error.message : String(error)}${cause}`,
+      `${PROGRAM_NAME}: ${errorMessage(error)}${cause}`,
     );
     return 1;
   }
@@ -145,7 +145,7 @@ async function run(extensions: AppExtensions): Promise<number> {
     log.fatal("cannot listen on {host}:{port}: {message}", {
       host: config.http.host,
       port: config.http.port,
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     });
     await closeLogs();
     return 1;
@@ -172,7 +172,7 @@ async function run(extensions: AppExtensions): Promise<number> {
   app.start().catch((error) => {
     if (signals > 0) return;
     log.fatal("start-up failed: {message}", {
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
       error,
     });
     requestStop({ reason: "start-up failed", code: 1 });

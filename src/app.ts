@@ -6,7 +6,8 @@ import { SERVICE_DESK_DIALOGS, serviceDeskFeatures } from "./bot/features/index.
 import { ALLOWED_UPDATES, createBot, type CreateBotOptions } from "./bot/pipeline.ts";
 import { telegramCheck, webhookCheck } from "./bot/telegram_check.ts";
 import { DatabaseError, UnauthorizedTokenError } from "./errors.ts";
-import { Health } from "./http/health.ts";
+import { Health } from "./health.ts";
+import { healthHandler } from "./http/health.ts";
 import { metricsHandler } from "./http/metrics.ts";
 import { type Handler, router } from "./http/router.ts";
 import { logger } from "./log.ts";
@@ -133,7 +134,7 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
     }
     : undefined;
   const handler = router({
-    health: (req) => health.handle(req),
+    health: healthHandler(health),
     metrics: metricsHandler({ registry: metrics.registry, token: config.metricsToken }),
     ...(webhookRoute ? { webhook: webhookRoute } : {}),
   });

@@ -1,3 +1,19 @@
+/**
+ * The program's few error classes, and how errors are told to a human in one line. Foreign
+ * errors (postgres.js, node-redis, grammY, Deno) are converted at the boundary that meets
+ * them; an error that restarting the program cannot fix is marked `permanent`, so that the
+ * start-up stops retrying it and the program exits with {@link EXIT_REFUSED}.
+ */
+
+/** Exit code of a bad configuration (EX_CONFIG from sysexits.h). */
+export const EXIT_CONFIG = 78;
+/**
+ * Exit code of a start-up refused for good: Telegram refused the token, the database refused
+ * the credentials or does not exist, the schema does not fit this program (EX_NOPERM). The
+ * shipped unit does not restart on it: the operator must fix something first.
+ */
+export const EXIT_REFUSED = 77;
+
 /** One problem with one environment variable. */
 export interface ConfigIssue {
   /** The variable's name, e.g. `HTTP_PORT`. */
@@ -22,6 +38,9 @@ export class ConfigError extends Error {
 
 /** The Telegram token was refused (401): nothing can work until the operator fixes it. */
 export class UnauthorizedTokenError extends Error {
+  /** Always true: restarting cannot fix a refused token. */
+  readonly permanent = true;
+
   constructor(options?: ErrorOptions) {
     super(
       "Telegram refused BOT_TOKEN (401 Unauthorized): check the token from @BotFather",
@@ -39,10 +58,50 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** Options of {@link DatabaseError}. */
+export interface DatabaseErrorOptions extends ErrorOptions {
+  /**
+   * Whether waiting cannot fix it (credentials refused, no such database, a schema that does
+   * not fit). @default false
+   */
+  permanent?: boolean;
+}
+
 /** The database could not be opened, migrated, backed up or restored. */
 export class DatabaseError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** Whether waiting and retrying cannot fix it. */
+  readonly permanent: boolean;
+
+  constructor(message: string, options: DatabaseErrorOptions = {}) {
     super(message, options);
     this.name = "DatabaseError";
+    this.permanent = options.permanent ?? false;
   }
+}
+
+/** Whether `error` is one that restarting the program cannot fix. */
+export function isPermanent(error: unknown): boolean {
+  return typeof error === "object" && error !== null &&
+    (error as { permanent?: unknown }).permanent === true;
+}
+
+/** The message of any thrown value. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The messages of an error and its causes in one line, outermost first, each said once
+ * (grammY's HttpError keeps its cause in `error`): `a: b: c`.
+ */
+export function causeChain(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 6; depth++) {
+    const message = errorMessage(current).trim();
+    if (message !== "" && !parts.some((part) => part.includes(message))) parts.push(message);
+    if (!(current instanceof Error)) break;
+    current = current.cause ?? (current as { error?: unknown }).error;
+  }
+  return parts.join(": ");
 }

@@ -11,7 +11,7 @@ import { Migrator, parseMigrations } from "./db/migrate.ts";
 import { MIGRATION_FILES } from "./db/migration_files.ts";
 import { RequestRepository } from "./db/requests.ts";
 import { UserRepository } from "./db/users.ts";
-import type { Health } from "./http/health.ts";
+import type { Health } from "./health.ts";
 import type { Metrics } from "./metrics.ts";
 import { openKvStore } from "./store/kv_store.ts";
 import { openRedisStore } from "./store/redis_store.ts";

@@ -9,7 +9,7 @@ import { greetingFeature } from "./features/account.ts";
 import { contextStage } from "./middleware/context.ts";
 import { errorsStage } from "./middleware/errors.ts";
 import { userStage, type UserStageOptions } from "./middleware/user.ts";
-import { createGate, type GateOptions } from "./middleware/gate.ts";
+import { createGate, type GateOptions } from "./gate/gate.ts";
 import type { Dialog } from "./dialog/dialog.ts";
 import { dialogGuard } from "./dialog/guard.ts";
 import type { ContextStageOptions } from "./middleware/context.ts";

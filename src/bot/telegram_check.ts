@@ -1,5 +1,6 @@
 import { type Api, GrammyError } from "grammy";
-import type { CheckResult } from "../http/health.ts";
+import type { CheckResult } from "../health.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@link cachedCheck}. */
 export interface CacheOptions {
@@ -52,7 +53,11 @@ export function telegramCheck(api: Api, options?: CacheOptions): () => Promise<C
       if (error instanceof GrammyError && error.error_code === 401) {
         return { status: "fail", observedValue, output: "Telegram refused the token (401)" };
       }
-      return { status: "warn", observedValue, output: `Telegram unreachable: ${messageOf(error)}` };
+      return {
+        status: "warn",
+        observedValue,
+        output: `Telegram unreachable: ${errorMessage(error)}`,
+      };
     }
   }, options);
 }
@@ -94,12 +99,8 @@ export function webhookCheck(
       return {
         status: "warn",
         observedValue: performance.now() - started,
-        output: `getWebhookInfo failed: ${messageOf(error)}`,
+        output: `getWebhookInfo failed: ${errorMessage(error)}`,
       };
     }
   }, options);
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -6,7 +6,7 @@ import type postgres from "postgres";
 import { type Config, redactedConfig } from "../config.ts";
 import type { Database, Sql } from "../db/database.ts";
 import { Migrator } from "../db/migrate.ts";
-import { DatabaseError } from "../errors.ts";
+import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore } from "../store/store.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
@@ -137,7 +137,7 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
   try {
     writer = await BackupWriter.create(partial);
   } catch (error) {
-    throw new DatabaseError(`cannot create backup file ${partial}: ${messageOf(error)}`, {
+    throw new DatabaseError(`cannot create backup file ${partial}: ${errorMessage(error)}`, {
       cause: error,
     });
   }
@@ -184,7 +184,7 @@ export async function createBackup(options: BackupOptions): Promise<BackupResult
     await writer.abort();
     await Deno.remove(partial).catch(() => {});
     if (error instanceof DatabaseError) throw error;
-    throw new DatabaseError(`backup to ${path} failed: ${messageOf(error)}`, { cause: error });
+    throw new DatabaseError(`backup to ${path} failed: ${errorMessage(error)}`, { cause: error });
   }
 }
 
@@ -260,8 +260,4 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

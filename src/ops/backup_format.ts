@@ -13,7 +13,7 @@
  * ```
  */
 import { createHash, type Hash } from "node:crypto";
-import { DatabaseError } from "../errors.ts";
+import { DatabaseError, errorMessage } from "../errors.ts";
 import type { StoreEntry, StoreKey } from "../store/store.ts";
 
 /** The `format` of the first line. */
@@ -379,5 +379,5 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

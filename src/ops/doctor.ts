@@ -7,6 +7,7 @@ import { openDatabase } from "../db/database.ts";
 import { Migrator, parseMigrations } from "../db/migrate.ts";
 import { MIGRATION_FILES } from "../db/migration_files.ts";
 import { openStore } from "../storage.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The verdict of one doctor line. */
 export type Verdict = "ok" | "warn" | "fail";
@@ -58,7 +59,7 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
     await Deno.remove(probe);
     add("data", "ok", `DATA_DIR ${config.dataDir} is writable`);
   } catch (error) {
-    add("data", "fail", `DATA_DIR ${config.dataDir} is not writable: ${messageOf(error)}`);
+    add("data", "fail", `DATA_DIR ${config.dataDir} is not writable: ${errorMessage(error)}`);
   }
   await storageFindings(config, add);
   const api = new Api(config.botToken, {
@@ -76,7 +77,7 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
       "fail",
       refused
         ? "Telegram refused BOT_TOKEN (401): get a new one from @BotFather"
-        : `cannot reach the Bot API: ${messageOf(error)}`,
+        : `cannot reach the Bot API: ${errorMessage(error)}`,
     );
     return findings;
   }
@@ -113,7 +114,7 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
       );
     }
   } catch (error) {
-    add("webhook", "warn", `getWebhookInfo failed: ${messageOf(error)}`);
+    add("webhook", "warn", `getWebhookInfo failed: ${errorMessage(error)}`);
   }
   return findings;
 }
@@ -132,7 +133,7 @@ async function storageFindings(
       await store.close();
     }
   } catch (error) {
-    add("store", "fail", `cannot use the key-value store: ${messageOf(error)}`);
+    add("store", "fail", `cannot use the key-value store: ${errorMessage(error)}`);
   }
   try {
     // "share": while the bot runs, its embedded database answers on its socket.
@@ -169,7 +170,7 @@ async function storageFindings(
       await db.close();
     }
   } catch (error) {
-    add("database", "fail", `cannot use the database: ${messageOf(error)}`);
+    add("database", "fail", `cannot use the database: ${errorMessage(error)}`);
   }
 }
 
@@ -186,8 +187,4 @@ export function formatFindings(findings: Finding[]): string {
       : `no problems found${warned ? ` (${warned} warning(s))` : ""}`,
   );
   return lines.join("\n");
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

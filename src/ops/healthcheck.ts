@@ -1,4 +1,4 @@
-import type { HealthReport } from "../http/health.ts";
+import type { HealthReport } from "../health.ts";
 
 /** Options of {@link healthcheck}. */
 export interface HealthcheckOptions {

@@ -4,7 +4,7 @@
  */
 import type { Database } from "../db/database.ts";
 import type { Migrator } from "../db/migrate.ts";
-import { DatabaseError } from "../errors.ts";
+import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore, StoreEntry, StoreKey } from "../store/store.ts";
 import { listTables, type Queryable, quoteIdent, type TableInfo } from "./backup.ts";
@@ -94,7 +94,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (error instanceof DatabaseError) throw error;
     throw new DatabaseError(
       `restoring ${path} failed and was rolled back, the data is as before: ` +
-        `${error instanceof Error ? error.message : String(error)}`,
+        `${errorMessage(error)}`,
       { cause: error },
     );
   }
@@ -104,7 +104,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   } catch (error) {
     throw new DatabaseError(
       `the database was restored from ${path}, but writing the store keys failed ` +
-        `(${error instanceof Error ? error.message : String(error)}): run restore again ` +
+        `(${errorMessage(error)}): run restore again ` +
         `with --force once the store is reachable`,
       { cause: error },
     );

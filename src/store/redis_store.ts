@@ -4,7 +4,7 @@
  */
 
 import { createClient, ErrorReply, type RedisClientType } from "redis";
-import { StoreUnavailableError } from "../errors.ts";
+import { errorMessage, StoreUnavailableError } from "../errors.ts";
 import { type Logger, logger } from "../log.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { fromRedisKey, namespacePattern, toRedisKey } from "./keys.ts";
@@ -261,10 +261,6 @@ function scriptError(name: string, error: unknown): unknown {
 
 function decode(reply: unknown): Json {
   return reply === null || reply === undefined ? null : JSON.parse(String(reply)) as Json;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Host and port only: the URL may carry a password. */

@@ -13,11 +13,12 @@
  * the store answers again; either way the outage is logged once, not per attempt.
  */
 import type { Counter, Gauge } from "prom-client";
-import type { CheckResult } from "../http/health.ts";
+import type { CheckResult } from "../health.ts";
 import type { Logger } from "../log.ts";
-import { acquireLeaseScript, leaseKey, releaseLeaseScript } from "../store/scripts/lease.ts";
+import { acquireLeaseScript, leaseKey, releaseLeaseScript } from "../store/lease.ts";
 import type { KeyValueStore } from "../store/store.ts";
 import { delay } from "../util/delay.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@link LeaderLease}. */
 export interface LeaderLeaseOptions {
@@ -180,7 +181,7 @@ export class LeaderLease {
   }
 
   #outage(error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     const first = this.#status.storeError === null;
     this.#status = { ...this.#status, storeError: message };
     if (!first) return;
@@ -228,7 +229,7 @@ export class LeaderLease {
       log.warning("could not release the {lease} lease: a standby takes over within {ttl_ms} ms", {
         lease: name,
         ttl_ms: ttlMs,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
     }
   }

@@ -1,7 +1,7 @@
 import { type Api, GrammyError, HttpError } from "grammy";
 import type { Update } from "grammy/types";
-import { UnauthorizedTokenError } from "../errors.ts";
-import type { CheckResult } from "../http/health.ts";
+import { errorMessage, UnauthorizedTokenError } from "../errors.ts";
+import type { CheckResult } from "../health.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { backoffDelay } from "../util/backoff.ts";
@@ -136,7 +136,7 @@ export class Poller {
         metrics.pollErrors.inc({ reason });
         const wait = backoffDelay(failures++, { baseMs: 1000, maxMs: 30_000 });
         this.#status.pollSentAt = null;
-        this.#status.lastError = error instanceof Error ? error.message : String(error);
+        this.#status.lastError = errorMessage(error);
         log.warning("getUpdates failed ({reason}), retrying in {wait_ms} ms: {error_message}", {
           reason,
           wait_ms: wait,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { greetingFeature } from "../../src/bot/features/account.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
-import type { DialogRecord } from "../../src/store/scripts/gate.ts";
+import type { DialogRecord } from "../../src/bot/gate/scripts.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { counter, feature, form } from "../e2e/fixtures/dialog_bot.ts";
 import { openRedisStore } from "../../src/store/redis_store.ts";

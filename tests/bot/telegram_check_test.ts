@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type Api, GrammyError } from "grammy";
 import { cachedCheck, telegramCheck, webhookCheck } from "../../src/bot/telegram_check.ts";
-import type { CheckResult } from "../../src/http/health.ts";
+import type { CheckResult } from "../../src/health.ts";
 
 /** A probe whose answers the test releases one at a time. */
 class FakeProbe {

@@ -15,7 +15,7 @@ import { createStaffBoard, staffFeature } from "../../src/bot/features/staff.ts"
 import { createBot } from "../../src/bot/pipeline.ts";
 import { loadConfig } from "../../src/config.ts";
 import type { RequestRow } from "../../src/db/requests.ts";
-import { Health } from "../../src/http/health.ts";
+import { Health } from "../../src/health.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { openStorage } from "../../src/storage.ts";
 import { FakeBotApi } from "../fake_bot_api.ts";

@@ -3,10 +3,10 @@ import {
   type Check,
   type CheckEntry,
   Health,
-  HEALTH_CONTENT_TYPE,
   type HealthReport,
   type HealthStatus,
-} from "../../src/http/health.ts";
+} from "../../src/health.ts";
+import { HEALTH_CONTENT_TYPE, healthHandler } from "../../src/http/health.ts";
 import { VERSION } from "../../src/version.ts";
 
 const pass: Check = () => Promise.resolve({ status: "pass" });
@@ -19,7 +19,7 @@ const hanging: Check = (signal) =>
   });
 
 async function get(health: Health): Promise<{ status: number; report: HealthReport }> {
-  const res = await health.handle(new Request("http://127.0.0.1/health"));
+  const res = await healthHandler(health)(new Request("http://127.0.0.1/health"));
   assert.equal(res.headers.get("content-type"), HEALTH_CONTENT_TYPE);
   assert.equal(HEALTH_CONTENT_TYPE, "application/health+json");
   return { status: res.status, report: await res.json() };
@@ -32,7 +32,7 @@ function entryOf(report: HealthReport, name: string): CheckEntry {
   return entries[0]!;
 }
 
-Deno.test("Health.handle() fails while the process is not ready", async (t) => {
+Deno.test("healthHandler() fails while the process is not ready", async (t) => {
   await t.step("starting", async () => {
     const health = new Health();
     health.register("telegram:responseTime", pass);
@@ -65,7 +65,7 @@ Deno.test("Health.handle() fails while the process is not ready", async (t) => {
   });
 });
 
-Deno.test("Health.handle() combines the checks when ready", async (t) => {
+Deno.test("healthHandler() combines the checks when ready", async (t) => {
   const cases: Array<{ name: string; checks: Check[]; status: HealthStatus; http: number }> = [
     { name: "no checks", checks: [], status: "pass", http: 200 },
     { name: "all pass", checks: [pass, pass], status: "pass", http: 200 },
@@ -88,7 +88,7 @@ Deno.test("Health.handle() combines the checks when ready", async (t) => {
   }
 });
 
-Deno.test("Health.handle() reports each check's details", async () => {
+Deno.test("healthHandler() reports each check's details", async () => {
   const health = new Health();
   health.register(
     "telegram:responseTime",
@@ -114,7 +114,7 @@ Deno.test("Health.handle() reports each check's details", async () => {
   }
 });
 
-Deno.test("Health.handle() fails a check that throws, with its message", async () => {
+Deno.test("healthHandler() fails a check that throws, with its message", async () => {
   const health = new Health();
   health.register("db:responseTime", () => Promise.reject(new Error("connection refused")));
   health.register("telegram:responseTime", pass);
@@ -128,7 +128,7 @@ Deno.test("Health.handle() fails a check that throws, with its message", async (
   assert.equal(entryOf(report, "telegram:responseTime").status, "pass");
 });
 
-Deno.test("Health.handle() gives a check that takes too long its onTimeout status", async (t) => {
+Deno.test("healthHandler() gives a check that takes too long its onTimeout status", async (t) => {
   const cases: Array<{ onTimeout?: HealthStatus; status: HealthStatus; http: number }> = [
     { status: "fail", http: 503 },
     { onTimeout: "warn", status: "warn", http: 200 },
@@ -153,7 +153,7 @@ Deno.test("Health.handle() gives a check that takes too long its onTimeout statu
   }
 });
 
-Deno.test("Health.handle() fails a check that throws before returning a promise", async () => {
+Deno.test("healthHandler() fails a check that throws before returning a promise", async () => {
   const health = new Health();
   // A plain (non-async) check with a bug: it throws instead of returning a rejected promise.
   health.register("polling:lastSuccess", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Health } from "../../src/http/health.ts";
+import { Health } from "../../src/health.ts";
+import { healthHandler } from "../../src/http/health.ts";
 import { metricsHandler } from "../../src/http/metrics.ts";
 import { type Handler, router } from "../../src/http/router.ts";
 import { Metrics } from "../../src/metrics.ts";
@@ -12,7 +13,7 @@ function app(metrics: Metrics, token: string | null, webhook?: Handler) {
   const health = new Health();
   health.setPhase("ready");
   return router({
-    health: (req) => health.handle(req),
+    health: healthHandler(health),
     metrics: metricsHandler({ registry: metrics.registry, token }),
     ...(webhook ? { webhook: { path: "/tg/hook", handler: webhook } } : {}),
   });

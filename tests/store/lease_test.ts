@@ -4,7 +4,7 @@ import {
   type LeaseAnswer,
   leaseKey,
   releaseLeaseScript,
-} from "../../src/store/scripts/lease.ts";
+} from "../../src/store/lease.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { testOnBothStores } from "../support/stores.ts";
 

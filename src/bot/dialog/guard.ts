@@ -16,7 +16,7 @@
 import type { MiddlewareFn } from "grammy";
 import type { BotContext } from "../context.ts";
 import { commandOf } from "../middleware/context.ts";
-import { tell } from "../middleware/gate.ts";
+import { tell } from "../gate/gate.ts";
 import type { Dialog } from "./dialog.ts";
 import { DialogUnavailableError } from "./session.ts";
 

@@ -7,6 +7,7 @@ import { type Locale, SUPPORTED_LOCALES } from "../../config.ts";
 import type { BotContext } from "../context.ts";
 import { type MessageKey, translate } from "../i18n.ts";
 import type { FeatureDeps } from "./index.ts";
+import { errorMessage } from "../../errors.ts";
 
 /** Each language's name in itself, as its button shows it. */
 const LANGUAGE_NAMES: Record<Locale, string> = { en: "English", ru: "Русский", uk: "Українська" };
@@ -52,7 +53,7 @@ export function accountFeature(deps: FeatureDeps): Composer<BotContext> {
     } catch (error) {
       ctx.log.warning("could not save {what}: {message}", {
         what,
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
       return false;
     }

@@ -7,7 +7,7 @@ import { Composer, InputFile } from "grammy";
 import type { Message } from "grammy/types";
 import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { HealthStatus } from "../../http/health.ts";
+import type { HealthStatus } from "../../health.ts";
 import { createBackup, pruneBackups } from "../../ops/backup.ts";
 import type { Sql } from "../../db/database.ts";
 import type { UserRow } from "../../db/users.ts";
@@ -15,6 +15,7 @@ import type { BotContext } from "../context.ts";
 import { escapeHtml } from "../html.ts";
 import type { MessageKey } from "../i18n.ts";
 import type { FeatureDeps } from "./index.ts";
+import { errorMessage } from "../../errors.ts";
 
 /** The largest file a bot may upload to Telegram. */
 const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
@@ -141,7 +142,7 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
       pruned = await pruneBackups(config.backupDir, config.backupRetentionDays);
     } catch (error) {
       ctx.log.error("backup requested by an admin failed", { error });
-      await html(ctx, ctx.t("admin.backup.failed", { error: escapeHtml(messageOf(error)) }));
+      await html(ctx, ctx.t("admin.backup.failed", { error: escapeHtml(errorMessage(error)) }));
       return;
     }
     ctx.log.info("backup written: {path}", { path: result.path, bytes: result.bytes });
@@ -170,7 +171,7 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
         ctx.t("admin.backup.not_sent", {
           path: escapeHtml(result.path),
           size,
-          error: escapeHtml(messageOf(error)),
+          error: escapeHtml(errorMessage(error)),
         }),
       );
     }
@@ -257,10 +258,6 @@ function displayName(row: UserRow): string {
 
 function statusText(status: HealthStatus): string {
   return `${STATUS_ICONS[status]} ${status}`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** One metric of `Registry.getMetricsAsJSON()`. */

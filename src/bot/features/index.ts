@@ -4,7 +4,7 @@
  */
 import type { Composer } from "grammy";
 import type { Config } from "../../config.ts";
-import type { Health } from "../../http/health.ts";
+import type { Health } from "../../health.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { Storage } from "../../storage.ts";
 import type { BotContext } from "../context.ts";

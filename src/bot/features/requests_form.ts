@@ -30,6 +30,7 @@ import {
   summaryText,
 } from "./requests_view.ts";
 import { escapeHtml } from "../html.ts";
+import { errorMessage } from "../../errors.ts";
 
 /** The `/new` dialog: its steps and what it collects. */
 export const requestDialog = defineDialog({
@@ -248,7 +249,7 @@ export async function answer(ctx: BotContext, text?: string): Promise<void> {
   try {
     await ctx.answerCallbackQuery(text === undefined ? {} : { text });
   } catch (error) {
-    ctx.log.info("could not answer the button press: {error}", { error: describe(error) });
+    ctx.log.info("could not answer the button press: {error}", { error: errorMessage(error) });
   }
 }
 
@@ -258,7 +259,7 @@ async function removeButtons(ctx: BotContext): Promise<void> {
     await ctx.editMessageReplyMarkup({ reply_markup: { inline_keyboard: [] } });
   } catch (error) {
     // Already gone (a double press) or too old to edit: the answer matters, not the buttons.
-    ctx.log.debug("could not remove the buttons: {error}", { error: describe(error) });
+    ctx.log.debug("could not remove the buttons: {error}", { error: errorMessage(error) });
   }
 }
 
@@ -268,11 +269,11 @@ async function editOrSend(ctx: BotContext, text: string): Promise<void> {
     await ctx.editMessageText(text, HTML);
   } catch (error) {
     if (!(error instanceof GrammyError)) throw error;
-    ctx.log.debug("could not edit the message: {error}", { error: describe(error) });
+    ctx.log.debug("could not edit the message: {error}", { error: errorMessage(error) });
     await ctx.reply(text, HTML);
   }
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

@@ -16,6 +16,7 @@ import { blockedUser } from "../middleware/errors.ts";
 import { type MessageKey, pickLocale, translate } from "../i18n.ts";
 import type { StaffBoard } from "../staff_board.ts";
 import type { FeatureDeps } from "./index.ts";
+import { errorMessage } from "../../errors.ts";
 
 /** Store namespace of cached staff checks: `["staff", userId]` → boolean. */
 const STAFF_NAMESPACE = "staff";
@@ -112,7 +113,7 @@ export function createStaffBoard(deps: FeatureDeps): StaffBoard {
         // The request is stored either way, and staff can still find it in the open list.
         log.error("could not post request #{number} to the staff chat: {message}", {
           number: request.number,
-          message: error instanceof Error ? error.message : String(error),
+          message: errorMessage(error),
           error,
         });
       }
@@ -150,7 +151,7 @@ export function staffFeature(deps: FeatureDeps & { staffBoard: StaffBoard }): Co
       // Telegram answers 400 ("user not found") for someone who never was in the chat.
       if (!(error instanceof GrammyError && error.error_code === 400)) {
         log.warning("could not check staff membership: {message}", {
-          message: error instanceof Error ? error.message : String(error),
+          message: errorMessage(error),
         });
         return null;
       }
@@ -189,7 +190,7 @@ export function staffFeature(deps: FeatureDeps & { staffBoard: StaffBoard }): Co
       }
       log.warning("request #{number}: could not notify its author: {message}", {
         number: request.number,
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
     }
   }

@@ -4,6 +4,7 @@ import { AlertThrottle, errorKey, firstStackFrame } from "../alerts.ts";
 import type { BotContext } from "../context.ts";
 import { escapeHtml } from "../html.ts";
 import { translate } from "../i18n.ts";
+import { errorMessage } from "../../errors.ts";
 
 /** Options of {@link errorsStage}. */
 export interface ErrorsStageOptions {
@@ -74,7 +75,7 @@ export function errorsStage(options: ErrorsStageOptions = {}): MiddlewareFn<BotC
         return;
       }
       ctx.log.error("handler failed: {message}", {
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
         error,
       });
       const apologyBlocked = await apologize(ctx);

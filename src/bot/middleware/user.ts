@@ -5,6 +5,7 @@ import type { Locale } from "../../config.ts";
 import type { Json } from "../../store/store.ts";
 import type { BotContext } from "../context.ts";
 import { pickLocale, translate } from "../i18n.ts";
+import { errorMessage } from "../../errors.ts";
 
 /** What the user stage needs: cached profile lookups. */
 export interface UserStageOptions {
@@ -48,7 +49,7 @@ export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
         ctx.user = await options.users.resolve(profileOf(from), ctx.cachedProfile);
       } catch (error) {
         ctx.log.warning("user profile unavailable, going on without it: {message}", {
-          message: error instanceof Error ? error.message : String(error),
+          message: errorMessage(error),
         });
       }
       if (ctx.user?.bannedAt && !adminIds.includes(from.id)) {

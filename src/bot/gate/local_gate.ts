@@ -4,8 +4,8 @@
  * is recognised as a duplicate only by the instance that saw it, but the bot keeps answering
  * and spam is still throttled. Both maps are bounded.
  */
-import type { RateLimitConfig } from "../config.ts";
-import { type BucketState, consume, type Verdict } from "./token_bucket.ts";
+import type { RateLimitConfig } from "../../config.ts";
+import { type BucketState, consume, type Verdict } from "./bucket.ts";
 
 /** What the fallback decided: as the gate script, without lease or dialog state. */
 export type LocalVerdict = { kind: "duplicate" } | Verdict;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import type { BucketConfig, Verdict } from "../../src/bot/token_bucket.ts";
-import { rateLimitArgs } from "../../src/store/scripts/bucket.ts";
-import { gateScript } from "../../src/store/scripts/gate.ts";
-import type { KeyValueStore, StoreKey } from "../../src/store/store.ts";
-import { testOnBothStores } from "../support/stores.ts";
+import type { BucketConfig, Verdict } from "../../../src/bot/gate/bucket.ts";
+import { rateLimitArgs } from "../../../src/bot/gate/bucket_script.ts";
+import { gateScript } from "../../../src/bot/gate/scripts.ts";
+import type { KeyValueStore, StoreKey } from "../../../src/store/store.ts";
+import { testOnBothStores } from "../../support/stores.ts";
 
 // A long window: a token takes minutes to come back, so real time between calls is no factor.
 const CONFIG: BucketConfig = { capacity: 20, windowMs: 3_600_000, banAfter: 5, banMs: 60_000 };

@@ -5,13 +5,8 @@
  * instance shares one limit and concurrent updates cannot pass more than it allows. The Lua
  * is a line-by-line transcription of `consume()`; the tests run both against the same inputs.
  */
-import {
-  type BucketConfig,
-  type BucketState,
-  consume,
-  type Verdict,
-} from "../../bot/token_bucket.ts";
-import type { Json } from "../store.ts";
+import { type BucketConfig, type BucketState, consume, type Verdict } from "./bucket.ts";
+import type { Json } from "../../store/store.ts";
 
 /** Arguments: the limiter settings, in a fixed order. */
 export type RateLimitArgs = [capacity: number, windowMs: number, banAfter: number, banMs: number];

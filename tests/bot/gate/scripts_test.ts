@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { readRecord } from "../../src/bot/dialog/session.ts";
-import type { BucketConfig } from "../../src/bot/token_bucket.ts";
-import { rateLimitArgs } from "../../src/store/scripts/bucket.ts";
+import { readRecord } from "../../../src/bot/dialog/session.ts";
+import type { BucketConfig } from "../../../src/bot/gate/bucket.ts";
+import { rateLimitArgs } from "../../../src/bot/gate/bucket_script.ts";
 import {
   type DialogRecord,
   type DialogWrite,
@@ -13,10 +13,10 @@ import {
   type GateVerdict,
   renewLeaseScript,
   SEEN_TTL_MS,
-} from "../../src/store/scripts/gate.ts";
-import type { KeyValueStore, StoreKey } from "../../src/store/store.ts";
-import { delay } from "../../src/util/delay.ts";
-import { testOnBothStores } from "../support/stores.ts";
+} from "../../../src/bot/gate/scripts.ts";
+import type { KeyValueStore, StoreKey } from "../../../src/store/store.ts";
+import { delay } from "../../../src/util/delay.ts";
+import { testOnBothStores } from "../../support/stores.ts";
 
 const LIMIT: BucketConfig = { capacity: 3, windowMs: 3_600_000, banAfter: 0, banMs: 60_000 };
 const HOUR = 3_600_000;

@@ -3,7 +3,7 @@ import type { FsmConfig, RateLimitConfig } from "../../config.ts";
 import { StoreUnavailableError } from "../../errors.ts";
 import { logger } from "../../log.ts";
 import type { Metrics } from "../../metrics.ts";
-import { rateLimitArgs } from "../../store/scripts/bucket.ts";
+import { rateLimitArgs } from "./bucket_script.ts";
 import {
   type DialogRecord,
   type DialogWrite,
@@ -15,13 +15,13 @@ import {
   gateScript,
   type GateVerdict,
   renewLeaseScript,
-} from "../../store/scripts/gate.ts";
+} from "./scripts.ts";
 import type { Json, KeyValueStore, StoreKey } from "../../store/store.ts";
 import { backoffDelay } from "../../util/backoff.ts";
 import { delay } from "../../util/delay.ts";
 import type { BotContext } from "../context.ts";
 import { DialogSession, readRecord } from "../dialog/session.ts";
-import { LocalGate } from "../local_gate.ts";
+import { LocalGate } from "./local_gate.ts";
 
 /** Options of {@link createGate}. */
 export interface GateOptions {

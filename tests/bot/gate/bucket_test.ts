@@ -5,7 +5,7 @@ import {
   consume,
   fullBucket,
   type Verdict,
-} from "../../src/bot/token_bucket.ts";
+} from "../../../src/bot/gate/bucket.ts";
 
 /** 20 per 60 s, banned for an hour after 5 limited updates: the documented defaults. */
 const CONFIG: BucketConfig = { capacity: 20, windowMs: 60_000, banAfter: 5, banMs: 3_600_000 };

@@ -14,11 +14,11 @@
  * chat, where the sender is the chat. An update counts as handled only once `finishScript` ran:
  * one abandoned at a shutdown, or cut off by a crash, is handled when Telegram delivers it again.
  */
-import type { Verdict } from "../../bot/token_bucket.ts";
-import { NAMESPACES } from "../namespaces.ts";
-import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../store.ts";
-import { UserCache } from "../user_cache.ts";
-import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./bucket.ts";
+import type { Verdict } from "./bucket.ts";
+import { NAMESPACES } from "../../store/namespaces.ts";
+import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../../store/store.ts";
+import { UserCache } from "../../store/user_cache.ts";
+import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./bucket_script.ts";
 
 /** How long a handled update id is remembered: Telegram gives up redelivering within a day. */
 export const SEEN_TTL_MS = 24 * 60 * 60 * 1000;
