@@ -1,12 +1,22 @@
 // deno-lint-ignore-file no-console -- the CLI prints to the terminal by design
 /**
  * The command-line entry point and the only place that reads the environment, opens sockets
- * and installs signal handlers. Exit codes: 0 clean stop, 78 bad configuration, 1 anything
- * else, 2 unknown command.
+ * and installs signal handlers. Exit codes: 0 clean stop, 78 bad configuration, 77 a start-up
+ * refused for good (restarting cannot fix it), 1 anything else, 2 unknown command.
  */
 import { type AppExtensions, createApp } from "./src/app.ts";
 import { type Config, type Env, ENV_NAMES, loadConfig, secretsOf } from "./src/config.ts";
-import { ConfigError, errorMessage } from "./src/errors.ts";
+import {
+  causeChain,
+  ConfigError,
+  errorMessage,
+  EXIT_CONFIG,
+  EXIT_REFUSED,
+  isPermanent,
+} from "./src/errors.ts";
+import { healthHandler } from "./src/http/health.ts";
+import { metricsHandler } from "./src/http/metrics.ts";
+import { router } from "./src/http/router.ts";
 import { logger, setupLogging } from "./src/log.ts";
 import { backupCommand, migrateCommand, restoreCommand, UsageError } from "./src/ops/commands.ts";
 import { doctor, formatFindings } from "./src/ops/doctor.ts";
@@ -14,8 +24,11 @@ import { healthcheck } from "./src/ops/healthcheck.ts";
 import { pathIssues } from "./src/ops/sandbox.ts";
 import { PROGRAM_NAME, VERSION } from "./src/version.ts";
 
-/** Exit code for a bad configuration (EX_CONFIG from sysexits.h). */
-const EXIT_CONFIG = 78;
+/**
+ * A signal repeated within this long after the first is the same request to stop: a terminal's
+ * Ctrl-C reaches both `deno task` and the bot, which may pass it on once more.
+ */
+const SAME_SIGNAL_MS = 2000;
 
 const USAGE = `${PROGRAM_NAME} ${VERSION}: a Telegram service-desk bot
 
@@ -34,7 +47,8 @@ Commands:
   help              print this help
 
 Configuration comes from environment variables; see README.md.
-Exit codes: 0 clean stop, 78 bad configuration, 1 error, 2 unknown command.`;
+Exit codes: 0 clean stop, 78 bad configuration, 77 refused for good (token, database
+credentials or schema: fix it, restarting will not), 1 error, 2 unknown command.`;
 
 /** Commands that take arguments after their name. */
 const WITH_ARGUMENTS = ["help", "migrate", "restore"];
@@ -130,6 +144,11 @@ async function run(extensions: AppExtensions): Promise<number> {
   );
 
   const app = createApp(config, extensions);
+  const handler = router({
+    health: healthHandler(app.health),
+    metrics: metricsHandler({ registry: app.metrics.registry, token: config.metricsToken }),
+    ...(app.webhook ? { webhook: app.webhook } : {}),
+  });
   let server: Deno.HttpServer;
   try {
     server = Deno.serve({
@@ -140,7 +159,7 @@ async function run(extensions: AppExtensions): Promise<number> {
         log.error("HTTP handler failed", { error });
         return new Response("internal error\n", { status: 500 });
       },
-    }, app.handler);
+    }, handler);
   } catch (error) {
     log.fatal("cannot listen on {host}:{port}: {message}", {
       host: config.http.host,
@@ -154,31 +173,51 @@ async function run(extensions: AppExtensions): Promise<number> {
   const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<
     { reason: string; code: number }
   >();
-  let signals = 0;
+  let firstSignalAt: number | null = null;
   const onSignal = (signal: Deno.Signal) => () => {
-    if (++signals > 1) {
+    const now = performance.now();
+    if (firstSignalAt !== null) {
+      if (now - firstSignalAt < SAME_SIGNAL_MS) {
+        log.info("{signal} again: still stopping gracefully (send it once more to exit at once)", {
+          signal,
+        });
+        return;
+      }
       log.warning("second {signal}: exiting at once", { signal });
       Deno.exit(1);
     }
+    firstSignalAt = now;
     requestStop({ reason: signal, code: 0 });
   };
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, onSignal(signal));
   }
+  let stopping = false;
+  server.finished.then(
+    () => stopping || requestStop({ reason: "the HTTP server stopped", code: 1 }),
+    (error) => {
+      log.fatal("the HTTP server failed: {message}", { message: causeChain(error) });
+      requestStop({ reason: "the HTTP server failed", code: 1 });
+    },
+  ).then(() => {
+    if (!stopping) log.fatal("the HTTP server stopped unexpectedly: exiting to be restarted");
+  });
   app.failed.then((error) => {
-    log.fatal("transport failed: {message}", { message: error.message, error });
-    requestStop({ reason: error.message, code: 1 });
+    log.fatal("transport failed: {message}", { message: causeChain(error) });
+    requestStop({ reason: error.message, code: isPermanent(error) ? EXIT_REFUSED : 1 });
   });
   app.start().catch((error) => {
-    if (signals > 0) return;
-    log.fatal("start-up failed: {message}", {
-      message: errorMessage(error),
-      error,
-    });
-    requestStop({ reason: "start-up failed", code: 1 });
+    if (firstSignalAt !== null) return;
+    const permanent = isPermanent(error);
+    log.fatal(
+      permanent ? "cannot start: {message}" : "start-up failed: {message}",
+      { message: causeChain(error), ...(permanent ? {} : { error }) },
+    );
+    requestStop({ reason: "start-up failed", code: permanent ? EXIT_REFUSED : 1 });
   });
 
   const { reason, code } = await stopRequested;
+  stopping = true;
   const summary = await app.stop(reason);
   // Abandoned webhook requests never finish; do not let them hold the exit.
   await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2000))]);

@@ -52,9 +52,13 @@ export class UnauthorizedTokenError extends Error {
 
 /** The key-value store (Redis or Deno KV) could not be reached or answered with an error. */
 export class StoreUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** Whether waiting cannot fix it (Redis refused the password). */
+  readonly permanent: boolean;
+
+  constructor(message: string, options: ErrorOptions & { permanent?: boolean } = {}) {
     super(message, options);
     this.name = "StoreUnavailableError";
+    this.permanent = options.permanent ?? false;
   }
 }
 

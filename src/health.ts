@@ -21,7 +21,7 @@ export type Check = (signal: AbortSignal) => Promise<CheckResult>;
 export interface CheckOptions {
   /** The report's `componentType`. @default "component" */
   componentType?: string;
-  /** A check still running after this long gets `onTimeout`. @default 3000 */
+  /** A check still running after this long gets `onTimeout`. @default the registry's budget */
   timeoutMs?: number;
   /** The verdict for a check that timed out. @default "fail" */
   onTimeout?: HealthStatus;
@@ -51,6 +51,17 @@ export interface HealthReport {
   checks: Record<string, CheckEntry[]>;
 }
 
+/** Options of {@link Health}. */
+export interface HealthOptions {
+  /**
+   * The longest any check may take, in ms: a probe with a 1–2 s timeout must always get its
+   * answer. A check's own `timeoutMs` can only be shorter. @default 900
+   */
+  budgetMs?: number;
+  /** Told each report's status (e.g. for a metric). */
+  onReport?: (status: HealthStatus) => void;
+}
+
 /**
  * The readiness registry: components register checks (the transport, Telegram, and storage
  * later), and the report combines them with the process phase.
@@ -59,6 +70,13 @@ export class Health {
   #phase: Phase = "starting";
   #reason = "starting up";
   readonly #checks = new Map<string, Required<CheckOptions> & { check: Check }>();
+  readonly #budgetMs: number;
+  readonly #onReport: ((status: HealthStatus) => void) | undefined;
+
+  constructor(options: HealthOptions = {}) {
+    this.#budgetMs = options.budgetMs ?? 900;
+    this.#onReport = options.onReport;
+  }
 
   /** The current phase. */
   get phase(): Phase {
@@ -83,7 +101,7 @@ export class Health {
     this.#checks.set(name, {
       check,
       componentType: options.componentType ?? "component",
-      timeoutMs: options.timeoutMs ?? 3000,
+      timeoutMs: Math.min(options.timeoutMs ?? this.#budgetMs, this.#budgetMs),
       onTimeout: options.onTimeout ?? "fail",
     });
   }
@@ -122,6 +140,7 @@ export class Health {
       checks: Object.fromEntries(entries),
     };
     if (this.#phase !== "ready") report.output = this.#reason || this.#phase;
+    this.#onReport?.(status);
     return report;
   }
 }

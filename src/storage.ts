@@ -9,10 +9,11 @@ import { EventWriter, type EventWriterMetrics } from "./db/event_writer.ts";
 import { insertEvents } from "./db/events.ts";
 import { Migrator, parseMigrations } from "./db/migrate.ts";
 import { MIGRATION_FILES } from "./db/migration_files.ts";
+import { OutboxRepository } from "./db/outbox.ts";
 import { RequestRepository } from "./db/requests.ts";
 import { UserRepository } from "./db/users.ts";
 import type { Health } from "./health.ts";
-import type { Metrics } from "./metrics.ts";
+import type { Metrics } from "./metrics/metrics.ts";
 import { openKvStore } from "./store/kv_store.ts";
 import { openRedisStore } from "./store/redis_store.ts";
 import type { KeyValueStore } from "./store/store.ts";
@@ -25,6 +26,7 @@ export interface Storage {
   migrator: Migrator;
   users: UserRepository;
   requests: RequestRepository;
+  outbox: OutboxRepository;
   userCache: UserCache;
   /** The background event-log writer. */
   events: EventWriter;
@@ -40,6 +42,11 @@ export interface OpenStorageOptions {
   metrics?: Metrics;
   /** `share` lets a command use the running bot's embedded database (see `openDatabase`). */
   embedded?: "own" | "share";
+  /**
+   * How often the event writer writes a partial batch by itself; null when a job drives it.
+   * @default 1000
+   */
+  eventFlushMs?: number | null;
 }
 
 /** Where the embedded key-value store keeps its file. */
@@ -91,6 +98,7 @@ export async function openStorage(
       await users.touch(sightings);
     },
     ...(writerMetrics ? { metrics: writerMetrics } : {}),
+    flushIntervalMs: options.eventFlushMs === undefined ? 1000 : options.eventFlushMs,
   });
   let closing: Promise<void> | null = null;
   return {
@@ -99,6 +107,7 @@ export async function openStorage(
     migrator: new Migrator(db.sql, await parseMigrations(MIGRATION_FILES)),
     users,
     requests: new RequestRepository(db.sql),
+    outbox: new OutboxRepository(db.sql),
     userCache: new UserCache({
       store,
       users,

@@ -2,10 +2,62 @@
  * A fake Telegram Bot API server for tests. It speaks the real wire protocol over HTTP on
  * 127.0.0.1 so the bot under test runs unmodified (only BOT_API_ROOT changes), and it mimics
  * the Telegram behaviours that bots get wrong: update confirmation by offset, long-poll
- * conflicts, webhook retries, entity parsing errors and flood-wait errors.
+ * conflicts, webhook retries, entity parsing errors, flood-wait errors, users who blocked the
+ * bot, replies, media and albums, and forum topics.
+ *
+ * The parts live in `fake_bot_api/`: the wire format, text formatting, files, forums and flood
+ * limits; this module wires them into the server and is the one tests import.
  *
  * @module
  */
+
+import {
+  CAPTIONED_KINDS,
+  checkAlbumTypes,
+  CONTENT_KEYS,
+  FileStore,
+  MEDIA_KINDS,
+  mediaFields,
+  type MediaKind,
+  mediaKindOf,
+} from "./fake_bot_api/media.ts";
+import { Forums, type TopicInfo } from "./fake_bot_api/forum.ts";
+import {
+  type FloodLimits,
+  type FloodState,
+  floodWait,
+  NO_SENDS,
+  recordSend,
+  TELEGRAM_FLOOD_LIMITS,
+} from "./fake_bot_api/flood.ts";
+import { checkMarkup, formatText, textFields } from "./fake_bot_api/formatting.ts";
+import {
+  type Answer,
+  ApiError,
+  badRequest,
+  coerceJsonField,
+  errorAnswer,
+  fail,
+  faultAnswer,
+  type FaultSpec,
+  isObject,
+  json,
+  type JsonObject,
+  optBool,
+  optInt,
+  optNumber,
+  optString,
+  type Params,
+  readParams,
+  requireChatId,
+} from "./fake_bot_api/wire.ts";
+
+export type { Entity, Formatted } from "./fake_bot_api/formatting.ts";
+export { parseHtml, parseMarkdownV2 } from "./fake_bot_api/formatting.ts";
+export type { FaultSpec } from "./fake_bot_api/wire.ts";
+export { type FloodLimits, TELEGRAM_FLOOD_LIMITS } from "./fake_bot_api/flood.ts";
+export type { TopicInfo } from "./fake_bot_api/forum.ts";
+export type { MediaKind } from "./fake_bot_api/media.ts";
 
 /** The token the fake accepts unless another one is given to {@linkcode FakeBotApi.start}. */
 export const FAKE_TOKEN = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz";
@@ -16,16 +68,13 @@ export interface FakeBotApiOptions {
   token?: string;
   /** How long a failed webhook delivery waits before it is retried (default 200 ms). */
   webhookRetryDelayMs?: number;
-}
-
-/** An error that {@linkcode FakeBotApi.failNext} makes a method answer with. */
-export interface FaultSpec {
-  /** Telegram error code, also used as the HTTP status. */
-  error_code: number;
-  /** Defaults to Telegram's usual wording for the code. */
-  description?: string;
-  /** Seconds, copied to `parameters.retry_after`; a 429 always gets one, as from Telegram. */
-  retry_after?: number;
+  /**
+   * Enforce Telegram's flood limits on the send methods (429 with `retry_after`): `true` for
+   * {@linkcode TELEGRAM_FLOOD_LIMITS}, or limits of your own. @default false
+   */
+  floodLimits?: boolean | Partial<FloodLimits>;
+  /** Milliseconds clock for flood limits and the `at` of sends. @default Date.now */
+  clock?: () => number;
 }
 
 /** One Bot API request as the fake saw it. */
@@ -68,18 +117,82 @@ export interface SentMessageParams {
   [key: string]: unknown;
 }
 
+/** One successful call of a method that posts messages, as {@linkcode FakeBotApi.sentOf} lists it. */
+export interface SentRecord {
+  /** Canonical method name, e.g. `copyMessage`. */
+  method: string;
+  /** The chat the messages went to. */
+  chatId: number;
+  /** Parameters as the bot passed them (uploads as descriptors). */
+  params: Record<string, unknown>;
+  /** What the method answered: a Message, `{message_id}` for copyMessage, an array for albums. */
+  result: unknown;
+  /** When the send succeeded, by the fake's clock (milliseconds). */
+  at: number;
+  /** The (first) message that was posted. */
+  message_id: number;
+  /** Every message that was posted, in order (several for an album). */
+  message_ids: number[];
+  /** The forum topic or reply thread the messages went to, if any. */
+  message_thread_id?: number;
+}
+
+/**
+ * A file in a pushed message: `true` for a new one, a string to give its `file_id`, or fields
+ * such as `file_name`, `mime_type`, `duration` or `emoji` (with an optional `file_id`).
+ */
+export type PushedFile = true | string | { file_id?: string; [field: string]: unknown };
+
+/** A contact shared in a pushed message. */
+export interface PushedContact {
+  /** The phone number as shared. */
+  phone_number: string;
+  /** Defaults to the sender's first name. */
+  first_name?: string;
+  /** Contact's last name. */
+  last_name?: string;
+  /** Set when the contact is a Telegram user (the sender, when they share their own). */
+  user_id?: number;
+}
+
 /** Options for {@linkcode FakeBotApi.pushMessage}. */
 export interface PushMessageOptions {
   /** Chat the message is in; a positive id is a private chat with that user. */
   chatId: number;
   /** Sender; defaults to `chatId`, which is right for private chats. */
   userId?: number;
-  /** Message text; a leading `/command` gets a `bot_command` entity. */
-  text: string;
+  /** Message text; a leading `/command` gets a `bot_command` entity. Optional with media. */
+  text?: string;
   /** Sender's `language_code` (default `"en"`). */
   languageCode?: string;
-  /** Sender's first name (default `"User"`). */
+  /** Sender's first name (default: as last pushed, else `"User"`). */
   firstName?: string;
+  /** Sender's username, without `@` (default: as last pushed, else none). */
+  username?: string;
+  /** A photo (a PhotoSize array, largest last). */
+  photo?: PushedFile;
+  /** A document. */
+  document?: PushedFile;
+  /** A video. */
+  video?: PushedFile;
+  /** A GIF or silent video; Telegram also fills `document` for it. */
+  animation?: PushedFile;
+  /** A voice note. */
+  voice?: PushedFile;
+  /** A music file. */
+  audio?: PushedFile;
+  /** A sticker. */
+  sticker?: PushedFile;
+  /** A shared contact. */
+  contact?: PushedContact;
+  /** Caption of the media, plain text. */
+  caption?: string;
+  /** Makes the message part of an album (`media_group_id`). */
+  mediaGroupId?: string;
+  /** The message in the same chat this one replies to; it must exist. */
+  replyToMessageId?: number;
+  /** Forum topic (which must exist) or reply thread the message is in. */
+  threadId?: number;
 }
 
 /** A chat member's `status`, as `getChatMember` reports it. */
@@ -105,26 +218,18 @@ export interface PushCallbackQueryOptions {
   languageCode?: string;
 }
 
-type Params = Record<string, unknown>;
-type JsonObject = Record<string, unknown>;
-type ApiBody =
-  | { ok: true; result: unknown; description?: string }
-  | { ok: false; error_code: number; description: string; parameters?: JsonObject };
-type Answer = { status: number; body: ApiBody };
+/** Options for {@linkcode FakeBotApi.blockUser} and {@linkcode FakeBotApi.unblockUser}. */
+export interface BlockOptions {
+  /** Queue the `my_chat_member` update Telegram sends the bot about it. @default true */
+  notify?: boolean;
+}
+
 // A getter, because reading request.signal makes Deno warn about its legacy abort-on-success
 // behaviour; only requests that really wait look at it.
 type ClientSignal = () => AbortSignal;
 type Handler = (params: Params, signal: ClientSignal) => unknown;
 type WakeReason = "push" | "timeout" | "conflict" | "webhook" | "closed" | "aborted";
-/** A MessageEntity as Telegram returns it. */
-export type Entity = { type: string; offset: number; length: number; [key: string]: unknown };
-/** Plain text plus entities, as Telegram stores a formatted message. */
-export interface Formatted {
-  /** Text with markup removed and HTML entities decoded. */
-  text: string;
-  /** Formatting entities with UTF-16 offsets. */
-  entities: Entity[];
-}
+type ReplyRequest = { messageId: number; chatId?: number; allowWithout: boolean };
 
 interface WebhookConfig {
   url: string;
@@ -141,33 +246,27 @@ const QUERY_INVALID =
   "Bad Request: query is too old and response timeout expired or query ID is invalid";
 const NOT_MODIFIED = "message is not modified: specified new message content and reply markup " +
   "are exactly the same as a current content and reply markup of the message";
+const REPLY_NOT_FOUND = "message to be replied not found";
+const BLOCKED = "Forbidden: bot was blocked by the user";
+const DEACTIVATED = "Forbidden: user is deactivated";
 // Telegram only delivers these when they are asked for explicitly.
 const OPT_IN_UPDATES = new Set(["chat_member", "message_reaction", "message_reaction_count"]);
-// Telegram decodes these fields as JSON when they arrive as strings (query, form, multipart).
-const JSON_FIELDS = new Set(
-  ("reply_markup allowed_updates entities caption_entities commands scope link_preview_options " +
-    "reply_parameters menu_button media reaction").split(" "),
-);
 const CHAT_ACTIONS = new Set(
   ("typing upload_photo record_video upload_video record_voice upload_voice upload_document " +
     "choose_sticker find_location record_video_note upload_video_note").split(" "),
 );
-const BUTTON_ACTIONS = ("url callback_data web_app login_url switch_inline_query " +
-  "switch_inline_query_current_chat switch_inline_query_chosen_chat copy_text callback_game pay")
-  .split(" ");
-
-/** Thrown inside method handlers; turned into a Telegram error response. */
-class ApiError extends Error {
-  constructor(
-    readonly code: number,
-    readonly description: string,
-    readonly parameters?: JsonObject,
-  ) {
-    super(description);
-  }
-}
-
-const badRequest = (what: string) => new ApiError(400, `Bad Request: ${what}`);
+// What copies and forwards carry over from the original message.
+const COPIED_KEYS = [...CONTENT_KEYS, "entities", "caption", "caption_entities"];
+// The send methods for one file, with the kind of file each takes (in the parameter so named).
+const MEDIA_SEND_METHODS: Record<string, MediaKind> = {
+  sendPhoto: "photo",
+  sendDocument: "document",
+  sendVideo: "video",
+  sendAnimation: "animation",
+  sendVoice: "voice",
+  sendAudio: "audio",
+  sendSticker: "sticker",
+};
 
 /** One getUpdates request that may be waiting for updates. */
 class LongPoll {
@@ -248,13 +347,27 @@ export class FakeBotApi implements AsyncDisposable {
   readonly #openQueries = new Set<string>();
   readonly #answeredQueries = new Set<string>();
   #queryCounter = 0;
-  #fileCounter = 0;
+  readonly #files = new FileStore();
+  readonly #forums = new Forums();
+  readonly #users = new Map<number, { first_name: string; username?: string }>();
+  readonly #recipients = new Map<number, "blocked" | "deactivated">();
+  readonly #sends: SentRecord[] = [];
+  readonly #floodLimits: FloodLimits | null;
+  readonly #clock: () => number;
+  #flood: FloodState = NO_SENDS;
+  #albumCounter = 0;
   readonly #closeController = new AbortController();
   #closing: Promise<void> | null = null;
 
   private constructor(options: FakeBotApiOptions) {
     this.token = options.token ?? FAKE_TOKEN;
     this.#retryDelayMs = options.webhookRetryDelayMs ?? 200;
+    const flood = options.floodLimits ?? false;
+    this.#floodLimits = flood === false
+      ? null
+      : { ...TELEGRAM_FLOOD_LIMITS, ...(flood === true ? {} : flood) };
+    this.#clock = options.clock ?? Date.now;
+    this.#registerHandlers();
     this.#registerHandlers();
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -301,22 +414,52 @@ export class FakeBotApi implements AsyncDisposable {
     return id;
   }
 
-  /** Queues a text message from a user, shaped like a real private-chat update. */
+  /**
+   * Queues a message from a user, shaped like a real update: text (a leading `/command` gets a
+   * `bot_command` entity), media with unique file ids, a contact, a reply, a forum topic.
+   */
   pushMessage(opts: PushMessageOptions): number {
-    const from = this.#user(opts.userId ?? opts.chatId, opts.languageCode, opts.firstName);
-    const chat = opts.chatId > 0
-      ? { id: opts.chatId, type: "private", first_name: from.first_name }
-      : this.#chatFor(opts.chatId);
+    const hasMedia = MEDIA_KINDS.some((kind) => opts[kind] !== undefined);
+    if (opts.text === undefined && !hasMedia && opts.contact === undefined) {
+      throw new Error("pushMessage: give text, media or a contact");
+    }
+    const userId = opts.userId ?? opts.chatId;
+    const from = this.#user(userId, opts.languageCode, opts.firstName, opts.username);
+    this.#users.set(userId, {
+      first_name: from.first_name,
+      ...(from.username === undefined ? {} : { username: from.username }),
+    });
+    let chat: JsonObject;
+    if (opts.chatId > 0) {
+      chat = { id: opts.chatId, type: "private", first_name: from.first_name };
+      if (from.username !== undefined) chat.username = from.username;
+      // Names change; getChat answers with the latest ones, as Telegram does.
+      if (userId === opts.chatId) this.#chats.set(opts.chatId, structuredClone(chat));
+    } else chat = this.#chatFor(opts.chatId);
     const message: JsonObject = {
       message_id: this.#nextMessageId(opts.chatId),
+      ...this.#pushedPlace(opts),
       from,
       chat,
       date: unixNow(),
-      text: opts.text,
     };
-    if (opts.text.startsWith("/")) {
-      const command = opts.text.split(/\s/, 1)[0] ?? opts.text;
-      message.entities = [{ type: "bot_command", offset: 0, length: command.length }];
+    if (opts.mediaGroupId !== undefined) message.media_group_id = opts.mediaGroupId;
+    if (opts.text !== undefined) {
+      message.text = opts.text;
+      if (opts.text.startsWith("/")) {
+        const command = opts.text.split(/\s/, 1)[0] ?? opts.text;
+        message.entities = [{ type: "bot_command", offset: 0, length: command.length }];
+      }
+    }
+    for (const kind of MEDIA_KINDS) {
+      const spec = opts[kind];
+      if (spec !== undefined) {
+        Object.assign(message, mediaFields(kind, this.#pushedFile(kind, spec)));
+      }
+    }
+    if (hasMedia && opts.caption !== undefined) message.caption = opts.caption;
+    if (opts.contact !== undefined) {
+      message.contact = { first_name: from.first_name, ...opts.contact };
     }
     return this.pushUpdate({ message });
   }
@@ -372,6 +515,78 @@ export class FakeBotApi implements AsyncDisposable {
       .filter((c) => c.method === "sendMessage" && isObject(c.response) && c.response.ok === true)
       .map((c) => c.params as SentMessageParams)
       .filter((p) => chatId === undefined || String(p.chat_id) === String(chatId));
+  }
+
+  /**
+   * Every successful call of a method that posts messages (sendMessage, send* media,
+   * sendMediaGroup, copyMessage, forwardMessage), optionally only `method` and/or only to
+   * `chatId`, in the order they succeeded.
+   */
+  sentOf(method?: string, chatId?: number): SentRecord[] {
+    const name = method === undefined ? undefined : this.#canonical(method);
+    return this.#sends
+      .filter((s) => name === undefined || s.method === name)
+      .filter((s) => chatId === undefined || s.chatId === chatId)
+      .map((s) => structuredClone(s));
+  }
+
+  /**
+   * When each successful send (see {@linkcode FakeBotApi.sentOf}) happened, by the fake's
+   * clock, optionally only those to `chatId`. An album is one send, as for the flood limits.
+   */
+  sendTimes(chatId?: number): number[] {
+    return this.sentOf(undefined, chatId).map((s) => s.at);
+  }
+
+  /**
+   * Makes `chatId` a forum supergroup (or stops it being one): `getChat`, updates and sent
+   * messages then show `type: "supergroup"` and `is_forum: true`, and topics can be created.
+   */
+  setForum(chatId: number, on = true): void {
+    if (chatId > 0) throw new Error("setForum: only supergroups can be forums");
+    this.#forums.set(chatId, on);
+    const chat = this.#chatFor(chatId);
+    if (on) Object.assign(chat, { type: "supergroup", is_forum: true });
+    else delete chat.is_forum;
+    this.#chats.set(chatId, chat);
+  }
+
+  /** The topics of forum `chatId`, deleted ones included, in creation order. */
+  topics(chatId: number): TopicInfo[] {
+    return this.#forums.list(chatId);
+  }
+
+  /**
+   * The messages stored in thread `threadId` of `chatId`, by message_id: for a forum topic the
+   * service messages (`forum_topic_created`, ...) and everything posted or pushed into it.
+   */
+  messagesInThread(chatId: number, threadId: number): JsonObject[] {
+    return [...(this.#messages.get(chatId)?.values() ?? [])]
+      .filter((m) => m.message_thread_id === threadId)
+      .sort((a, b) => (a.message_id as number) - (b.message_id as number))
+      .map((m) => structuredClone(m));
+  }
+
+  /**
+   * Makes every send to the private chat with `userId` fail with 403 "bot was blocked by the
+   * user", and queues the `my_chat_member` update (status `kicked`) Telegram sends about it.
+   */
+  blockUser(userId: number, options: BlockOptions = {}): void {
+    if (this.#recipients.get(userId) === "blocked") return;
+    this.#recipients.set(userId, "blocked");
+    if (options.notify ?? true) this.#pushMyChatMember(userId, "member", "kicked");
+  }
+
+  /** Undoes {@linkcode FakeBotApi.blockUser}, queuing the `my_chat_member` update (`member`). */
+  unblockUser(userId: number, options: BlockOptions = {}): void {
+    if (this.#recipients.get(userId) !== "blocked") return;
+    this.#recipients.delete(userId);
+    if (options.notify ?? true) this.#pushMyChatMember(userId, "kicked", "member");
+  }
+
+  /** Makes every send to the private chat with `userId` fail with 403 "user is deactivated". */
+  deactivateUser(userId: number): void {
+    this.#recipients.set(userId, "deactivated");
   }
 
   /** Polls `fn` every 20 ms until it returns something other than undefined/false/null. */
@@ -519,7 +734,7 @@ export class FakeBotApi implements AsyncDisposable {
       sendMessage: (p) => this.#sendMessage(p),
       editMessageText: (p) => this.#editMessageText(p),
       editMessageReplyMarkup: (p) => this.#editMessageReplyMarkup(p),
-      sendDocument: (p) => this.#sendDocument(p),
+      sendMediaGroup: (p) => this.#sendMediaGroup(p),
       copyMessage: (p) => this.#copyMessage(p),
       forwardMessage: (p) => this.#forwardMessage(p),
       deleteMessage: (p) => this.#deleteMessage(p),
@@ -527,6 +742,11 @@ export class FakeBotApi implements AsyncDisposable {
       sendChatAction: (p) => this.#sendChatAction(p),
       getChat: (p) => this.#chatFor(requireChatId(p)),
       getChatMember: (p) => this.#getChatMember(p),
+      createForumTopic: (p) => this.#createForumTopic(p),
+      editForumTopic: (p) => this.#editForumTopic(p),
+      closeForumTopic: (p) => this.#setTopicClosed(p, true),
+      reopenForumTopic: (p) => this.#setTopicClosed(p, false),
+      deleteForumTopic: (p) => this.#deleteForumTopic(p),
       setMyCommands: (p) => this.#setMyCommands(p),
       getMyCommands: (p) => this.#commands.get(commandsKey(p)) ?? [],
       deleteMyCommands: (p) => {
@@ -542,6 +762,9 @@ export class FakeBotApi implements AsyncDisposable {
       unpinChatMessage: () => true,
       leaveChat: () => true,
     };
+    for (const [method, kind] of Object.entries(MEDIA_SEND_METHODS)) {
+      table[method] = (p) => this.#sendMedia(method, kind, p);
+    }
     for (const [name, handler] of Object.entries(table)) {
       this.#handlers.set(name.toLowerCase(), { name, handler });
     }
@@ -797,11 +1020,12 @@ export class FakeBotApi implements AsyncDisposable {
 
   // ---- messages ------------------------------------------------------------------------------
 
-  #sendMessage(p: Params): JsonObject {
+  #sendMessage(p: Params): unknown {
     const chatId = requireChatId(p);
     const formatted = formatText(p.text, p.parse_mode, p.entities, "text");
     const markup = checkMarkup(p.reply_markup);
-    return this.#newBotMessage(chatId, { ...textFields(formatted, "text"), ...markup });
+    const fields = { ...textFields(formatted, "text"), ...markup };
+    return this.#post("sendMessage", chatId, p, [fields], ([message]) => message);
   }
 
   #editMessageText(p: Params): unknown {
@@ -836,65 +1060,78 @@ export class FakeBotApi implements AsyncDisposable {
     return structuredClone(message);
   }
 
-  #sendDocument(p: Params): JsonObject {
+  /** sendPhoto, sendDocument, sendVideo, ...: one file by file_id, URL or upload. */
+  #sendMedia(method: string, kind: MediaKind, p: Params): unknown {
     const chatId = requireChatId(p);
-    const document = p.document;
-    if (document === undefined || document === "") {
-      throw badRequest("there is no document in the request");
-    }
-    const caption = formatText(p.caption, p.parse_mode, p.caption_entities, "caption");
+    const media = this.#files.fromInput(kind, p[kind], p);
+    const caption = CAPTIONED_KINDS.has(kind)
+      ? textFields(formatText(p.caption, p.parse_mode, p.caption_entities, "caption"), "caption")
+      : {};
     const markup = checkMarkup(p.reply_markup);
-    const n = ++this.#fileCounter;
-    const described = isObject(document) ? document : {};
-    const fileName = typeof described.file_name === "string"
-      ? described.file_name
-      : typeof document === "string"
-      ? (document.split(/[/?#]/).filter(Boolean).at(-1) ?? "file")
-      : "file";
-    const doc: JsonObject = {
-      file_id: `BQACAgIAAxkDAAI${String(n).padStart(6, "0")}`,
-      file_unique_id: `AgAD${String(n).padStart(6, "0")}`,
-      file_name: fileName,
-    };
-    if (typeof described.mime_type === "string") doc.mime_type = described.mime_type;
-    if (typeof described.file_size === "number") doc.file_size = described.file_size;
-    return this.#newBotMessage(chatId, {
-      document: doc,
-      ...textFields(caption, "caption"),
-      ...markup,
-    });
+    const fields = { ...mediaFields(kind, media), ...caption, ...markup };
+    return this.#post(method, chatId, p, [fields], ([message]) => message);
   }
 
-  #copyMessage(p: Params): JsonObject {
+  #sendMediaGroup(p: Params): unknown {
+    const chatId = requireChatId(p);
+    const items = p.media;
+    if (!Array.isArray(items) || items.length === 0) {
+      throw badRequest("there are no messages to send");
+    }
+    if (items.length > 10) throw badRequest("too many messages to send as an album");
+    if (!items.every(isObject)) throw badRequest("can't parse InputMedia JSON object");
+    checkAlbumTypes(items.map((item) => String(item.type ?? "")));
+    const contents = items.map((item) => {
+      const kind = item.type as MediaKind;
+      const source = attached(item.media, p);
+      if (source === undefined) throw badRequest("can't parse InputMedia: media not found");
+      const media = this.#files.fromInput(kind, source, item);
+      const caption = formatText(item.caption, item.parse_mode, item.caption_entities, "caption");
+      return { ...mediaFields(kind, media), ...textFields(caption, "caption") };
+    });
+    // A single item goes out as an ordinary message outside any album, as Telegram sends it.
+    const album = contents.length > 1
+      ? { media_group_id: String(13_579_246_801_357_900n + BigInt(++this.#albumCounter)) }
+      : {};
+    const messages = contents.map((fields) => ({ ...album, ...fields }));
+    return this.#post("sendMediaGroup", chatId, p, messages, (sent) => sent);
+  }
+
+  #copyMessage(p: Params): unknown {
     const chatId = requireChatId(p);
     const source = this.#findMessage(p, "from_chat_id", "copy");
+    if (!CONTENT_KEYS.some((k) => source[k] !== undefined)) {
+      throw badRequest("message can't be copied");
+    }
     const fields: JsonObject = {};
-    for (const key of ["text", "entities", "caption", "caption_entities", "document"]) {
+    for (const key of COPIED_KEYS) {
       if (source[key] !== undefined) fields[key] = structuredClone(source[key]);
     }
-    if (p.caption !== undefined) {
+    const kind = mediaKindOf(source);
+    // Only media carry captions; Telegram ignores a caption given for a text or a sticker.
+    if (p.caption !== undefined && kind !== undefined && CAPTIONED_KINDS.has(kind)) {
+      delete fields.caption;
       delete fields.caption_entities;
-      Object.assign(
-        fields,
-        textFields(formatText(p.caption, p.parse_mode, p.caption_entities, "caption"), "caption"),
-      );
+      const caption = formatText(p.caption, p.parse_mode, p.caption_entities, "caption");
+      Object.assign(fields, textFields(caption, "caption"));
     }
     Object.assign(fields, checkMarkup(p.reply_markup));
-    const copy = this.#newBotMessage(chatId, fields);
-    return { message_id: copy.message_id };
+    return this.#post("copyMessage", chatId, p, [fields], ([copy]) => ({
+      message_id: copy?.message_id,
+    }));
   }
 
-  #forwardMessage(p: Params): JsonObject {
+  #forwardMessage(p: Params): unknown {
     const chatId = requireChatId(p);
     const source = this.#findMessage(p, "from_chat_id", "forward");
-    const fields: JsonObject = {
-      forward_origin: { type: "user", sender_user: source.from, date: source.date },
-      forward_date: source.date,
-    };
-    for (const key of ["text", "entities", "caption", "caption_entities", "document"]) {
+    if (!CONTENT_KEYS.some((k) => source[k] !== undefined)) {
+      throw badRequest("message can't be forwarded");
+    }
+    const fields: JsonObject = { forward_origin: originOf(source), forward_date: source.date };
+    for (const key of COPIED_KEYS) {
       if (source[key] !== undefined) fields[key] = structuredClone(source[key]);
     }
-    return this.#newBotMessage(chatId, fields);
+    return this.#post("forwardMessage", chatId, p, [fields], ([message]) => message);
   }
 
   #deleteMessage(p: Params): boolean {
@@ -918,11 +1155,13 @@ export class FakeBotApi implements AsyncDisposable {
   }
 
   #sendChatAction(p: Params): boolean {
-    requireChatId(p);
+    const chatId = requireChatId(p);
     const action = optString(p, "action");
     if (action === undefined || !CHAT_ACTIONS.has(action)) {
       throw badRequest("wrong parameter action in request");
     }
+    this.#explicitThread(chatId, p);
+    this.#checkRecipient(chatId);
     return true;
   }
 
@@ -956,6 +1195,177 @@ export class FakeBotApi implements AsyncDisposable {
     this.#commands.set(commandsKey(p), structuredClone(commands));
     return true;
   }
+
+  // ---- forum topics --------------------------------------------------------------------------
+
+  #createForumTopic(p: Params): JsonObject {
+    const chatId = requireChatId(p);
+    const wanted = this.#forums.checkNew(chatId, p);
+    // A topic is named after the service message that starts it, as in Telegram.
+    const topic = this.#forums.add(chatId, this.#nextMessageId(chatId), wanted);
+    const created: JsonObject = { name: topic.name, icon_color: topic.iconColor };
+    if (topic.iconCustomEmojiId !== undefined) {
+      created.icon_custom_emoji_id = topic.iconCustomEmojiId;
+    }
+    this.#storeMessage({
+      message_id: topic.id,
+      message_thread_id: topic.id,
+      from: this.#botUser(),
+      chat: this.#chatFor(chatId),
+      date: unixNow(),
+      is_topic_message: true,
+      forum_topic_created: created,
+    });
+    return topicObject(topic);
+  }
+
+  #editForumTopic(p: Params): boolean {
+    const chatId = requireChatId(p);
+    const { topic, changes } = this.#forums.edit(chatId, p);
+    if (changes !== null) this.#postInTopic(chatId, topic.id, { forum_topic_edited: changes });
+    return true;
+  }
+
+  #setTopicClosed(p: Params, closed: boolean): boolean {
+    const chatId = requireChatId(p);
+    const topic = this.#forums.setClosed(chatId, p, closed);
+    const service = closed ? { forum_topic_closed: {} } : { forum_topic_reopened: {} };
+    this.#postInTopic(chatId, topic.id, service);
+    return true;
+  }
+
+  #deleteForumTopic(p: Params): boolean {
+    const chatId = requireChatId(p);
+    const topic = this.#forums.delete(chatId, p);
+    // Deleting a topic deletes every message in it.
+    const inChat = this.#messages.get(chatId);
+    for (const [id, message] of inChat ?? []) {
+      if (message.message_thread_id === topic.id) inChat?.delete(id);
+    }
+    return true;
+  }
+
+  /** Stores a service message in a topic; the bot gets no update about its own actions. */
+  #postInTopic(chatId: number, threadId: number, fields: JsonObject): void {
+    const root = this.#topicRoot(chatId, threadId);
+    this.#storeMessage({
+      message_id: this.#nextMessageId(chatId),
+      message_thread_id: threadId,
+      from: this.#botUser(),
+      chat: this.#chatFor(chatId),
+      date: unixNow(),
+      is_topic_message: true,
+      ...(root === undefined ? {} : { reply_to_message: root }),
+      ...fields,
+    });
+  }
+
+  /** The message that started topic `threadId`, as a reply_to_message, if it still exists. */
+  #topicRoot(chatId: number, threadId: number): JsonObject | undefined {
+    const root = this.#messages.get(chatId)?.get(threadId);
+    return root?.forum_topic_created === undefined ? undefined : replyCopy(root);
+  }
+
+  // ---- the send path -------------------------------------------------------------------------
+
+  /**
+   * The shared end of every method that posts messages, after its own checks: thread and reply
+   * (400), recipient (403) and flood limits (429); then the messages are stored and the send is
+   * recorded. `answer` makes the method's result from the stored messages.
+   */
+  #post(
+    method: string,
+    chatId: number,
+    p: Params,
+    contents: JsonObject[],
+    answer: (messages: JsonObject[]) => unknown,
+  ): unknown {
+    const place = this.#placement(chatId, p, method !== "forwardMessage");
+    this.#checkRecipient(chatId);
+    const at = this.#clock();
+    if (this.#floodLimits !== null) {
+      const wait = floodWait(this.#flood, chatId, at, this.#floodLimits);
+      if (wait > 0) {
+        throw new ApiError(429, `Too Many Requests: retry after ${wait}`, { retry_after: wait });
+      }
+      this.#flood = recordSend(this.#flood, chatId, at, this.#floodLimits);
+    }
+    const messages = contents.map((fields) => this.#newBotMessage(chatId, { ...place, ...fields }));
+    const result = answer(messages);
+    const ids = messages.map((m) => m.message_id as number);
+    const record: SentRecord = {
+      method,
+      chatId,
+      params: p,
+      result: structuredClone(result),
+      at,
+      message_id: ids[0] ?? 0,
+      message_ids: ids,
+    };
+    const threadId = messages[0]?.message_thread_id;
+    if (typeof threadId === "number") record.message_thread_id = threadId;
+    this.#sends.push(record);
+    return result;
+  }
+
+  /** Where a sent message goes: its thread and what it replies to, or Telegram's 400. */
+  #placement(chatId: number, p: Params, replies: boolean): JsonObject {
+    let threadId = this.#explicitThread(chatId, p);
+    const forum = this.#forums.isForum(chatId);
+    const fields: JsonObject = {};
+    const reply = replies ? replyRequest(p) : null;
+    if (reply !== null) {
+      const fromChat = reply.chatId ?? chatId;
+      const target = this.#messages.get(fromChat)?.get(reply.messageId);
+      if (fromChat !== chatId) {
+        // allow_sending_without_reply never applies to other chats.
+        if (target === undefined) throw badRequest(REPLY_NOT_FOUND);
+        fields.external_reply = externalReply(target);
+      } else if (target !== undefined) {
+        const targetThread = target.is_topic_message === true
+          ? target.message_thread_id as number
+          : undefined;
+        if (forum && threadId !== undefined && targetThread !== threadId) {
+          throw badRequest(REPLY_NOT_FOUND);
+        }
+        // A reply lands in the topic of the message it answers without being told to.
+        if (forum && threadId === undefined && targetThread !== undefined) {
+          threadId = this.#forums.checkPostable(chatId, targetThread).id;
+        }
+        fields.reply_to_message = replyCopy(target);
+      } else if (!reply.allowWithout) throw badRequest(REPLY_NOT_FOUND);
+    }
+    if (threadId === undefined) return fields;
+    const place: JsonObject = { message_thread_id: threadId };
+    if (forum) {
+      place.is_topic_message = true;
+      // Telegram shows a topic message that replies to nothing as a reply to the topic's start.
+      const root = this.#topicRoot(chatId, threadId);
+      if (Object.keys(fields).length === 0 && root !== undefined) place.reply_to_message = root;
+    }
+    return { ...place, ...fields };
+  }
+
+  /** The `message_thread_id` a send names, checked; undefined when it names none. */
+  #explicitThread(chatId: number, p: Params): number | undefined {
+    const threadId = optInt(p, "message_thread_id");
+    if (threadId === undefined || threadId === 0) return undefined;
+    // Private chats have no topics in the fake; Telegram ignores the parameter there.
+    if (chatId > 0) return undefined;
+    if (this.#forums.isForum(chatId)) return this.#forums.checkPostable(chatId, threadId).id;
+    // Outside forums a thread is the replies to one message, which must exist.
+    if (this.#messages.get(chatId)?.has(threadId)) return threadId;
+    throw badRequest("message thread not found");
+  }
+
+  /** Telegram's 403s for a private chat whose user blocked the bot or is gone. */
+  #checkRecipient(chatId: number): void {
+    const state = chatId > 0 ? this.#recipients.get(chatId) : undefined;
+    if (state === "blocked") throw new ApiError(403, BLOCKED);
+    if (state === "deactivated") throw new ApiError(403, DEACTIVATED);
+  }
+
+  // ---- stored messages, chats and users ------------------------------------------------------
 
   /** Looks up a message the bot may change; Telegram refuses other people's messages. */
   #ownMessage(p: Params, verb: string): JsonObject {
@@ -1032,16 +1442,31 @@ export class FakeBotApi implements AsyncDisposable {
   #chatFor(chatId: number): JsonObject {
     const known = this.#chats.get(chatId);
     if (known !== undefined) return structuredClone(known);
-    if (chatId > 0) return { id: chatId, type: "private", first_name: "User" };
+    if (chatId > 0) {
+      const user = this.#users.get(chatId);
+      const chat: JsonObject = {
+        id: chatId,
+        type: "private",
+        first_name: user?.first_name ?? "User",
+      };
+      if (user?.username !== undefined) chat.username = user.username;
+      return chat;
+    }
     return chatId < -1_000_000_000_000
       ? { id: chatId, type: "supergroup", title: "Group" }
       : { id: chatId, type: "group", title: "Group" };
   }
 
-  #user(id: number, languageCode = "en", firstName?: string) {
-    const known = this.#chats.get(id)?.first_name;
-    const name = firstName ?? (typeof known === "string" ? known : "User");
-    return { id, is_bot: false, first_name: name, language_code: languageCode };
+  /** A user as updates show them; names not given are the ones last pushed. */
+  #user(id: number, languageCode = "en", firstName?: string, username?: string): UserObject {
+    const known = this.#users.get(id);
+    const chatName = this.#chats.get(id)?.first_name;
+    const name = firstName ?? known?.first_name ??
+      (typeof chatName === "string" ? chatName : "User");
+    const handle = username ?? known?.username;
+    return handle === undefined
+      ? { id, is_bot: false, first_name: name, language_code: languageCode }
+      : { id, is_bot: false, first_name: name, username: handle, language_code: languageCode };
   }
 
   #botUser(): JsonObject {
@@ -1052,6 +1477,63 @@ export class FakeBotApi implements AsyncDisposable {
   #fromBot(message: JsonObject): boolean {
     return isObject(message.from) && message.from.id === this.botInfo.id;
   }
+
+  /** Thread and reply fields of a pushed message; a test that names a missing one is wrong. */
+  #pushedPlace(opts: PushMessageOptions): JsonObject {
+    const fields: JsonObject = {};
+    const threadId = opts.threadId;
+    const forum = threadId !== undefined && this.#forums.isForum(opts.chatId);
+    if (threadId !== undefined) {
+      if (forum && this.#forums.topic(opts.chatId, threadId) === undefined) {
+        throw new Error(
+          `pushMessage: chat ${opts.chatId} has no topic ${threadId}; create it with createForumTopic`,
+        );
+      }
+      fields.message_thread_id = threadId;
+      if (forum) fields.is_topic_message = true;
+    }
+    if (opts.replyToMessageId !== undefined) {
+      const target = this.#messages.get(opts.chatId)?.get(opts.replyToMessageId);
+      if (target === undefined) {
+        throw new Error(
+          `pushMessage: no message ${opts.replyToMessageId} in chat ${opts.chatId} to reply to`,
+        );
+      }
+      fields.reply_to_message = replyCopy(target);
+    } else if (forum && threadId !== undefined) {
+      const root = this.#topicRoot(opts.chatId, threadId);
+      if (root !== undefined) fields.reply_to_message = root;
+    }
+    return fields;
+  }
+
+  /** The media object for a pushed file; a file_id the fake already knows keeps its identity. */
+  #pushedFile(kind: MediaKind, spec: PushedFile): unknown {
+    if (spec === true) return this.#files.mint(kind);
+    if (typeof spec === "string") {
+      return this.#files.kindOf(spec) === kind
+        ? this.#files.fromInput(kind, spec)
+        : this.#files.mint(kind, {}, spec);
+    }
+    const { file_id: fileId, ...fields } = spec;
+    return this.#files.mint(kind, fields, typeof fileId === "string" ? fileId : undefined);
+  }
+
+  /** Queues the update Telegram sends when a user blocks (`kicked`) or unblocks the bot. */
+  #pushMyChatMember(userId: number, from: string, to: string): void {
+    const bot = this.#botUser();
+    const member = (status: string) =>
+      status === "kicked" ? { user: bot, status, until_date: 0 } : { user: bot, status };
+    this.pushUpdate({
+      my_chat_member: {
+        chat: this.#chatFor(userId),
+        from: this.#user(userId),
+        date: unixNow(),
+        old_chat_member: member(from),
+        new_chat_member: member(to),
+      },
+    });
+  }
 }
 
 /** A successful result that also carries Telegram's `description` (e.g. "Webhook was set"). */
@@ -1059,578 +1541,83 @@ class Described {
   constructor(readonly result: unknown, readonly text: string) {}
 }
 
-// ---- request decoding ------------------------------------------------------------------------
-
-async function readParams(request: Request, url: URL): Promise<Params> {
-  const params: Params = {};
-  for (const [key, value] of url.searchParams) params[key] = value;
-  if (request.method === "POST" || request.method === "PUT") {
-    const type = request.headers.get("content-type") ?? "";
-    if (
-      type.includes("multipart/form-data") || type.includes("application/x-www-form-urlencoded")
-    ) {
-      Object.assign(params, await readForm(request));
-    } else {
-      const text = await request.text();
-      if (text.trim() !== "") {
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          throw new Error("can't parse JSON object");
-        }
-        if (!isObject(body)) throw new Error("JSON object expected");
-        Object.assign(params, body);
-      }
-    }
-  } else {
-    await request.body?.cancel();
-  }
-  for (const [key, value] of Object.entries(params)) params[key] = coerceJsonField(key, value);
-  return params;
-}
-
-async function readForm(request: Request): Promise<Params> {
-  let form: FormData;
-  try {
-    form = await request.formData();
-  } catch {
-    throw new Error("can't parse request body");
-  }
-  const params: Params = {};
-  const files = new Map<string, JsonObject>();
-  for (const [key, value] of form) {
-    if (typeof value === "string") params[key] = value;
-    else {
-      files.set(key, {
-        file_name: value.name || key,
-        mime_type: value.type || "application/octet-stream",
-        file_size: value.size,
-      });
-    }
-  }
-  // grammY uploads as `document: "attach://<part>"` plus a separate part holding the bytes.
-  for (const [key, value] of Object.entries(params)) {
-    if (typeof value === "string" && value.startsWith("attach://")) {
-      const part = value.slice("attach://".length);
-      const file = files.get(part);
-      if (file !== undefined) {
-        params[key] = file;
-        files.delete(part);
-      }
-    }
-  }
-  for (const [key, file] of files) params[key] = file;
-  return params;
-}
-
-function coerceJsonField(key: string, value: unknown): unknown {
-  if (typeof value !== "string" || !JSON_FIELDS.has(key)) return value;
-  try {
-    return JSON.parse(value);
-  } catch {
-    throw new Error(`can't parse ${key} JSON object`);
-  }
-}
-
-function optInt(p: Params, key: string): number | undefined {
-  const n = optNumber(p, key);
-  return n === undefined ? undefined : Math.trunc(n);
-}
-
-function optNumber(p: Params, key: string): number | undefined {
-  const value = p[key];
-  if (typeof value === "number" && Number.isFinite(value)) return value;
-  if (typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value.trim())) return Number(value);
-  return undefined;
-}
-
-function optString(p: Params, key: string): string | undefined {
-  const value = p[key];
-  if (typeof value === "string") return value;
-  if (typeof value === "number") return String(value);
-  return undefined;
-}
-
-function optBool(p: Params, key: string): boolean {
-  const value = p[key];
-  return value === true || value === "true" || value === "1" || value === 1;
-}
-
-function requireChatId(p: Params, key = "chat_id"): number {
-  const value = p[key];
-  if (value === undefined || value === "") throw badRequest(`${key} is empty`);
-  const id = optInt(p, key);
-  // "@username" ids would need a directory of public chats that the fake does not have.
-  if (id === undefined || id === 0) throw badRequest("chat not found");
-  return id;
-}
+type UserObject = {
+  id: number;
+  is_bot: false;
+  first_name: string;
+  username?: string;
+  language_code: string;
+};
 
 function commandsKey(p: Params): string {
   const scope = isObject(p.scope) ? p.scope : { type: "default" };
   return `${JSON.stringify(scope)}|${optString(p, "language_code") ?? ""}`;
 }
 
-// ---- responses -------------------------------------------------------------------------------
-
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
-function fail(code: number, description: string, parameters?: JsonObject): ApiBody {
-  return parameters === undefined
-    ? { ok: false, error_code: code, description }
-    : { ok: false, error_code: code, description, parameters };
-}
-
-function errorAnswer(code: number, description: string, parameters?: JsonObject): Answer {
-  const status = code >= 400 && code <= 599 ? code : 500;
-  return { status, body: fail(code, description, parameters) };
-}
-
-function faultAnswer(fault: FaultSpec): Answer {
-  const retryAfter = fault.retry_after ?? (fault.error_code === 429 ? 1 : undefined);
-  const description = fault.description ?? defaultDescription(fault.error_code, retryAfter);
-  return errorAnswer(
-    fault.error_code,
-    description,
-    retryAfter === undefined ? undefined : { retry_after: retryAfter },
-  );
-}
-
-function defaultDescription(code: number, retryAfter: number | undefined): string {
-  switch (code) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden: bot was blocked by the user";
-    case 404:
-      return "Not Found";
-    case 409:
-      return "Conflict";
-    case 429:
-      return `Too Many Requests: retry after ${retryAfter ?? 1}`;
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    default:
-      return `Error ${code}`;
-  }
-}
-
-// ---- text, entities and markup ---------------------------------------------------------------
-
-function formatText(
-  value: unknown,
-  parseMode: unknown,
-  entities: unknown,
-  kind: "text" | "caption",
-): Formatted {
-  if (value === undefined && kind === "caption") return { text: "", entities: [] };
-  const raw = typeof value === "string" ? value : typeof value === "number" ? String(value) : "";
-  if (kind === "text" && raw.trim() === "") throw badRequest("message text is empty");
-  let formatted: Formatted;
-  const mode = typeof parseMode === "string" ? parseMode.toLowerCase() : "";
-  if (mode === "html") formatted = parseHtml(raw);
-  else if (mode === "markdownv2") formatted = parseMarkdownV2(raw);
-  else if (mode === "markdown") formatted = parseLegacyMarkdown(raw);
-  else if (mode === "") {
-    formatted = { text: raw, entities: Array.isArray(entities) ? structuredClone(entities) : [] };
-  } else throw badRequest(`unsupported parse_mode`);
-  if (kind === "text") {
-    if (formatted.text.trim() === "") throw badRequest("message text is empty");
-    if (formatted.text.length > 4096) throw badRequest("message is too long");
-  } else if (formatted.text.length > 1024) throw badRequest("message caption is too long");
-  return formatted;
-}
-
-function textFields(formatted: Formatted, kind: "text" | "caption"): JsonObject {
-  const fields: JsonObject = {};
-  if (formatted.text === "") return fields;
-  fields[kind] = formatted.text;
-  if (formatted.entities.length > 0) {
-    fields[kind === "text" ? "entities" : "caption_entities"] = formatted.entities;
-  }
-  return fields;
-}
-
-function entityError(what: string): ApiError {
-  return badRequest(`can't parse entities: ${what}`);
-}
-
-function byteOffset(source: string, index: number): number {
-  return new TextEncoder().encode(source.slice(0, index)).length;
-}
-
-const HTML_ENTITY_TYPES: Record<string, string> = {
-  b: "bold",
-  strong: "bold",
-  i: "italic",
-  em: "italic",
-  u: "underline",
-  ins: "underline",
-  s: "strikethrough",
-  strike: "strikethrough",
-  del: "strikethrough",
-  a: "text_link",
-  code: "code",
-  pre: "pre",
-  "tg-spoiler": "spoiler",
-  span: "spoiler",
-  blockquote: "blockquote",
-  "tg-emoji": "custom_emoji",
-};
-const HTML_TAGS = new Set(Object.keys(HTML_ENTITY_TYPES));
-
-/** Telegram's HTML subset: returns the plain text and entities, or throws its parse errors. */
-export function parseHtml(source: string): Formatted {
-  let text = "";
-  const entities: Entity[] = [];
-  const open: Array<{ tag: string; start: number; entity: Entity | null }> = [];
-  let i = 0;
-  while (i < source.length) {
-    const c = source[i];
-    const rest = source.slice(i);
-    if (c === "<" && rest[1] === "/") {
-      const end = /^<\/([a-zA-Z][a-zA-Z0-9-]*)\s*>/.exec(rest);
-      if (end === null) {
-        throw entityError(`Unexpected end tag at byte offset ${byteOffset(source, i)}`);
-      }
-      const tag = (end[1] ?? "").toLowerCase();
-      const top = open.pop();
-      if (top === undefined) {
-        throw entityError(`Unexpected end tag at byte offset ${byteOffset(source, i)}`);
-      }
-      if (top.tag !== tag) {
-        throw entityError(
-          `Unmatched end tag at byte offset ${
-            byteOffset(source, i)
-          }, expected "</${top.tag}>", found "</${tag}>"`,
-        );
-      }
-      // Telegram silently drops entities that cover no text.
-      if (top.entity !== null && text.length > top.start) {
-        entities.push({ ...top.entity, offset: top.start, length: text.length - top.start });
-      }
-      i += end[0].length;
-    } else if (c === "<") {
-      const start =
-        /^<([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^\s=>/]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*)\s*>/
-          .exec(rest);
-      if (start === null) {
-        const name = /^<([a-zA-Z0-9-]*)/.exec(rest)?.[1] ?? "";
-        throw entityError(
-          `Unsupported start tag "${name}" at byte offset ${byteOffset(source, i)}`,
-        );
-      }
-      const tag = (start[1] ?? "").toLowerCase();
-      if (!HTML_TAGS.has(tag)) {
-        throw entityError(`Unsupported start tag "${tag}" at byte offset ${byteOffset(source, i)}`);
-      }
-      const attrs = parseAttributes(start[2] ?? "");
-      const parent = open.at(-1);
-      let entity: Entity | null = { type: HTML_ENTITY_TYPES[tag] ?? tag, offset: 0, length: 0 };
-      if (tag === "a") {
-        const href = attrs.get("href");
-        entity = href === undefined ? null : { ...entity, url: href };
-      } else if (tag === "span" && attrs.get("class") !== "tg-spoiler") {
-        throw entityError(
-          `Tag "span" must have class "tg-spoiler" at byte offset ${byteOffset(source, i)}`,
-        );
-      } else if (tag === "blockquote" && attrs.has("expandable")) {
-        entity.type = "expandable_blockquote";
-      } else if (tag === "tg-emoji") {
-        const id = attrs.get("emoji-id");
-        if (id === undefined) throw entityError(`Tag "tg-emoji" must have attribute "emoji-id"`);
-        entity.custom_emoji_id = id;
-      } else if (tag === "code" && parent?.tag === "pre" && parent.entity !== null) {
-        // <pre><code class="language-x"> is one pre entity with a language, not two entities.
-        const language = /^language-(.+)$/.exec(attrs.get("class") ?? "")?.[1];
-        if (language !== undefined) parent.entity.language = language;
-        entity = null;
-      }
-      open.push({ tag, start: text.length, entity });
-      i += start[0].length;
-    } else if (c === ">") {
-      throw entityError(
-        `Character '>' must be escaped as "&gt;" at byte offset ${byteOffset(source, i)}`,
-      );
-    } else if (c === "&") {
-      const decoded = decodeEntity(rest);
-      if (decoded === null) {
-        throw entityError(
-          `Character '&' must start an HTML entity (use "&amp;") at byte offset ${
-            byteOffset(source, i)
-          }`,
-        );
-      }
-      text += decoded.text;
-      i += decoded.length;
-    } else {
-      text += c;
-      i++;
+/** What a send asks to reply to: `reply_parameters`, or the legacy `reply_to_message_id`. */
+function replyRequest(p: Params): ReplyRequest | null {
+  const given = p.reply_parameters;
+  if (given !== undefined && given !== null) {
+    if (!isObject(given) || optInt(given, "message_id") === undefined) {
+      throw badRequest("can't parse reply parameters JSON object");
     }
+    const request: ReplyRequest = {
+      messageId: optInt(given, "message_id") ?? 0,
+      allowWithout: optBool(given, "allow_sending_without_reply"),
+    };
+    if (given.chat_id !== undefined) request.chatId = requireChatId(given);
+    return request;
   }
-  const unclosed = open.at(-1);
-  if (unclosed !== undefined) {
-    throw entityError(`Can't find end tag corresponding to start tag "${unclosed.tag}"`);
-  }
-  entities.sort((a, b) => a.offset - b.offset || b.length - a.length);
-  return { text, entities };
+  const legacy = optInt(p, "reply_to_message_id");
+  if (legacy === undefined || legacy === 0) return null;
+  return { messageId: legacy, allowWithout: optBool(p, "allow_sending_without_reply") };
 }
 
-function decodeEntity(rest: string): { text: string; length: number } | null {
-  const m = /^&(?:(lt|gt|amp|quot)|#(\d{1,8})|#[xX]([0-9a-fA-F]{1,7}));/.exec(rest);
-  if (m === null) return null;
-  const named: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"' };
-  if (m[1] !== undefined) return { text: named[m[1]] ?? "", length: m[0].length };
-  const code = m[2] !== undefined ? Number(m[2]) : parseInt(m[3] ?? "", 16);
-  if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return null;
-  return { text: String.fromCodePoint(code), length: m[0].length };
+/** A message as `reply_to_message` shows it: Telegram nests replies only one level deep. */
+function replyCopy(message: JsonObject): JsonObject {
+  const copy = structuredClone(message);
+  delete copy.reply_to_message;
+  return copy;
 }
 
-function parseAttributes(source: string): Map<string, string> {
-  const attrs = new Map<string, string>();
-  const re = /([^\s=>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?/g;
-  for (const m of source.matchAll(re)) {
-    const raw = m[2] ?? m[3] ?? m[4] ?? "";
-    let value = "";
-    for (let i = 0; i < raw.length;) {
-      const decoded = raw[i] === "&" ? decodeEntity(raw.slice(i)) : null;
-      value += decoded?.text ?? raw[i];
-      i += decoded?.length ?? 1;
-    }
-    attrs.set((m[1] ?? "").toLowerCase(), value);
+/** ExternalReplyInfo for a reply to a message in another chat. */
+function externalReply(message: JsonObject): JsonObject {
+  const info: JsonObject = { origin: originOf(message) };
+  const chat = message.chat;
+  // Telegram names the original chat only for supergroups and channels.
+  if (isObject(chat) && (chat.type === "supergroup" || chat.type === "channel")) {
+    info.chat = structuredClone(chat);
+    info.message_id = message.message_id;
   }
-  return attrs;
+  for (const key of CONTENT_KEYS) {
+    if (key !== "text" && message[key] !== undefined) info[key] = structuredClone(message[key]);
+  }
+  return info;
 }
 
-const MD_RESERVED = "_*[]()~`>#+-=|{}.!";
-const MD_NAMES: Record<string, string> = {
-  bold: "Bold",
-  italic: "Italic",
-  underline: "Underline",
-  strikethrough: "Strikethrough",
-  spoiler: "Spoiler",
-  text_link: "TextUrl",
-  custom_emoji: "CustomEmoji",
-};
+function originOf(message: JsonObject): JsonObject {
+  return { type: "user", sender_user: message.from, date: message.date };
+}
 
-/** An approximation of Telegram's MarkdownV2 parser, strict about unescaped reserved characters. */
-export function parseMarkdownV2(source: string): Formatted {
-  let text = "";
-  const entities: Entity[] = [];
-  const open: Array<{ type: string; start: number; at: number }> = [];
-  let quoteStart = -1;
-  let i = 0;
-  const push = (type: string, start: number, extra: JsonObject = {}) => {
-    if (text.length > start) {
-      entities.push({ type, offset: start, length: text.length - start, ...extra });
-    }
+function topicObject(topic: TopicInfo): JsonObject {
+  const result: JsonObject = {
+    message_thread_id: topic.id,
+    name: topic.name,
+    icon_color: topic.iconColor,
   };
-  while (i < source.length) {
-    const c = source[i] ?? "";
-    const next = source[i + 1];
-    if (c === "\\") {
-      const code = next?.charCodeAt(0) ?? 0;
-      if (next !== undefined && code >= 1 && code <= 126) {
-        text += next;
-        i += 2;
-      } else {
-        text += c;
-        i++;
-      }
-      continue;
-    }
-    if (c === "`") {
-      const fence = source.startsWith("```", i);
-      const marker = fence ? "```" : "`";
-      let j = i + marker.length;
-      let language: string | undefined;
-      if (fence) {
-        const newline = source.indexOf("\n", j);
-        const first = newline === -1 ? "" : source.slice(j, newline);
-        if (newline !== -1 && /^[\w+#.-]*$/.test(first)) {
-          if (first !== "") language = first;
-          j = newline + 1;
-        }
-      }
-      let body = "";
-      while (j < source.length && !source.startsWith(marker, j)) {
-        if (source[j] === "\\" && (source[j + 1] === "`" || source[j + 1] === "\\")) {
-          body += source[j + 1];
-          j += 2;
-        } else {
-          body += source[j];
-          j++;
-        }
-      }
-      if (j >= source.length) {
-        throw entityError(
-          `Can't find end of ${fence ? "Pre" : "Code"} entity at byte offset ${
-            byteOffset(source, i)
-          }`,
-        );
-      }
-      const start = text.length;
-      text += body;
-      push(fence ? "pre" : "code", start, language === undefined ? {} : { language });
-      i = j + marker.length;
-      continue;
-    }
-    if (c === ">" && (i === 0 || source[i - 1] === "\n")) {
-      if (quoteStart < 0) quoteStart = text.length;
-      i++;
-      continue;
-    }
-    if (c === "\n" && quoteStart >= 0 && next !== ">") {
-      push("blockquote", quoteStart);
-      quoteStart = -1;
-    }
-    const marker = c === "_" && next === "_" ? "__" : c === "|" && next === "|" ? "||" : c;
-    const type = ({
-      "*": "bold",
-      "_": "italic",
-      "__": "underline",
-      "~": "strikethrough",
-      "||": "spoiler",
-    } as Record<string, string>)[marker];
-    if (type !== undefined) {
-      const top = open.at(-1);
-      if (top?.type === type) {
-        open.pop();
-        push(type, top.start);
-      } else if (open.some((o) => o.type === type) && top !== undefined) {
-        throw entityError(
-          `Can't find end of ${MD_NAMES[top.type] ?? top.type} entity at byte offset ${
-            byteOffset(source, top.at)
-          }`,
-        );
-      } else open.push({ type, start: text.length, at: i });
-      i += marker.length;
-      continue;
-    }
-    if (c === "[" || (c === "!" && next === "[")) {
-      open.push({ type: c === "!" ? "custom_emoji" : "text_link", start: text.length, at: i });
-      i += c === "!" ? 2 : 1;
-      continue;
-    }
-    if (c === "]") {
-      const top = open.at(-1);
-      if ((top?.type === "text_link" || top?.type === "custom_emoji") && next === "(") {
-        let j = i + 2;
-        let url = "";
-        while (j < source.length && source[j] !== ")") {
-          if (source[j] === "\\" && j + 1 < source.length) j++;
-          url += source[j];
-          j++;
-        }
-        if (j >= source.length) {
-          throw entityError(`Can't find end of a URL at byte offset ${byteOffset(source, i + 1)}`);
-        }
-        open.pop();
-        if (top.type === "custom_emoji") {
-          const id = /^tg:\/\/emoji\?id=(\d+)$/.exec(url)?.[1];
-          if (id === undefined) {
-            throw entityError("Custom emoji entity must contain a tg://emoji URL");
-          }
-          push("custom_emoji", top.start, { custom_emoji_id: id });
-        } else push("text_link", top.start, { url });
-        i = j + 1;
-        continue;
-      }
-    }
-    if (MD_RESERVED.includes(c)) {
-      throw entityError(`Character '${c}' is reserved and must be escaped with the preceding '\\'`);
-    }
-    text += c;
-    i++;
-  }
-  if (quoteStart >= 0) push("blockquote", quoteStart);
-  const unclosed = open.at(-1);
-  if (unclosed !== undefined) {
-    throw entityError(
-      `Can't find end of ${MD_NAMES[unclosed.type] ?? unclosed.type} entity at byte offset ${
-        byteOffset(source, unclosed.at)
-      }`,
-    );
-  }
-  entities.sort((a, b) => a.offset - b.offset || b.length - a.length);
-  return { text, entities };
+  if (topic.iconCustomEmojiId !== undefined) result.icon_custom_emoji_id = topic.iconCustomEmojiId;
+  return result;
 }
 
-/** Legacy Markdown: only unbalanced markers are errors, which is what trips bots up. */
-function parseLegacyMarkdown(source: string): Formatted {
-  let text = "";
-  const entities: Entity[] = [];
-  const types: Record<string, string> = { "*": "bold", "_": "italic", "`": "code" };
-  let i = 0;
-  while (i < source.length) {
-    const c = source[i] ?? "";
-    const type = types[c];
-    if (type !== undefined) {
-      const end = source.indexOf(c, i + 1);
-      if (end === -1) {
-        throw entityError(
-          `Can't find end of the entity starting at byte offset ${byteOffset(source, i)}`,
-        );
-      }
-      const start = text.length;
-      text += source.slice(i + 1, end);
-      if (text.length > start) entities.push({ type, offset: start, length: text.length - start });
-      i = end + 1;
-    } else {
-      text += c;
-      i++;
-    }
+/** An InputMedia's `media`, with `attach://<part>` replaced by the upload in that part. */
+function attached(media: unknown, p: Params): unknown {
+  if (typeof media === "string" && media.startsWith("attach://")) {
+    return p[media.slice("attach://".length)];
   }
-  return { text, entities };
-}
-
-/** Rejects keyboards Telegram rejects; returns the reply_markup to keep on the message. */
-function checkMarkup(markup: unknown): JsonObject {
-  if (markup === undefined || markup === null) return {};
-  if (!isObject(markup)) throw badRequest("can't parse reply keyboard markup JSON object");
-  if (markup.inline_keyboard === undefined) return {}; // only inline keyboards stay on a Message
-  const rows = markup.inline_keyboard;
-  if (!Array.isArray(rows) || !rows.every(Array.isArray)) {
-    throw badRequest(
-      'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays',
-    );
-  }
-  for (const row of rows as unknown[][]) {
-    for (const button of row) {
-      if (!isObject(button) || typeof button.text !== "string") {
-        throw badRequest(
-          "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
-        );
-      }
-      if (!BUTTON_ACTIONS.some((k) => button[k] !== undefined)) {
-        throw badRequest(
-          "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
-        );
-      }
-      const data = button.callback_data;
-      if (data !== undefined) {
-        const size = typeof data === "string" ? new TextEncoder().encode(data).length : 0;
-        if (size < 1 || size > 64) throw badRequest("BUTTON_DATA_INVALID");
-      }
-    }
-  }
-  return rows.length === 0 ? {} : { reply_markup: structuredClone(markup) };
+  return media === "" || media === null ? undefined : media;
 }
 
 // ---- small utilities -------------------------------------------------------------------------
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);

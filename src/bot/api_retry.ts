@@ -1,5 +1,5 @@
 import type { Transformer } from "grammy";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 

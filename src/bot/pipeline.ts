@@ -1,7 +1,7 @@
 import { Bot, Composer, type MiddlewareFn } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import type { Locale } from "../config.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import { apiRetry } from "./api_retry.ts";
 import type { BotContext } from "./context.ts";
 import { fallbackFeature } from "./features/fallback.ts";
@@ -10,17 +10,9 @@ import { contextStage } from "./middleware/context.ts";
 import { errorsStage } from "./middleware/errors.ts";
 import { userStage, type UserStageOptions } from "./middleware/user.ts";
 import { createGate, type GateOptions } from "./gate/gate.ts";
-import type { Dialog } from "./dialog/dialog.ts";
+import { dialogsOf, type Feature } from "./feature.ts";
 import { dialogGuard } from "./dialog/guard.ts";
 import type { ContextStageOptions } from "./middleware/context.ts";
-
-/** The update types the bot asks Telegram for (`allowed_updates`). */
-export const ALLOWED_UPDATES = [
-  "message",
-  "edited_message",
-  "callback_query",
-  "my_chat_member",
-] as const;
 
 /** Options of {@link createBot}. */
 export interface CreateBotOptions {
@@ -46,12 +38,10 @@ export interface CreateBotOptions {
    */
   gate?: Omit<GateOptions, "metrics">;
   /**
-   * Feature composers, in order; the fallback answers what none of them handled.
+   * The features, in order; the fallback answers what none of them handled.
    * @default the greeting alone
    */
-  features?: readonly Composer<BotContext>[];
-  /** Every dialog the features define (for the dialogs stage's checks). */
-  dialogs?: readonly Dialog<string, unknown>[];
+  features?: readonly Feature[];
   /**
    * Admins: alerted when a handler fails, never dropped as banned.
    * @default the gate's `adminIds`, else none
@@ -87,29 +77,32 @@ export interface Stage {
  * the way out, also for an update the user stage dropped.
  */
 export function pipelineStages(options: CreateBotOptions): Stage[] {
+  const stages = pipeline(options);
+  return (["context", "errors", "gate", "user", "features", "commit"] as const)
+    .flatMap((name) => {
+      const middleware = stages[name];
+      return middleware ? [{ name, middleware }] : [];
+    });
+}
+
+/** The stages by name; absent ones are off (no gate without a store, no user stage without users). */
+function pipeline(options: CreateBotOptions) {
   const { defaultLocale, metrics, users, events, gate, onBlocked } = options;
   const adminIds = options.adminIds ?? gate?.adminIds ?? [];
   const gated = gate ? createGate({ ...gate, metrics }) : null;
   const features = new Composer<BotContext>();
-  if (gate) {
-    features.use(dialogGuard({ dialogs: options.dialogs ?? [], stateTtlMs: gate.fsm.stateTtlMs }));
-  }
   // Without features of its own (tests, benchmarks) the bot still greets.
-  features.use(...(options.features ?? [greetingFeature]), fallbackFeature);
-  return [
-    {
-      name: "context",
-      middleware: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
-    },
-    {
-      name: "errors",
-      middleware: errorsStage({ adminIds, alertLocale: defaultLocale, onBlocked }),
-    },
-    ...(gated ? [{ name: "gate", middleware: gated.gate }] : []),
-    ...(users ? [{ name: "user", middleware: userStage({ users, defaultLocale, adminIds }) }] : []),
-    { name: "features", middleware: features.middleware() },
-    ...(gated ? [{ name: "commit", middleware: gated.commit }] : []),
-  ];
+  const list = options.features ?? [greetingFeature];
+  if (gate) features.use(dialogGuard({ dialogs: dialogsOf(list), stateTtlMs: gate.fsm.stateTtlMs }));
+  features.use(...list.map((feature) => feature.composer), fallbackFeature);
+  return {
+    context: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
+    errors: errorsStage({ adminIds, alertLocale: defaultLocale, onBlocked }),
+    gate: gated?.gate,
+    user: users ? userStage({ users, defaultLocale, adminIds }) : undefined,
+    features: features.middleware(),
+    commit: gated?.commit,
+  };
 }
 
 /** Builds the grammY bot: API client with retries and metrics, and the pipeline. */
@@ -124,19 +117,16 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
     },
   });
   bot.api.config.use(apiRetry({ metrics: options.metrics }));
-  const stages = pipelineStages(options);
-  const commit = stages.find((stage) => stage.name === "commit");
+  const { context, errors, gate, user, features, commit } = pipeline(options);
+  bot.use(context, errors);
+  if (gate) bot.use(gate);
+  const inner = new Composer<BotContext>(...(user ? [user] : []), features).middleware();
   // The commit wraps the user stage and the features: it runs after them whether or not one
   // called next(), so that a dropped update (a banned user's) is remembered and its lease released.
-  const wrapped = stages.filter((stage) => stage.name === "user" || stage.name === "features");
-  for (const stage of stages) {
-    if (stage !== commit && !wrapped.includes(stage)) bot.use(stage.middleware);
-  }
-  const inner = new Composer<BotContext>(...wrapped.map((stage) => stage.middleware)).middleware();
   bot.use(
     commit
       ? (ctx, next) =>
-        commit.middleware(ctx, async () => {
+        commit(ctx, async () => {
           await inner(ctx, next);
         })
       : inner,

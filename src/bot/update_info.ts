@@ -1,23 +1,43 @@
 import type { Update } from "grammy/types";
+import { KNOWN_UPDATE_TYPES } from "./update_check.ts";
 
-/** The kind of an update: its one field besides `update_id`. */
-export function updateType(update: Update): string {
-  return Object.keys(update).find((key) => key !== "update_id") ?? "unknown";
+/** The payload's field name: the one field besides `update_id`. */
+function payloadKey(update: Update): string | undefined {
+  for (const key in update) if (key !== "update_id") return key;
+  return undefined;
 }
 
+/**
+ * The kind of an update, e.g. `message`: its one field besides `update_id` when that is a type
+ * Telegram documents, else `other` (a metric label must never come from the network as is).
+ */
+export function updateType(update: Update): string {
+  const key = payloadKey(update);
+  return key !== undefined && KNOWN_UPDATE_TYPES.has(key) ? key : "other";
+}
+
+/** The parts of a payload that name its chat and sender; unchecked for unknown update types. */
 interface Payload {
-  chat?: { id: number };
-  message?: { chat?: { id: number } };
-  from?: { id: number };
-  user?: { id: number };
+  chat?: { id?: unknown } | null;
+  message?: { chat?: { id?: unknown } | null } | null;
+  from?: { id?: unknown } | null;
+  user?: { id?: unknown } | null;
+}
+
+/** `value` when it is an id (a safe integer), else undefined. */
+function idOf(value: unknown): number | undefined {
+  return Number.isSafeInteger(value) ? value as number : undefined;
 }
 
 /** The chat and the sender of an update, as far as it has them; also what its log lines carry. */
 export function updateIds(update: Update): { chat_id?: number; user_id?: number } {
-  const payload = (update as unknown as Record<string, Payload | undefined>)[updateType(update)];
-  if (payload === undefined || typeof payload !== "object") return {};
-  const chat = payload.chat?.id ?? payload.message?.chat?.id;
-  const user = payload.from?.id ?? payload.user?.id;
+  const key = payloadKey(update);
+  const payload = key === undefined
+    ? undefined
+    : (update as unknown as Record<string, Payload | null | undefined>)[key];
+  if (payload === undefined || payload === null || typeof payload !== "object") return {};
+  const chat = idOf(payload.chat?.id) ?? idOf(payload.message?.chat?.id);
+  const user = idOf(payload.from?.id) ?? idOf(payload.user?.id);
   return {
     ...(chat === undefined ? {} : { chat_id: chat }),
     ...(user === undefined ? {} : { user_id: user }),

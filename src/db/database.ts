@@ -4,7 +4,7 @@
  */
 import postgres from "postgres";
 import type { DatabaseConfig } from "../config.ts";
-import { DatabaseError } from "../errors.ts";
+import { databaseError } from "./errors.ts";
 import { embeddedPaths, type EmbeddedServer, isServing, startEmbedded } from "./embedded.ts";
 
 /** The postgres.js client type used throughout. */
@@ -111,9 +111,7 @@ function database(
       try {
         await sql`select 1`;
       } catch (error) {
-        throw new DatabaseError(`the database (${description}) does not answer`, {
-          cause: error,
-        });
+        throw databaseError(error, `(${description})`);
       }
       return performance.now() - started;
     },

@@ -46,6 +46,7 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
     throw new DatabaseError(
       `DATA_DIR ${dataDir} is in use by another running instance (its embedded database ` +
         `answers on ${socket}); stop it first, or set DATABASE_URL to share a Postgres server`,
+      { permanent: true },
     );
   }
   // Nothing answers, so a socket file left behind by a killed process is stale.

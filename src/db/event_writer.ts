@@ -2,9 +2,15 @@
  * The background event writer: handlers hand it events and go on; it writes them to the
  * database in batches (by size and by time). Its queue is bounded, so a long database outage
  * costs the oldest events (counted) rather than memory; stopping flushes what is left.
+ *
+ * A batch the database refuses for its data (a value of the wrong type, a character Postgres
+ * cannot store) is split until the rows it refuses are found; each is cleaned up and tried once
+ * more, then dropped and counted (`rejected`), so one bad row never stops the log. A batch that
+ * fails for any other reason (the database is down) waits with growing delays and is retried.
  */
 import type { Counter, Gauge } from "prom-client";
 import { logger } from "../log.ts";
+import { causeChain } from "../errors.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import type { EventRecord } from "./events.ts";
@@ -29,10 +35,11 @@ export interface EventWriterOptions {
    */
   batchSize?: number;
   /**
-   * Longest an event waits before its batch is written.
+   * Longest an event waits before its batch is written; null: only when a batch is full or
+   * on {@link EventWriter.flush} (a job drives it).
    * @default 1000
    */
-  flushIntervalMs?: number;
+  flushIntervalMs?: number | null;
   /**
    * Most events held; beyond it the oldest are dropped.
    * @default 50000
@@ -56,11 +63,14 @@ export class EventWriter {
   readonly #metrics: EventWriterMetrics | undefined;
   readonly #batchSize: number;
   readonly #capacity: number;
-  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #timer: ReturnType<typeof setInterval> | undefined;
   readonly #stop = new AbortController();
   #queue: EventRecord[] = [];
   #inFlight = 0;
   #failures = 0;
+  #lastError: string | null = null;
+  /** After a failed write, nothing is tried before this time (performance.now()). */
+  #retryAt = 0;
   #running: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
   /** Whether the running drain also writes a partial batch (interval passed, or flush()). */
@@ -73,7 +83,13 @@ export class EventWriter {
     this.#metrics = options.metrics;
     this.#batchSize = options.batchSize ?? 500;
     this.#capacity = options.capacity ?? 50_000;
-    this.#timer = setInterval(() => this.#kick(true), options.flushIntervalMs ?? 1000);
+    const every = options.flushIntervalMs === undefined ? 1000 : options.flushIntervalMs;
+    this.#timer = every === null ? undefined : setInterval(() => this.#kick(true), every);
+  }
+
+  /** Why the last write failed, while writes keep failing; null once one worked. */
+  get lastError(): string | null {
+    return this.#lastError;
   }
 
   /** Events queued or being written. */
@@ -152,6 +168,8 @@ export class EventWriter {
   #kick(all: boolean): void {
     if (all) this.#flushAll = true;
     if (this.#running || this.#queue.length === 0 || this.#abandoned) return;
+    // A database that just failed is given its backoff; close() waits it out itself.
+    if (performance.now() < this.#retryAt && !this.#closing) return;
     // Start on a later tick: `write` must never run on the stack of the handler that recorded.
     this.#running = Promise.resolve().then(() => this.#drain()).finally(() => {
       this.#running = null;
@@ -169,10 +187,17 @@ export class EventWriter {
       const batch = this.#queue.splice(0, this.#batchSize);
       this.#inFlight = batch.length;
       try {
-        await this.#write(batch);
+        const written = await this.#writeIsolating(batch);
         if (this.#abandoned) return;
+        if (this.#failures > 0) {
+          log.info("the event log is written again after {failures} failed writes", {
+            failures: this.#failures,
+          });
+        }
         this.#failures = 0;
-        this.#metrics?.eventsWritten.inc(batch.length);
+        this.#lastError = null;
+        this.#retryAt = 0;
+        this.#metrics?.eventsWritten.inc(written);
       } catch (error) {
         if (this.#abandoned) return;
         // Keep the batch (oldest first) for the next attempt, within the capacity.
@@ -183,12 +208,15 @@ export class EventWriter {
           this.#drop(excess, "queue_full");
         }
         this.#failures++;
+        this.#lastError = causeChain(error);
+        this.#retryAt = performance.now() +
+          backoffDelay(this.#failures - 1, { baseMs: 500, maxMs: 30_000 });
         this.#metrics?.eventWriteErrors.inc();
         if (this.#failures === 1 || this.#failures % 30 === 0) {
           log.warn("event log write failed ({failures} in a row), {pending} events wait: {error}", {
             failures: this.#failures,
             pending: this.#queue.length,
-            error: String(error),
+            error: causeChain(error),
           });
         }
         return;
@@ -199,7 +227,64 @@ export class EventWriter {
     }
   }
 
-  #drop(count: number, reason: "queue_full" | "shutdown"): void {
+  /**
+   * Writes `batch`; when the database refuses its data, halves it until the refused rows are
+   * alone, cleans each up for one more try, and drops what is still refused. Rejects (keeping
+   * nothing written twice: a refused insert wrote nothing) when the failure is not about data.
+   * Returns how many rows were written.
+   */
+  async #writeIsolating(batch: readonly EventRecord[]): Promise<number> {
+    try {
+      await this.#write(batch);
+      return batch.length;
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        return await this.#writeIsolating(batch.slice(0, half)) +
+          await this.#writeIsolating(batch.slice(half));
+      }
+      const cleaned = sanitizeEvent(batch[0]!);
+      try {
+        await this.#write([cleaned]);
+        return 1;
+      } catch (again) {
+        if (!isDataError(again)) throw again;
+        this.#drop(1, "rejected");
+        log.warning("the database refused event {update_id}, dropped: {error}", {
+          update_id: cleaned.updateId,
+          error: causeChain(again),
+        });
+        return 0;
+      }
+    }
+  }
+
+  #drop(count: number, reason: "queue_full" | "shutdown" | "rejected"): void {
     this.#metrics?.eventsDropped.inc({ reason }, count);
   }
+}
+
+/** Whether Postgres refused the data itself (SQLSTATE classes 22 and 23), not the connection. */
+function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(22|23)[0-9A-Z]{3}$/.test(code);
+}
+
+/** An event with every field forced into what the table takes. */
+function sanitizeEvent(event: EventRecord): EventRecord {
+  const id = (value: number | null) => Number.isSafeInteger(value) ? value : null;
+  // Control characters other than tab and newlines are no part of a command or a type.
+  const text = (value: string) =>
+    value.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, "\uFFFD").slice(0, 200);
+  return {
+    updateId: Number.isSafeInteger(event.updateId) ? event.updateId : 0,
+    userId: id(event.userId),
+    chatId: id(event.chatId),
+    type: text(String(event.type)),
+    command: event.command === null ? null : text(String(event.command)),
+    outcome: text(String(event.outcome)),
+    durationMs: Number.isFinite(event.durationMs) ? event.durationMs : 0,
+    at: event.at instanceof Date && !Number.isNaN(event.at.getTime()) ? event.at : new Date(),
+  };
 }

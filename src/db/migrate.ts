@@ -52,17 +52,25 @@ export async function parseMigrations(
   for (const [name, raw] of Object.entries(files)) {
     const match = FILE_NAME.exec(name);
     if (!match) {
-      throw new DatabaseError(`migration file name ${name} must look like 0001_some_name.sql`);
+      throw new DatabaseError(`migration file name ${name} must look like 0001_some_name.sql`, {
+        permanent: true,
+      });
     }
     const text = raw.replaceAll("\r\n", "\n");
     const up = UP.exec(text);
-    if (!up) throw new DatabaseError(`migration ${name} has no "-- migrate:up" line`);
+    if (!up) {
+      throw new DatabaseError(`migration ${name} has no "-- migrate:up" line`, { permanent: true });
+    }
     const down = DOWN.exec(text);
     if (down && down.index < up.index) {
-      throw new DatabaseError(`migration ${name}: "-- migrate:down" must follow the up part`);
+      throw new DatabaseError(`migration ${name}: "-- migrate:down" must follow the up part`, {
+        permanent: true,
+      });
     }
     const upSql = text.slice(up.index + up[0].length, down?.index ?? text.length).trim();
-    if (upSql === "") throw new DatabaseError(`migration ${name} has an empty up part`);
+    if (upSql === "") {
+      throw new DatabaseError(`migration ${name} has an empty up part`, { permanent: true });
+    }
     migrations.push({
       version: Number(match[1]),
       name,
@@ -79,6 +87,7 @@ export async function parseMigrations(
         migration.version === migrations[index - 1]?.version
           ? `two migrations have version ${migration.version}`
           : `migrations have a gap: expected ${expected}_…sql before ${migration.name}`,
+        { permanent: true },
       );
     }
   });
@@ -166,6 +175,7 @@ export class Migrator {
         if (current !== migration.version - 1) {
           throw new DatabaseError(
             `cannot apply ${migration.name}: the database is at version ${current}`,
+            { permanent: true },
           );
         }
         await tx.unsafe(migration.up).simple();
@@ -191,7 +201,9 @@ export class Migrator {
         if (!last) return null;
         const migration = this.#migrations.find((m) => m.version === last.version)!;
         if (migration.down === "") {
-          throw new DatabaseError(`${migration.name} has no "-- migrate:down" part to revert it`);
+          throw new DatabaseError(`${migration.name} has no "-- migrate:down" part to revert it`, {
+            permanent: true,
+          });
         }
         await tx.unsafe(migration.down).simple();
         await tx`delete from schema_migrations where version = ${migration.version}`;
@@ -212,6 +224,7 @@ export class Migrator {
           `the database schema is at version ${rows.at(-1)?.version}, newer than this ` +
             `program knows (${this.latest}): run the newer program, or revert with its ` +
             `"migrate down"`,
+          { permanent: true },
         );
       }
       if (migration.checksum !== row.checksum) {
@@ -220,6 +233,7 @@ export class Migrator {
             `${row.checksum.slice(0, 12)}… in the database, ${
               migration.checksum.slice(0, 12)
             }… in the file): put the original back and add a new migration instead`,
+          { permanent: true },
         );
       }
     }
@@ -232,4 +246,22 @@ export class Migrator {
     return await sql<AppliedRow[]>`
       select version, name, checksum, applied_at from schema_migrations order by version`;
   }
+}
+
+/**
+ * Brings the schema to this program's version at start: applies pending migrations (under the
+ * advisory lock), or with `migrate` false refuses a schema that is not current. Returns the
+ * names of the migrations it applied.
+ */
+export async function prepareSchema(migrator: Migrator, migrate: boolean): Promise<string[]> {
+  if (migrate) return (await migrator.up()).map((migration) => migration.name);
+  const current = await migrator.current();
+  if (current !== migrator.latest) {
+    throw new DatabaseError(
+      `the database schema is at version ${current} but this program needs ` +
+        `${migrator.latest}: run "service-desk-bot migrate" (MIGRATE_ON_START is false)`,
+      { permanent: true },
+    );
+  }
+  return [];
 }

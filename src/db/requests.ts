@@ -17,6 +17,8 @@ export interface RequestRow {
   createdAt: Date;
   updatedAt: Date;
   closedAt: Date | null;
+  /** The staff chat's post about the request, once delivered. */
+  staffMessageId: number | null;
 }
 
 /** One change of a request. */
@@ -57,9 +59,9 @@ export interface RequestPage {
   total: number;
 }
 
-const COLUMNS = `number, user_id as "userId", category, description, contact, status,
-  assignee_id as "assigneeId", created_at as "createdAt", updated_at as "updatedAt",
-  closed_at as "closedAt"`;
+
+/** The outbox kind of a new request's post to the staff chat (written with the request). */
+export const STAFF_POST = "staff_post";
 
 /** Which status changes are allowed, so a late or repeated button press cannot undo work. */
 const TRANSITIONS: Record<RequestStatus, RequestStatus[]> = {
@@ -77,7 +79,17 @@ export class RequestRepository {
     this.#sql = sql;
   }
 
-  /** Files a request and writes its "created" history entry, in one statement. */
+  /** The columns of a {@link RequestRow}, as a fragment of the query that nests it. */
+  #columns() {
+    return this.#sql`number, user_id as "userId", category, description, contact, status,
+      assignee_id as "assigneeId", created_at as "createdAt", updated_at as "updatedAt",
+      closed_at as "closedAt", staff_message_id as "staffMessageId"`;
+  }
+
+  /**
+   * Files a request, writes its "created" history entry and owes its staff post (an outbox
+   * item), in one statement.
+   */
   async create(request: NewRequest): Promise<RequestRow> {
     const [row] = await this.#sql<RequestRow[]>`
       with created as (
@@ -88,14 +100,16 @@ export class RequestRepository {
       ), history as (
         insert into request_history (request_number, actor_id, action, to_status)
         select number, user_id, 'created', status from created
+      ), announce as (
+        insert into outbox (kind, ref) select ${STAFF_POST}, number::text from created
       )
-      select ${this.#sql.unsafe(COLUMNS)} from created`;
+      select ${this.#columns()} from created`;
     return row!;
   }
 
   /**
    * Files the request unless its draft was filed before, and writes the "created" history
-   * entry only for a new one. Confirming a draft twice (a double tap, an update delivered
+   * entry and the staff post's outbox item only for a new one. Confirming a draft twice (a double tap, an update delivered
    * again, two instances at once) therefore files exactly one request; the repeat gets the
    * earlier request back with `created: false`.
    */
@@ -110,10 +124,12 @@ export class RequestRepository {
       ), history as (
         insert into request_history (request_number, actor_id, action, to_status)
         select number, user_id, 'created', status from created
+      ), announce as (
+        insert into outbox (kind, ref) select ${STAFF_POST}, number::text from created
       )
-      select ${this.#sql.unsafe(COLUMNS)}, true as created from created
+      select ${this.#columns()}, true as created from created
       union all
-      select ${this.#sql.unsafe(COLUMNS)}, false as created from requests
+      select ${this.#columns()}, false as created from requests
       where draft_id = ${request.draftId} and not exists (select from created)`;
     if (row) {
       const { created, ...stored } = row;
@@ -122,7 +138,7 @@ export class RequestRepository {
     // A concurrent filing of the same draft committed after this statement's snapshot was
     // taken: the conflict skipped the insert, but only a new statement can see that row.
     const [earlier] = await this.#sql<RequestRow[]>`
-      select ${this.#sql.unsafe(COLUMNS)} from requests where draft_id = ${request.draftId}`;
+      select ${this.#columns()} from requests where draft_id = ${request.draftId}`;
     if (!earlier) {
       throw new DatabaseError(`request draft ${request.draftId} was neither filed nor found`);
     }
@@ -132,14 +148,14 @@ export class RequestRepository {
   /** The request with `number`, or null. */
   async get(number: number): Promise<RequestRow | null> {
     const [row] = await this.#sql<RequestRow[]>`
-      select ${this.#sql.unsafe(COLUMNS)} from requests where number = ${number}`;
+      select ${this.#columns()} from requests where number = ${number}`;
     return row ?? null;
   }
 
   /** A page of the user's requests, newest first, with their total, in one query. */
   async listByUser(userId: number, limit: number, offset = 0): Promise<RequestPage> {
     const rows = await this.#sql<(RequestRow & { total: number })[]>`
-      select ${this.#sql.unsafe(COLUMNS)}, count(*) over () as total
+      select ${this.#columns()}, count(*) over () as total
       from requests where user_id = ${userId}
       order by number desc limit ${limit} offset ${offset}`;
     if (rows.length === 0 && offset > 0) {
@@ -156,7 +172,7 @@ export class RequestRepository {
   /** Requests of the user that are not closed, newest first. */
   async openByUser(userId: number): Promise<RequestRow[]> {
     return await this.#sql<RequestRow[]>`
-      select ${this.#sql.unsafe(COLUMNS)} from requests
+      select ${this.#columns()} from requests
       where user_id = ${userId} and status in ('new', 'in_progress')
       order by number desc`;
   }
@@ -164,8 +180,13 @@ export class RequestRepository {
   /** Open requests in `status`, oldest first (the staff queue). */
   async listOpen(status: "new" | "in_progress", limit: number): Promise<RequestRow[]> {
     return await this.#sql<RequestRow[]>`
-      select ${this.#sql.unsafe(COLUMNS)} from requests
+      select ${this.#columns()} from requests
       where status = ${status} order by created_at limit ${limit}`;
+  }
+
+  /** Remembers the staff chat's post about the request. */
+  async setStaffMessage(number: number, messageId: number): Promise<void> {
+    await this.#sql`update requests set staff_message_id = ${messageId} where number = ${number}`;
   }
 
   /** The request's history, oldest first. */
@@ -208,7 +229,7 @@ export class RequestRepository {
         insert into request_history (request_number, actor_id, action, from_status, to_status)
         select number, ${actorId}, ${action}, from_status, status from changed
       )
-      select ${this.#sql.unsafe(COLUMNS)} from changed`;
+      select ${this.#columns()} from changed`;
     return row ?? null;
   }
 }

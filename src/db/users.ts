@@ -35,9 +35,6 @@ export interface Sighting {
   at: Date;
 }
 
-const COLUMNS = `id, username, first_name as "firstName", last_name as "lastName",
-  language_code as "languageCode", locale, notifications, created_at as "createdAt",
-  last_seen_at as "lastSeenAt", blocked_at as "blockedAt", banned_at as "bannedAt"`;
 
 /** Queries on `users`; each method is one statement. */
 export class UserRepository {
@@ -47,10 +44,17 @@ export class UserRepository {
     this.#sql = sql;
   }
 
+  /** The columns of a {@link UserRow}, as a fragment of the query that nests it. */
+  #columns() {
+    return this.#sql`id, username, first_name as "firstName", last_name as "lastName",
+      language_code as "languageCode", locale, notifications, created_at as "createdAt",
+      last_seen_at as "lastSeenAt", blocked_at as "blockedAt", banned_at as "bannedAt"`;
+  }
+
   /** The user with `id`, or null. */
   async get(id: number): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
-      select ${this.#sql.unsafe(COLUMNS)} from users where id = ${id}`;
+      select ${this.#columns()} from users where id = ${id}`;
     return row ?? null;
   }
 
@@ -70,7 +74,7 @@ export class UserRepository {
         language_code = excluded.language_code,
         last_seen_at = now(),
         blocked_at = null
-      returning ${this.#sql.unsafe(COLUMNS)}`;
+      returning ${this.#columns()}`;
     return row!;
   }
 
@@ -94,7 +98,7 @@ export class UserRepository {
   async setLocale(id: number, locale: string | null): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
       update users set locale = ${locale} where id = ${id}
-      returning ${this.#sql.unsafe(COLUMNS)}`;
+      returning ${this.#columns()}`;
     return row ?? null;
   }
 
@@ -102,7 +106,7 @@ export class UserRepository {
   async setNotifications(id: number, on: boolean): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
       update users set notifications = ${on} where id = ${id}
-      returning ${this.#sql.unsafe(COLUMNS)}`;
+      returning ${this.#columns()}`;
     return row ?? null;
   }
 
@@ -113,7 +117,7 @@ export class UserRepository {
   async markBlocked(id: number, at = new Date()): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
       update users set blocked_at = ${at} where id = ${id}
-      returning ${this.#sql.unsafe(COLUMNS)}`;
+      returning ${this.#columns()}`;
     return row ?? null;
   }
 
@@ -124,7 +128,7 @@ export class UserRepository {
   async ban(id: number, at = new Date()): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
       update users set banned_at = coalesce(banned_at, ${at}) where id = ${id}
-      returning ${this.#sql.unsafe(COLUMNS)}`;
+      returning ${this.#columns()}`;
     return row ?? null;
   }
 
@@ -132,7 +136,7 @@ export class UserRepository {
   async unban(id: number): Promise<UserRow | null> {
     const [row] = await this.#sql<UserRow[]>`
       update users set banned_at = null where id = ${id}
-      returning ${this.#sql.unsafe(COLUMNS)}`;
+      returning ${this.#columns()}`;
     return row ?? null;
   }
 

@@ -261,3 +261,23 @@ async function exists(path: string): Promise<boolean> {
     throw error;
   }
 }
+
+/** What {@link backupAndPrune} did. */
+export interface BackupRound {
+  result: BackupResult;
+  /** Names of the old backups deleted afterwards. */
+  pruned: string[];
+}
+
+/**
+ * One backup as the `backup` command, `/backup` and the schedule make it: written to
+ * `BACKUP_DIR`, then backups older than `BACKUP_RETENTION_DAYS` deleted.
+ */
+export async function backupAndPrune(
+  options: { db: Database; store: KeyValueStore; config: Config },
+): Promise<BackupRound> {
+  const { config } = options;
+  const result = await createBackup({ ...options, dir: config.backupDir });
+  const pruned = await pruneBackups(config.backupDir, config.backupRetentionDays);
+  return { result, pruned };
+}

@@ -42,6 +42,7 @@ export async function openKvStore(path: string): Promise<KvStore> {
 /** The Deno KV {@link KeyValueStore}; create it with {@link openKvStore}. */
 export class KvStore implements KeyValueStore {
   readonly backend = "kv" as const;
+  readonly shared = false;
   readonly #kv: Deno.Kv;
   // Scripts on one entity run one after the other within this process, so that concurrent
   // callers do not spin on failed checks; the checks still guard against other processes.

@@ -6,11 +6,12 @@
  * The stored value is `{holder, expiresAt}`; the store's own expiry ends the lease, so a holder
  * that stops renewing (a crash, a lost connection) loses it after the TTL.
  */
+import { NAMESPACES } from "./namespaces.ts";
 import type { AtomicScript, Json, StoreKey } from "./store.ts";
 
 /** Where the lease `name` lives; the name is the entity (one Redis Cluster slot per lease). */
 export function leaseKey(name: string): StoreKey {
-  return ["leader", name];
+  return [NAMESPACES.leader, name];
 }
 
 /** Arguments of {@link acquireLeaseScript}: who asks, and for how long. */

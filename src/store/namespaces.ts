@@ -1,9 +1,24 @@
-/** The namespaces of store keys (the first part of every `StoreKey`), in one place. */
+/**
+ * Every namespace of store keys (the first part of every `StoreKey`), in one place: a key
+ * spelled anywhere else is a bug. Redis keys read `<prefix><namespace>:{<entity>}:…`.
+ */
 export const NAMESPACES = {
   /** Dialog state per chat and user. Durable: backed up and restored. */
   dialog: "fsm",
-  /** Cached user profiles; rebuilt from Postgres on a miss. */
+  /** Cached user profiles; rebuilt from the database on a miss. */
   userCache: "user",
+  /** Update ids handled in the last day, per chat (the gate's dedup). */
+  seen: "seen",
+  /** Rate-limit buckets per chat and user. */
+  bucket: "rl",
+  /** Which instance handles a chat right now (webhook mode with several instances). */
+  chatLease: "lease",
+  /** Leader leases by name: `polling`, `jobs`. */
+  leader: "leader",
+  /** Cached answers of "is this user staff?" (Telegram's `getChatMember`). */
+  staffCheck: "staff",
+  /** Background jobs' progress, by job name. */
+  job: "job",
 } as const;
 
 /** Namespaces whose keys `backup` saves: losing them would lose users' dialogs. */

@@ -31,6 +31,8 @@ type Client = RedisClientType;
 
 const RECONNECT_BACKOFF = { baseMs: 100, maxMs: 2_000 };
 const LOG_INTERVAL_MS = 10_000;
+// Redis' answers to a wrong or missing password.
+const CREDENTIALS_REFUSED = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i;
 // Error replies that say "try again later" rather than "your script is wrong".
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
 
@@ -53,6 +55,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
       connectTimeout: connectTimeoutMs,
       reconnectStrategy(retries, cause) {
         if (everReady) return backoffDelay(retries, RECONNECT_BACKOFF);
+        // A refused password stays refused: say so at once instead of at the deadline.
+        if (cause instanceof Error && CREDENTIALS_REFUSED.test(cause.message)) return cause;
         // node-redis retries the first connect forever too; returning an Error ends it.
         const left = deadline - performance.now();
         if (left <= 0) return cause instanceof Error ? cause : new Error(String(cause));
@@ -75,8 +79,16 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
   } catch (error) {
     // Stops any retry still scheduled, so nothing outlives the failed open.
     client.destroy();
+    const message = errorMessage(error);
+    if (CREDENTIALS_REFUSED.test(message)) {
+      throw new StoreUnavailableError(
+        `Redis at ${describeUrl(options.url)} refused the credentials: ${message}: check ` +
+          `the password in REDIS_URL`,
+        { cause: error, permanent: true },
+      );
+    }
     throw new StoreUnavailableError(
-      `Redis is unreachable at ${describeUrl(options.url)}: ${errorMessage(error)}`,
+      `Redis is unreachable at ${describeUrl(options.url)}: ${message}`,
       { cause: error },
     );
   }
@@ -86,6 +98,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
 /** The Redis {@link KeyValueStore}; create it with {@link openRedisStore}. */
 export class RedisStore implements KeyValueStore {
   readonly backend = "redis" as const;
+  readonly shared = true;
   readonly #client: Client;
   readonly #prefix: string;
   readonly #log: Logger;

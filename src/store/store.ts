@@ -66,8 +66,13 @@ export interface AtomicScript<Args extends Json[], Result extends Json> {
 
 /** The store interface every feature uses. */
 export interface KeyValueStore {
-  /** `redis` or `kv`, for the start-up line and `/health`. */
+  /** `redis` or `kv`, for the start-up line and `/health` (never for decisions: see `shared`). */
   readonly backend: "redis" | "kv";
+  /**
+   * Whether other instances may use the same store at the same time (Redis), so that leases
+   * are needed to share work; false for a store that belongs to this process (Deno KV).
+   */
+  readonly shared: boolean;
   /** The value at `key`, or `null` when missing or expired. */
   get(key: StoreKey): Promise<Json>;
   /** The values at `keys`, in one round trip. */

@@ -1,9 +1,10 @@
 import { type Api, GrammyError, HttpError } from "grammy";
 import type { Update } from "grammy/types";
-import { errorMessage, UnauthorizedTokenError } from "../errors.ts";
+import { causeChain, UnauthorizedTokenError } from "../errors.ts";
+import { checkUpdate } from "../bot/update_check.ts";
 import type { CheckResult } from "../health.ts";
 import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { delay } from "../util/delay.ts";
 import type { UpdateScheduler } from "./scheduler.ts";
@@ -19,7 +20,7 @@ export interface PollerOptions {
   /** Where warnings go. */
   log: Logger;
   /** Poll error counters. */
-  metrics: Pick<Metrics, "pollErrors">;
+  metrics: Pick<Metrics, "pollErrors" | "updatesDropped">;
   /** Long-poll timeout in seconds. @default 30 */
   timeoutSeconds?: number;
   /** Most updates per poll (1–100). @default 100 */
@@ -136,7 +137,7 @@ export class Poller {
         metrics.pollErrors.inc({ reason });
         const wait = backoffDelay(failures++, { baseMs: 1000, maxMs: 30_000 });
         this.#status.pollSentAt = null;
-        this.#status.lastError = errorMessage(error);
+        this.#status.lastError = causeChain(error);
         log.warning("getUpdates failed ({reason}), retrying in {wait_ms} ms: {error_message}", {
           reason,
           wait_ms: wait,
@@ -145,15 +146,27 @@ export class Poller {
         await delay(wait, signal).catch(() => {});
         continue;
       }
+      if (failures > 0) log.info("getUpdates works again after {failures} failures", { failures });
       failures = 0;
       this.#status = { lastSuccessAt: Date.now(), pollSentAt: null, lastError: null };
       this.#confirmed = Math.max(this.#confirmed, offset);
       this.#forgetBelow(offset);
-      for (const update of updates) {
-        const id = update.update_id;
-        if (id < offset || this.#received.has(id)) continue;
+      for (const raw of updates) {
+        const id = raw.update_id;
+        if (!Number.isSafeInteger(id) || id < offset || this.#received.has(id)) continue;
         this.#received.add(id);
         this.#maxReceived = Math.max(this.#maxReceived, id);
+        const checked = checkUpdate(raw);
+        if (!checked.ok) {
+          // Confirmed with the next poll like any other: asking again would bring it back.
+          metrics.updatesDropped.inc({ reason: "malformed" });
+          log.warning("dropped malformed update {update_id}: {problem}", {
+            update_id: id,
+            problem: checked.problem,
+          });
+          continue;
+        }
+        const update = checked.update;
         this.#inFlight.set(id, scheduler.schedule(update).finally(() => this.#inFlight.delete(id)));
       }
     }

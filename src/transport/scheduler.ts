@@ -1,6 +1,6 @@
 import type { Update } from "grammy/types";
 import { chatKey } from "../bot/update_info.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 
 /** Options of {@link UpdateScheduler}. */
 export interface SchedulerOptions {

@@ -1,10 +1,20 @@
+/**
+ * The webhook transport: Telegram POSTs each update to `WEBHOOK_URL`'s path. The handler checks
+ * the secret, the method, the size and the JSON, then answers 200 only once the update has
+ * been handled, so that Telegram re-sends anything a crash interrupted. A body that is JSON
+ * with a numeric `update_id` always gets 200, even when the update is malformed (it is
+ * dropped, logged and counted): an error answer would only make Telegram send it again.
+ */
 import type { Api } from "grammy";
-import type { Update } from "grammy/types";
 import type { WebhookConfig } from "../config.ts";
+import { webhookCheck } from "../bot/telegram_check.ts";
+import { checkUpdate } from "../bot/update_check.ts";
 import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { Startup } from "../startup.ts";
 import { secureEquals } from "../util/secure_compare.ts";
-import type { UpdateScheduler } from "./scheduler.ts";
+import type { DrainResult, UpdateScheduler } from "./scheduler.ts";
+import type { Transport } from "./transport.ts";
 
 /** Largest webhook body accepted; real updates are a few kilobytes. */
 export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
@@ -14,26 +24,26 @@ export interface WebhookHandlerOptions {
   /** The expected `X-Telegram-Bot-Api-Secret-Token`. */
   secret: string;
   /** Runs accepted updates. */
-  scheduler: UpdateScheduler;
+  scheduler: Pick<UpdateScheduler, "schedule">;
   /** False once a stop began: Telegram is told to come back later. */
   accepting: () => boolean;
   /** Where refusals are logged. */
   log: Logger;
-  /** Refusal counter. */
-  metrics: Pick<Metrics, "webhookRejected">;
+  /** Refusal and drop counters. */
+  metrics: Pick<Metrics, "webhookRejected" | "updatesDropped">;
   /** Body size limit in bytes. @default MAX_WEBHOOK_BODY_BYTES */
   maxBodyBytes?: number;
+  /** Longest time to receive the whole body, in ms. @default 30000 */
+  bodyTimeoutMs?: number;
 }
 
-/**
- * The webhook endpoint: checks the secret, the size and the JSON, then answers 200 only once
- * the update has been handled, so that Telegram re-sends anything a crash interrupted.
- */
+/** The webhook endpoint; see the module documentation. */
 export function webhookHandler(
   options: WebhookHandlerOptions,
 ): (req: Request) => Promise<Response> {
   const { secret, scheduler, accepting, log, metrics } = options;
   const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
   const refuse = async (req: Request, status: number, message: string) => {
     metrics.webhookRejected.inc({ status: String(status) });
     await req.body?.cancel().catch(() => {});
@@ -52,44 +62,73 @@ export function webhookHandler(
     if (!accepting()) return refuse(req, 503, "shutting down, retry later");
     const declared = Number(req.headers.get("content-length") ?? "0");
     if (declared > limit) return refuse(req, 413, `body over ${limit} bytes`);
-    const body = await readLimited(req, limit);
-    if (body === null) return refuse(req, 413, `body over ${limit} bytes`);
-    const update = parseUpdate(body);
-    if (update === null) return refuse(req, 400, "body is not a Telegram update");
-    await scheduler.schedule(update);
+    const body = await readLimited(req, limit, bodyTimeoutMs);
+    if (body === "too_large") return refuse(req, 413, `body over ${limit} bytes`);
+    if (body === "timeout") return refuse(req, 408, "body not received in time");
+    const parsed = parseJson(body);
+    if (parsed === undefined) return refuse(req, 400, "body is not JSON");
+    const checked = checkUpdate(parsed);
+    if (!checked.ok) {
+      const id = (parsed as { update_id?: unknown } | null)?.update_id;
+      if (!Number.isSafeInteger(id)) return refuse(req, 400, "body is not a Telegram update");
+      // A real update id: answering an error would only make Telegram send it again.
+      metrics.updatesDropped.inc({ reason: "malformed" });
+      log.warning("dropped malformed update {update_id}: {problem}", {
+        update_id: id,
+        problem: checked.problem,
+      });
+      return Response.json({ ok: true, dropped: true });
+    }
+    await scheduler.schedule(checked.update);
     return Response.json({ ok: true });
   };
 }
 
-async function readLimited(req: Request, limit: number): Promise<Uint8Array | null> {
+/**
+ * Reads the body into one buffer that grows with what actually arrived (never the declared
+ * size up front, and no chunk views pinning larger buffers), within `limit` and `timeoutMs`.
+ */
+async function readLimited(
+  req: Request,
+  limit: number,
+  timeoutMs: number,
+): Promise<Uint8Array | "too_large" | "timeout"> {
   if (!req.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
+  const reader = req.body.getReader();
+  let buffer = new Uint8Array(Math.min(limit, 16 * 1024));
   let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > limit) return null;
-    chunks.push(chunk);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), timeout]);
+      if (next === "timeout") return "timeout";
+      if (next.done) return buffer.subarray(0, size);
+      const chunk = next.value;
+      if (size + chunk.byteLength > limit) return "too_large";
+      if (size + chunk.byteLength > buffer.byteLength) {
+        const grown = new Uint8Array(Math.min(limit, Math.max(buffer.byteLength * 2, size + chunk.byteLength)));
+        grown.set(buffer.subarray(0, size));
+        buffer = grown;
+      }
+      buffer.set(chunk, size);
+      size += chunk.byteLength;
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
 
-function parseUpdate(body: Uint8Array): Update | null {
-  let value: unknown;
+/** The parsed JSON body, or undefined when it is not UTF-8 JSON. */
+function parseJson(body: Uint8Array): unknown {
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
   } catch {
-    return null;
+    return undefined;
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const id = (value as { update_id?: unknown }).update_id;
-  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) return null;
-  return value as Update;
 }
 
 /** Registers the webhook with Telegram: URL, secret, update types and connection limit. */
@@ -105,4 +144,63 @@ export async function registerWebhook(
     max_connections: webhook.maxConnections,
     drop_pending_updates: false,
   }, signal as never);
+}
+
+/** Options of {@link WebhookTransport}. */
+export interface WebhookTransportOptions {
+  webhook: WebhookConfig;
+  scheduler: UpdateScheduler;
+  startup: Startup;
+  /** Aborts at the stop. */
+  signal: AbortSignal;
+  log: Logger;
+  metrics: Pick<Metrics, "webhookRejected" | "updatesDropped">;
+  /** A plain API client (without retries) for the health probe. */
+  probeApi: () => Api | null;
+}
+
+/** Receiving updates as webhook POSTs; see the module documentation. */
+export class WebhookTransport implements Transport {
+  readonly mode = "webhook" as const;
+  readonly failed: Promise<Error> = new Promise(() => {});
+  /** The path and handler the HTTP server serves. */
+  readonly route: { path: string; handler: (req: Request) => Promise<Response> };
+  readonly checks;
+  readonly #o: WebhookTransportOptions;
+  #accepting = false;
+  #stopping: Promise<DrainResult> | null = null;
+
+  constructor(options: WebhookTransportOptions) {
+    this.#o = options;
+    this.route = {
+      path: options.webhook.path,
+      handler: webhookHandler({
+        secret: options.webhook.secret,
+        scheduler: options.scheduler,
+        accepting: () => this.#accepting,
+        log: options.log,
+        metrics: options.metrics,
+      }),
+    };
+    const probe = webhookCheck(() => options.probeApi(), options.webhook.url);
+    this.checks = { "webhook:telegram": probe };
+  }
+
+  async start(api: Api, allowedUpdates: readonly string[]): Promise<void> {
+    const { webhook, startup, signal } = this.#o;
+    // Accept before registering: Telegram may post the moment setWebhook returns.
+    this.#accepting = true;
+    await startup.until(
+      "setWebhook",
+      () => registerWebhook(api, webhook, allowedUpdates, signal),
+    );
+  }
+
+  stop(drain: () => Promise<DrainResult>): Promise<DrainResult> {
+    this.#stopping ??= (() => {
+      this.#accepting = false;
+      return drain();
+    })();
+    return this.#stopping;
+  }
 }

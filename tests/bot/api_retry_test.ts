@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ApiCallFn } from "grammy";
 import { apiRetry, type ApiRetryOptions } from "../../src/bot/api_retry.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 
 type Result =
   | { ok: true; result: unknown }

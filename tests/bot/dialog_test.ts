@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import type { Dialog } from "../../src/bot/dialog/dialog.ts";
 import { greetingFeature } from "../../src/bot/features/account.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
-import type { DialogRecord } from "../../src/bot/gate/scripts.ts";
+import type { DialogRecord } from "../../src/bot/dialog/record.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { counter, feature, form } from "../e2e/fixtures/dialog_bot.ts";
 import { openRedisStore } from "../../src/store/redis_store.ts";
@@ -25,8 +26,7 @@ function testBot(store: KeyValueStore, options: { leaseMs?: number; instanceId?:
       instanceId: options.instanceId ?? "test",
     }),
     // The greeting answers /help, a command no dialog step should take as an answer.
-    features: [greetingFeature, feature],
-    dialogs: [form, counter],
+    features: [greetingFeature, { name: "test", composer: feature, dialogs: [form, counter] as Dialog<string, unknown>[] }],
   });
   const sent = () =>
     calls.filter((c) => c.method === "sendMessage")

@@ -93,7 +93,7 @@ Deno.test("createBot() apologises for a failing handler and alerts the admins on
   const bot = createBot(options(store, {
     users: usersWithBans(new Set()),
     fetch: recordingFetch(calls),
-    features: [boom],
+    features: [{ name: "boom", composer: boom }],
   }));
   for (let i = 1; i <= 3; i++) {
     await bot.handleUpdate(textMessage({ updateId: i, chatId: 5, text: "/boom" }));
@@ -124,7 +124,7 @@ Deno.test("createBot() records a user who blocked the bot instead of alerting; a
     const bot = createBot(options(store, {
       users: usersWithBans(new Set()),
       fetch: recordingFetch(calls, (call) => fail(call) ? forbidden : null),
-      features: [reply],
+      features: [{ name: "reply", composer: reply }],
       onBlocked: (id) => Promise.resolve(void blocked.push(id)),
     }));
     return { bot, calls, blocked, toAdmin: () => calls.filter((c) => c.body.chat_id === ADMIN) };

@@ -172,6 +172,7 @@ function row(number: number, description = NASTY): RequestRow {
     createdAt: at,
     updatedAt: at,
     closedAt: null,
+    staffMessageId: null,
   };
 }
 

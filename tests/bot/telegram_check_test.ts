@@ -26,10 +26,12 @@ class FakeProbe {
   }
 }
 
+const signal = new AbortController().signal;
+
 Deno.test("cachedCheck() shares one probe between concurrent callers", async () => {
   const fake = new FakeProbe();
   const check = cachedCheck(fake.probe, { cacheMs: 30_000, now: () => 1_000 });
-  const results = Array.from({ length: 100 }, () => check());
+  const results = Array.from({ length: 100 }, () => check(signal));
   assert.equal(fake.calls, 1);
   fake.answer({ status: "pass", output: "@bot" });
   for (const result of await Promise.all(results)) {
@@ -38,44 +40,68 @@ Deno.test("cachedCheck() shares one probe between concurrent callers", async () 
   assert.equal(fake.calls, 1);
 });
 
-Deno.test("cachedCheck() reuses the answer for cacheMs, then probes again", async () => {
+Deno.test("cachedCheck() answers from its last probe and refreshes it in the background after cacheMs", async () => {
   const fake = new FakeProbe();
   let now = 1_000;
   const check = cachedCheck(fake.probe, { cacheMs: 30_000, now: () => now });
-  const first = check();
+  const first = check(signal);
   fake.answer({ status: "pass" });
   assert.deepEqual(await first, { status: "pass" });
 
   now += 29_999;
-  assert.deepEqual(await check(), { status: "pass" });
+  assert.deepEqual(await check(signal), { status: "pass" });
   assert.equal(fake.calls, 1);
 
+  // Stale: the caller gets the last answer at once; one probe refreshes it.
   now += 1;
-  const second = check();
+  assert.deepEqual(await check(signal), { status: "pass" });
+  assert.deepEqual(await check(signal), { status: "pass" });
   assert.equal(fake.calls, 2);
   fake.answer({ status: "warn", output: "Telegram unreachable" });
-  assert.deepEqual(await second, { status: "warn", output: "Telegram unreachable" });
-  assert.deepEqual(await check(), { status: "warn", output: "Telegram unreachable" });
+  await Promise.resolve();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(await check(signal), { status: "warn", output: "Telegram unreachable" });
   assert.equal(fake.calls, 2);
 });
 
-Deno.test("cachedCheck() does not cache a probe that threw", async () => {
+Deno.test("cachedCheck() never makes a caller wait longer than firstWaitMs, even for the first answer", async () => {
   const fake = new FakeProbe();
-  const check = cachedCheck(fake.probe, { now: () => 0 });
-  const a = check();
-  const b = check();
-  const error = new Error("probe crashed");
-  fake.fail(error);
-  await assert.rejects(a, (e) => e === error);
-  await assert.rejects(b, (e) => e === error);
-  const c = check();
-  assert.equal(fake.calls, 2);
+  const check = cachedCheck(fake.probe, { firstWaitMs: 20 });
+  const started = performance.now();
+  const result = await check(signal);
+  assert.equal(result.status, "warn");
+  assert.match(result.output ?? "", /no answer yet/);
+  assert.ok(performance.now() - started < 1000);
   fake.answer({ status: "pass" });
-  assert.deepEqual(await c, { status: "pass" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(await check(signal), { status: "pass" });
+});
+
+Deno.test("cachedCheck() turns a probe that threw into a warning and logs changes once each way", async () => {
+  const fake = new FakeProbe();
+  let now = 0;
+  const changes: string[] = [];
+  const check = cachedCheck(fake.probe, {
+    now: () => now,
+    cacheMs: 10,
+    onChange: (result) => changes.push(result.status),
+  });
+  const a = check(signal);
+  fake.fail(new Error("probe crashed", { cause: new Error("connection refused") }));
+  assert.deepEqual(await a, { status: "warn", output: "probe crashed: connection refused" });
+  now = 20;
+  await check(signal);
+  fake.fail(new Error("probe crashed"));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  now = 40;
+  await check(signal);
+  fake.answer({ status: "pass" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(changes, ["warn", "pass"]);
 });
 
 function fakeApi(methods: Partial<Record<"getMe" | "getWebhookInfo", () => Promise<unknown>>>) {
-  return methods as unknown as Api;
+  return () => methods as unknown as Api;
 }
 
 Deno.test("telegramCheck() judges Telegram by getMe", async (t) => {
@@ -83,7 +109,7 @@ Deno.test("telegramCheck() judges Telegram by getMe", async (t) => {
     const check = telegramCheck(
       fakeApi({ getMe: () => Promise.resolve({ username: "desk_bot" }) }),
     );
-    const result = await check();
+    const result = await check(signal);
     assert.equal(result.status, "pass");
     assert.equal(result.output, "@desk_bot");
     assert.equal(typeof result.observedValue, "number");
@@ -97,7 +123,7 @@ Deno.test("telegramCheck() judges Telegram by getMe", async (t) => {
       {},
     );
     const check = telegramCheck(fakeApi({ getMe: () => Promise.reject(refused) }));
-    const result = await check();
+    const result = await check(signal);
     assert.equal(result.status, "fail");
     assert.match(result.output ?? "", /401/);
   });
@@ -106,7 +132,7 @@ Deno.test("telegramCheck() judges Telegram by getMe", async (t) => {
     const check = telegramCheck(
       fakeApi({ getMe: () => Promise.reject(new TypeError("dns error")) }),
     );
-    const result = await check();
+    const result = await check(signal);
     assert.equal(result.status, "warn");
     assert.match(result.output ?? "", /dns error/);
   });
@@ -156,7 +182,7 @@ Deno.test("webhookCheck() judges the webhook by getWebhookInfo", async (t) => {
   for (const { name, info, status, output } of cases) {
     await t.step(name, async () => {
       const check = webhookCheck(fakeApi({ getWebhookInfo: () => Promise.resolve(info) }), url);
-      const result = await check();
+      const result = await check(signal);
       assert.equal(result.status, status);
       assert.match(result.output ?? "", output);
     });
@@ -167,7 +193,7 @@ Deno.test("webhookCheck() judges the webhook by getWebhookInfo", async (t) => {
       fakeApi({ getWebhookInfo: () => Promise.reject(new Error("timeout")) }),
       url,
     );
-    const result = await check();
+    const result = await check(signal);
     assert.equal(result.status, "warn");
     assert.match(result.output ?? "", /timeout/);
   });

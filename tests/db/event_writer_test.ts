@@ -4,7 +4,7 @@ import { type EventRecord, insertEvents } from "../../src/db/events.ts";
 import { Migrator, parseMigrations } from "../../src/db/migrate.ts";
 import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
 import { UserRepository } from "../../src/db/users.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import { testOnBothBackends } from "../support/databases.ts";
 
 function event(updateId: number, userId: number | null = null): EventRecord {

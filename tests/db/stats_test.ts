@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readStats } from "../../src/bot/features/admin.ts";
+import { readStats } from "../../src/db/stats.ts";
 import { UserRepository } from "../../src/db/users.ts";
 import { migrated, testOnBothBackends } from "../support/databases.ts";
 

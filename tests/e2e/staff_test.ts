@@ -3,20 +3,21 @@
  * request filed through `/new`. The others run in process: the real pipeline (user stage and
  * features), the real storage (embedded PGlite and Deno KV in a temp dir) and the real Bot API
  * client, updates fetched from the fake with getUpdates as polling would; their requests are
- * filed through the repository and announced with `StaffBoard.announce`, the call `/new` makes
- * once it has stored a request.
+ * filed through the repository (which owes the staff post in the outbox) and posted by one
+ * round of the real outbox job.
  */
 import assert from "node:assert/strict";
 import type { Update } from "grammy/types";
 import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import { accountFeature } from "../../src/bot/features/account.ts";
-import type { FeatureDeps } from "../../src/bot/features/index.ts";
-import { createStaffBoard, staffFeature } from "../../src/bot/features/staff.ts";
+import { staffFeature } from "../../src/bot/features/staff/staff.ts";
+import { Roles } from "../../src/bot/roles.ts";
+import { outboxJob } from "../../src/jobs/outbox.ts";
+import { logger } from "../../src/log.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
 import { loadConfig } from "../../src/config.ts";
 import type { RequestRow } from "../../src/db/requests.ts";
-import { Health } from "../../src/health.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import { openStorage } from "../../src/storage.ts";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { BotProcess } from "./program.ts";
@@ -107,8 +108,18 @@ async function staffDesk(api: FakeBotApi, env: Record<string, string> = {}) {
   await storage.migrator.up();
   const metrics = new Metrics();
   metrics[Symbol.dispose]();
-  const deps: FeatureDeps = { config, storage, health: new Health(), metrics };
-  const staffBoard = createStaffBoard(deps);
+  const roles = new Roles({
+    adminIds: config.adminIds,
+    staffChatId: config.staffChatId,
+    store: storage.store,
+  });
+  const staff = staffFeature({
+    requests: storage.requests,
+    users: storage.users,
+    markBlocked: (id) => storage.userCache.markBlocked(id),
+    roles,
+    locale: config.defaultLocale,
+  });
   const bot = createBot({
     token: api.token,
     apiRoot: api.apiRoot,
@@ -116,13 +127,19 @@ async function staffDesk(api: FakeBotApi, env: Record<string, string> = {}) {
     metrics,
     botInfo: BOT_INFO,
     users: storage.userCache,
-    features: [accountFeature(deps), staffFeature({ ...deps, staffBoard })],
+    features: [accountFeature({ profiles: storage.userCache, roles }), staff],
+  });
+  const outbox = outboxJob({
+    outbox: storage.outbox,
+    handlers: staff.deliveries ?? {},
+    api: () => bot.api,
+    instanceId: "test",
+    metrics,
   });
   let offset = 0;
   return {
     config,
     storage,
-    staffBoard,
     bot,
     /** Handles every update the fake has queued, in order, as polling would. */
     async deliver(): Promise<void> {
@@ -135,7 +152,7 @@ async function staffDesk(api: FakeBotApi, env: Record<string, string> = {}) {
         }
       }
     },
-    /** Files a request for `userId` and announces it, as the `/new` dialog does. */
+    /** Files a request for `userId` and posts it to staff, as `/new` and the outbox do. */
     async file(userId: number, description: string): Promise<RequestRow> {
       const request = await storage.requests.create({
         userId,
@@ -143,8 +160,16 @@ async function staffDesk(api: FakeBotApi, env: Record<string, string> = {}) {
         description,
         contact: "+1 555 0100 & ask for <Bob>",
       });
-      await staffBoard.announce(bot.api, request, await storage.users.get(userId));
+      await this.deliverOutbox();
       return request;
+    },
+    /** One round of the outbox job: posts what is owed to the staff chat. */
+    async deliverOutbox(): Promise<void> {
+      await outbox.run({
+        signal: new AbortController().signal,
+        log: logger("test"),
+        progress: { load: () => Promise.resolve(null), save: () => Promise.resolve() },
+      });
     },
     async [Symbol.asyncDispose](): Promise<void> {
       await storage.close(5000);
@@ -380,7 +405,7 @@ Deno.test("staff: an author who blocked the bot is marked blocked and not retrie
   assert.equal((await desk.storage.requests.get(request.number))?.status, "done");
 });
 
-Deno.test("staff: without STAFF_CHAT_ID nothing is posted; a failed post does not fail the caller", async () => {
+Deno.test("staff: without STAFF_CHAT_ID nothing is posted; a failed post is owed and retried until it is delivered, once", async () => {
   await using api = await FakeBotApi.start();
   {
     await using desk = await staffDesk(api, { STAFF_CHAT_ID: "" });
@@ -396,4 +421,19 @@ Deno.test("staff: without STAFF_CHAT_ID nothing is posted; a failed post does no
   const request = await desk.file(AUTHOR.ru, "Stored even if the staff chat is gone");
   assert.equal((await desk.storage.requests.get(request.number))?.status, "new");
   assert.equal(api.sentMessages(STAFF_CHAT).length, 0);
+  const [owed] = await desk.storage.outbox.backlog();
+  assert.equal(owed?.kind, "staff_post");
+  assert.match(owed?.lastError ?? "", /chat not found/);
+  // The retry is due later; bring it forward instead of waiting.
+  await desk.storage.db.sql`update outbox set next_attempt_at = now()`;
+  await desk.deliverOutbox();
+  assert.equal(api.sentMessages(STAFF_CHAT).length, 1, "posted once the chat takes it");
+  await desk.deliverOutbox();
+  assert.equal(api.sentMessages(STAFF_CHAT).length, 1, "and only once");
+  assert.equal(
+    (await desk.storage.requests.get(request.number))?.staffMessageId,
+    api.sentOf("sendMessage", STAFF_CHAT)[0]?.message_id,
+    "the post is remembered for Take and Done",
+  );
+  assert.deepEqual([...await desk.storage.outbox.backlog()], []);
 });

@@ -3,7 +3,7 @@ import { Health } from "../../src/health.ts";
 import { healthHandler } from "../../src/http/health.ts";
 import { metricsHandler } from "../../src/http/metrics.ts";
 import { type Handler, router } from "../../src/http/router.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 
 const BASE = "http://127.0.0.1:8080";
 const METRICS_TOKEN = "metrics_token-42";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Migrator, parseMigrations } from "../../src/db/migrate.ts";
 import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
 import { type TelegramProfile, UserRepository } from "../../src/db/users.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import { openKvStore } from "../../src/store/kv_store.ts";
 import { openRedisStore } from "../../src/store/redis_store.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";

@@ -5,7 +5,7 @@
  */
 import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import type { CreateBotOptions } from "../../src/bot/pipeline.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 
 const HOUR = 3_600_000;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Update } from "grammy/types";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import { UpdateScheduler } from "../../src/transport/scheduler.ts";
 import { textMessage } from "../updates.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Update } from "grammy/types";
 import { logger } from "../../src/log.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import { UpdateScheduler } from "../../src/transport/scheduler.ts";
 import { MAX_WEBHOOK_BODY_BYTES, webhookHandler } from "../../src/transport/webhook.ts";
 import { textMessage } from "../updates.ts";

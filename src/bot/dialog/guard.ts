@@ -16,7 +16,7 @@
 import type { MiddlewareFn } from "grammy";
 import type { BotContext } from "../context.ts";
 import { commandOf } from "../middleware/context.ts";
-import { tell } from "../gate/gate.ts";
+import { notify } from "../reply.ts";
 import type { Dialog } from "./dialog.ts";
 import { DialogUnavailableError } from "./session.ts";
 
@@ -35,11 +35,11 @@ export function dialogGuard(options: DialogGuardOptions): MiddlewareFn<BotContex
     const dialog = ctx.dialog;
     const command = commandOf(ctx) !== null;
     if (!dialog.available) {
-      if (!command) return await tell(ctx, ctx.t("dialog.unavailable"));
+      if (!command) return void await notify(ctx, ctx.t("dialog.unavailable"));
     } else if (dialog.expired !== null) {
       dialog.clear();
       ctx.log.info("dialog {state} expired", { state: dialog.expired });
-      await tell(
+      await notify(
         ctx,
         ctx.t("dialog.expired", { hours: Math.max(1, Math.round(stateTtlMs / 3_600_000)) }),
       );
@@ -50,7 +50,7 @@ export function dialogGuard(options: DialogGuardOptions): MiddlewareFn<BotContex
       if (!owner || owner.parse(state, dialog.data) === null) {
         ctx.log.warning("stored dialog state {state} no longer fits; reset", { state });
         dialog.clear();
-        await tell(ctx, ctx.t("dialog.reset"));
+        await notify(ctx, ctx.t("dialog.reset"));
         if (!command) return;
       }
     }
@@ -58,7 +58,7 @@ export function dialogGuard(options: DialogGuardOptions): MiddlewareFn<BotContex
       await next();
     } catch (error) {
       if (!(error instanceof DialogUnavailableError)) throw error;
-      await tell(ctx, ctx.t("dialog.unavailable"));
+      await notify(ctx, ctx.t("dialog.unavailable"));
     }
   };
 }

@@ -4,7 +4,7 @@
  * is one) once the features are done, as a compare-and-set on the loaded version.
  */
 import type { Json } from "../../store/store.ts";
-import type { DialogRecord } from "../gate/scripts.ts";
+import type { DialogRecord } from "./record.ts";
 
 /** Thrown when a feature changes dialog state while the store is unreachable. */
 export class DialogUnavailableError extends Error {

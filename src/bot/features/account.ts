@@ -2,11 +2,13 @@
  * The user's account: `/start` (register, subscribe, greet with the menu), `/stop`
  * (unsubscribe), `/help`, and `/language` with one button per language the bot speaks.
  */
-import { type Api, Composer, InlineKeyboard } from "grammy";
+import { Composer, InlineKeyboard } from "grammy";
 import { type Locale, SUPPORTED_LOCALES } from "../../config.ts";
 import type { BotContext } from "../context.ts";
 import { type MessageKey, translate } from "../i18n.ts";
-import type { FeatureDeps } from "./index.ts";
+import type { UserCache } from "../../store/user_cache.ts";
+import type { Feature } from "../feature.ts";
+import type { Roles } from "../roles.ts";
 import { errorMessage } from "../../errors.ts";
 
 /** Each language's name in itself, as its button shows it. */
@@ -14,12 +16,6 @@ const LANGUAGE_NAMES: Record<Locale, string> = { en: "English", ru: "Русск�
 
 /** The callback data of a language button: `lang:<locale>`. */
 const LANGUAGE_DATA = /^lang:(.*)$/;
-
-/** The command menu, in the order Telegram shows it. */
-const MENU = ["start", "new", "my", "status", "language", "help", "stop"] as const;
-/** The admin commands, added to the menu in each admin's private chat. */
-const ADMIN_MENU = ["health", "metrics", "stats", "backup", "ban", "unban"] as const;
-type MenuCommand = typeof MENU[number] | typeof ADMIN_MENU[number];
 
 function greet(ctx: BotContext): Promise<unknown> {
   return ctx.reply(ctx.t("start.greeting", { name: ctx.from?.first_name ?? "" }));
@@ -34,16 +30,25 @@ function help(ctx: BotContext, admin: boolean): Promise<unknown> {
  * `/start` and `/help` without storage: what the bot answers when `createBot` gets no
  * features of its own (tests, benchmarks).
  */
-export const greetingFeature = new Composer<BotContext>();
-greetingFeature.command("start", greet);
-greetingFeature.command("help", (ctx) => help(ctx, false));
+export const greetingFeature: Feature = (() => {
+  const composer = new Composer<BotContext>();
+  composer.command("start", greet);
+  composer.command("help", (ctx) => help(ctx, false));
+  return { name: "greeting", composer, commands: { user: ["start", "help"] } };
+})();
+
+/** What the account feature needs. */
+export interface AccountOptions {
+  /** Changes to the user's profile that keep the cached copy in step. */
+  profiles: Pick<UserCache, "setNotifications" | "setLocale">;
+  roles: Roles;
+}
 
 /** `/start`, `/stop`, `/help` and `/language`, on the user's stored profile. */
-export function accountFeature(deps: FeatureDeps): Composer<BotContext> {
-  const { config, storage } = deps;
+export function accountFeature(options: AccountOptions): Feature {
+  const { profiles, roles } = options;
   const feature = new Composer<BotContext>();
-  const isAdmin = (ctx: BotContext) =>
-    ctx.from !== undefined && config.adminIds.includes(ctx.from.id);
+  const isAdmin = (ctx: BotContext) => roles.isAdmin(ctx.from?.id);
 
   /** Stores `change` on the user's profile; false when the profile or storage is unavailable. */
   async function save(ctx: BotContext, what: string, change: (id: number) => Promise<unknown>) {
@@ -62,14 +67,14 @@ export function accountFeature(deps: FeatureDeps): Composer<BotContext> {
   feature.command("start", async (ctx) => {
     // The user stage registered the sender; subscribing is a nicety that must not cost the greeting.
     if (ctx.user && !ctx.user.notifications) {
-      await save(ctx, "the subscription", (id) => storage.userCache.setNotifications(id, true));
+      await save(ctx, "the subscription", (id) => profiles.setNotifications(id, true));
     }
     await greet(ctx);
   });
 
   feature.command("stop", async (ctx) => {
     const saved = ctx.user?.notifications === false ||
-      await save(ctx, "the unsubscription", (id) => storage.userCache.setNotifications(id, false));
+      await save(ctx, "the unsubscription", (id) => profiles.setNotifications(id, false));
     await ctx.reply(ctx.t(saved ? "stop.done" : "account.unavailable"));
   });
 
@@ -90,7 +95,7 @@ export function accountFeature(deps: FeatureDeps): Composer<BotContext> {
       await ctx.answerCallbackQuery({ text: ctx.t("language.invalid") });
       return;
     }
-    const saved = await save(ctx, "the language", (id) => storage.userCache.setLocale(id, locale));
+    const saved = await save(ctx, "the language", (id) => profiles.setLocale(id, locale));
     if (!saved) {
       await ctx.answerCallbackQuery({ text: ctx.t("account.unavailable"), show_alert: true });
       return;
@@ -105,34 +110,16 @@ export function accountFeature(deps: FeatureDeps): Composer<BotContext> {
     );
   });
 
-  return feature;
-}
-
-/**
- * Publishes the command menu Telegram shows next to the input field, in every language the
- * bot speaks; users of other languages see `defaultLocale`'s.
- */
-export async function publishCommands(
-  api: Api,
-  defaultLocale: Locale,
-  signal?: AbortSignal,
-  adminIds: readonly number[] = [],
-): Promise<void> {
-  const commands = (locale: Locale, menu: readonly MenuCommand[]) =>
-    menu.map((command) => ({
-      command,
-      description: translate(locale, `command.${command}`),
-    }));
-  await api.setMyCommands(commands(defaultLocale, MENU), {}, signal as never);
-  for (const locale of SUPPORTED_LOCALES) {
-    await api.setMyCommands(commands(locale, MENU), { language_code: locale }, signal as never);
-  }
-  // Admins see their commands too, in their private chat with the bot.
-  for (const id of adminIds) {
-    await api.setMyCommands(
-      commands(defaultLocale, [...MENU, ...ADMIN_MENU]),
-      { scope: { type: "chat", chat_id: id } },
-      signal as never,
-    );
-  }
+  return {
+    name: "account",
+    composer: feature,
+    commands: {
+      user: [
+        { command: "start", rank: 1 },
+        { command: "language", rank: 5 },
+        { command: "help", rank: 6 },
+        { command: "stop", rank: 7 },
+      ],
+    },
+  };
 }

@@ -7,14 +7,17 @@ import { Composer, InputFile } from "grammy";
 import type { Message } from "grammy/types";
 import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { HealthStatus } from "../../health.ts";
-import { createBackup, pruneBackups } from "../../ops/backup.ts";
-import type { Sql } from "../../db/database.ts";
+import type { Stats } from "../../db/stats.ts";
 import type { UserRow } from "../../db/users.ts";
+import type { Health, HealthStatus } from "../../health.ts";
+import type { MetricsSummary } from "../../metrics/summary.ts";
+import type { BackupRound } from "../../ops/backup.ts";
+import type { UserCache } from "../../store/user_cache.ts";
+import type { Feature } from "../feature.ts";
+import type { Roles } from "../roles.ts";
 import type { BotContext } from "../context.ts";
 import { escapeHtml } from "../html.ts";
 import type { MessageKey } from "../i18n.ts";
-import type { FeatureDeps } from "./index.ts";
 import { errorMessage } from "../../errors.ts";
 
 /** The largest file a bot may upload to Telegram. */
@@ -29,13 +32,26 @@ const REQUEST_STATUS_KEYS: Record<string, MessageKey> = {
   cancelled: "admin.status.cancelled",
 };
 
-/** The admin commands, for `config.adminIds` only. */
-export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
-  const { config, storage, health, metrics } = deps;
+/** What the admin commands need. */
+export interface AdminOptions {
+  roles: Roles;
+  /** The readiness checks `/health` shows. */
+  health: Pick<Health, "report">;
+  /** The counters `/metrics` shows. */
+  metrics: () => Promise<MetricsSummary>;
+  /** The numbers `/stats` shows. */
+  stats: () => Promise<Stats>;
+  /** Makes a backup now (and prunes old ones). */
+  backup: () => Promise<BackupRound>;
+  /** Bans and lifts bans, keeping the cached profile in step. */
+  bans: Pick<UserCache, "ban" | "unban">;
+}
+
+/** The admin commands, for `ADMIN_IDS` only. */
+export function adminFeature(options: AdminOptions): Feature {
+  const { roles, health, bans } = options;
   const feature = new Composer<BotContext>();
-  const admin = feature.filter((ctx) =>
-    ctx.from !== undefined && config.adminIds.includes(ctx.from.id)
-  );
+  const admin = feature.filter((ctx) => roles.isAdmin(ctx.from?.id));
   const html = (ctx: BotContext, text: string) =>
     ctx.reply(text, { parse_mode: "HTML", link_preview_options: { is_disabled: true } });
 
@@ -62,7 +78,7 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
   });
 
   admin.command("metrics", async (ctx) => {
-    const summary = summarizeMetrics(await metrics.registry.getMetricsAsJSON() as MetricJson[]);
+    const summary = await options.metrics();
     await html(
       ctx,
       [
@@ -95,7 +111,7 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
   });
 
   admin.command("stats", async (ctx) => {
-    const stats = await readStats(storage.db.sql);
+    const stats = await options.stats();
     const lines = [
       ctx.t("admin.stats.title"),
       ctx.t("admin.stats.users", { ...stats.users }),
@@ -130,16 +146,10 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
 
   async function backup(ctx: BotContext): Promise<void> {
     await ctx.replyWithChatAction("upload_document").catch(() => {});
-    let result;
+    let result: BackupRound["result"];
     let pruned: string[];
     try {
-      result = await createBackup({
-        db: storage.db,
-        store: storage.store,
-        config,
-        dir: config.backupDir,
-      });
-      pruned = await pruneBackups(config.backupDir, config.backupRetentionDays);
+      ({ result, pruned } = await options.backup());
     } catch (error) {
       ctx.log.error("backup requested by an admin failed", { error });
       await html(ctx, ctx.t("admin.backup.failed", { error: escapeHtml(errorMessage(error)) }));
@@ -181,12 +191,12 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
     admin.command(command, async (ctx) => {
       const id = targetOf(ctx.match, ctx.msg.reply_to_message);
       if (id === null) return void await html(ctx, ctx.t("admin.ban.usage", { command }));
-      if (command === "ban" && config.adminIds.includes(id)) {
+      if (command === "ban" && roles.isAdmin(id)) {
         return void await html(ctx, ctx.t("admin.ban.admin", { id }));
       }
       const row = command === "ban"
-        ? await storage.userCache.ban(id)
-        : await storage.userCache.unban(id);
+        ? await bans.ban(id)
+        : await bans.unban(id);
       if (row === null) return void await html(ctx, ctx.t("admin.ban.unknown", { id }));
       ctx.log.info(`admin ${command}ned user {target_id}`, { target_id: id });
       const key = command === "ban" ? "admin.ban.done" : "admin.unban.done";
@@ -194,42 +204,15 @@ export function adminFeature(deps: FeatureDeps): Composer<BotContext> {
     });
   }
 
-  return feature;
-}
-
-/** What `/stats` shows. */
-export interface Stats {
-  users: { total: number; today: number; blocked: number; banned: number };
-  /** Requests by status, statuses in alphabetical order; only statuses with requests. */
-  requests: { status: string; count: number }[];
-  /** Median time from creation to closing of done requests; null when none is done. */
-  medianCloseSeconds: number | null;
-  /** Done requests the median is taken over. */
-  done: number;
-}
-
-/** Reads the service desk's numbers: three queries, each a single scan. */
-export async function readStats(sql: Sql): Promise<Stats> {
-  const [users] = await sql<Stats["users"][]>`
-    select count(*)::int as total,
-      (count(*) filter (
-        where created_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc'
-      ))::int as today,
-      (count(*) filter (where blocked_at is not null))::int as blocked,
-      (count(*) filter (where banned_at is not null))::int as banned
-    from users`;
-  const requests = await sql<{ status: string; count: number }[]>`
-    select status, count(*)::int as count from requests group by status order by status`;
-  const [closing] = await sql<{ seconds: number | null; done: number }[]>`
-    select extract(epoch from percentile_cont(0.5) within group (
-        order by closed_at - created_at))::float8 as seconds,
-      count(*)::int as done
-    from requests where status = 'done' and closed_at is not null`;
   return {
-    users: { ...users! },
-    requests: requests.map(({ status, count }) => ({ status, count })),
-    medianCloseSeconds: closing?.seconds ?? null,
-    done: closing?.done ?? 0,
+    name: "admin",
+    composer: feature,
+    commands: {
+      admin: ["health", "metrics", "stats", "backup", "ban", "unban"].map((command) => ({
+        command,
+        rank: 100,
+      })),
+    },
   };
 }
 
@@ -258,93 +241,6 @@ function displayName(row: UserRow): string {
 
 function statusText(status: HealthStatus): string {
   return `${STATUS_ICONS[status]} ${status}`;
-}
-
-/** One metric of `Registry.getMetricsAsJSON()`. */
-interface MetricJson {
-  name: string;
-  values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
-}
-
-/** What `/metrics` shows, read from the registry. */
-export interface MetricsSummary {
-  updates: number;
-  handled: number;
-  errors: number;
-  /** Handling time percentiles in seconds (estimated from the histogram), null without data. */
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-  uptimeSeconds: number;
-  cacheHits: number;
-  cacheLookups: number;
-  limited: number;
-  banned: number;
-  duplicates: number;
-  retries: { total: number; "429": number; "5xx": number; network: number };
-}
-
-/** Sums the registry's counters into what an admin wants to know. */
-export function summarizeMetrics(json: readonly MetricJson[]): MetricsSummary {
-  const values = (name: string) => json.find((m) => m.name === name)?.values ?? [];
-  const sum = (name: string, label?: string, value?: string) =>
-    values(name)
-      .filter((v) => label === undefined || String(v.labels[label]) === value)
-      .reduce((total, v) => total + v.value, 0);
-  const buckets = new Map<number, number>();
-  for (const v of values("bot_update_duration_seconds")) {
-    if (v.metricName !== "bot_update_duration_seconds_bucket") continue;
-    const le = Number(v.labels.le);
-    buckets.set(le, (buckets.get(le) ?? 0) + v.value);
-  }
-  const cumulative = [...buckets].map(([le, count]) => ({ le, count }))
-    .sort((a, b) => a.le - b.le);
-  return {
-    updates: sum("bot_updates_total"),
-    handled: sum("bot_updates_total", "outcome", "handled"),
-    errors: sum("bot_updates_total", "outcome", "error"),
-    p50: histogramQuantile(0.5, cumulative),
-    p95: histogramQuantile(0.95, cumulative),
-    p99: histogramQuantile(0.99, cumulative),
-    uptimeSeconds: sum("process_uptime_seconds"),
-    cacheHits: sum("bot_user_cache_total", "result", "hit"),
-    cacheLookups: sum("bot_user_cache_total"),
-    limited: sum("bot_gate_total", "outcome", "limited"),
-    banned: sum("bot_gate_total", "outcome", "banned"),
-    duplicates: sum("bot_gate_total", "outcome", "duplicate"),
-    retries: {
-      total: sum("bot_api_retries_total"),
-      "429": sum("bot_api_retries_total", "reason", "429"),
-      "5xx": sum("bot_api_retries_total", "reason", "5xx"),
-      network: sum("bot_api_retries_total", "reason", "network"),
-    },
-  };
-}
-
-/**
- * The `q` quantile of a histogram given as cumulative bucket counts sorted by upper bound
- * (the last being +Inf), interpolated linearly inside the bucket as Prometheus'
- * `histogram_quantile` does: beyond the last finite bound it is that bound; null when nothing
- * was observed.
- */
-export function histogramQuantile(
-  q: number,
-  buckets: readonly { le: number; count: number }[],
-): number | null {
-  const total = buckets.at(-1)?.count ?? 0;
-  if (total === 0) return null;
-  const rank = q * total;
-  let lower = 0;
-  let below = 0;
-  for (const { le, count } of buckets) {
-    if (count >= rank && count > below) {
-      if (le === Infinity) return lower;
-      return lower + (le - lower) * (rank - below) / (count - below);
-    }
-    lower = le;
-    below = count;
-  }
-  return lower;
 }
 
 function percent(part: number, whole: number): string {

@@ -1,39 +1,66 @@
 /**
- * The service desk's features, in the order they run, and what they need. `app.ts` builds
- * them once storage is open; each feature is a composer in its own file.
+ * The service desk's features, in the order they run, each given only what it uses. This is
+ * the one place that knows them all: to add a feature, write it as a `Feature` (see
+ * `../feature.ts`) and add it to the list here.
  */
-import type { Composer } from "grammy";
+import type { Registry } from "prom-client";
 import type { Config } from "../../config.ts";
+import type { Database } from "../../db/database.ts";
+import type { RequestRepository } from "../../db/requests.ts";
+import { readStats } from "../../db/stats.ts";
+import type { UserRepository } from "../../db/users.ts";
 import type { Health } from "../../health.ts";
-import type { Metrics } from "../../metrics.ts";
-import type { Storage } from "../../storage.ts";
-import type { BotContext } from "../context.ts";
-import type { Dialog } from "../dialog/dialog.ts";
+import { summarizeRegistry } from "../../metrics/summary.ts";
+import { backupAndPrune } from "../../ops/backup.ts";
+import type { KeyValueStore } from "../../store/store.ts";
+import type { UserCache } from "../../store/user_cache.ts";
+import type { Feature } from "../feature.ts";
+import type { Roles } from "../roles.ts";
 import { accountFeature } from "./account.ts";
 import { adminFeature } from "./admin.ts";
-import { requestDialog, requestsFeature } from "./requests.ts";
-import { createStaffBoard, staffFeature } from "./staff.ts";
+import { requestsFeature } from "./requests.ts";
+import { staffFeature } from "./staff/staff.ts";
 
-/** What the features use: settings, storage, and the operator-facing health and metrics. */
-export interface FeatureDeps {
+/** What the service desk's features are built from. */
+export interface ServiceDeskDeps {
   config: Config;
-  storage: Storage;
-  health: Health;
-  metrics: Metrics;
+  db: Database;
+  store: KeyValueStore;
+  users: UserRepository;
+  requests: RequestRepository;
+  userCache: UserCache;
+  roles: Roles;
+  health: Pick<Health, "report">;
+  /** The registry `/metrics` renders, for the admins' summary. */
+  registry: Registry;
+  /** Hurries the outbox after something was queued in it. */
+  kickOutbox: () => void;
 }
 
 /** Every feature of the service desk, in order; the fallback comes after them. */
-export function serviceDeskFeatures(deps: FeatureDeps): Composer<BotContext>[] {
-  const staffBoard = createStaffBoard(deps);
+export function serviceDeskFeatures(deps: ServiceDeskDeps): Feature[] {
+  const { config, roles, userCache } = deps;
   return [
-    accountFeature(deps),
-    adminFeature(deps),
-    staffFeature({ ...deps, staffBoard }),
-    requestsFeature({ ...deps, staffBoard }),
+    accountFeature({ profiles: userCache, roles }),
+    adminFeature({
+      roles,
+      health: deps.health,
+      metrics: () => summarizeRegistry(deps.registry),
+      stats: () => readStats(deps.db.sql),
+      backup: () => backupAndPrune({ db: deps.db, store: deps.store, config }),
+      bans: userCache,
+    }),
+    staffFeature({
+      requests: deps.requests,
+      users: deps.users,
+      markBlocked: (id) => userCache.markBlocked(id),
+      roles,
+      locale: config.defaultLocale,
+    }),
+    requestsFeature({
+      requests: deps.requests,
+      categories: config.requestCategories,
+      onFiled: deps.kickOutbox,
+    }),
   ];
 }
-
-/** Every dialog those features define. */
-export const SERVICE_DESK_DIALOGS: readonly Dialog<string, unknown>[] = [
-  requestDialog as Dialog<string, unknown>,
-];

@@ -6,23 +6,32 @@
  */
 import { Composer } from "grammy";
 import type { BotContext } from "../context.ts";
-import type { StaffBoard } from "../staff_board.ts";
-import type { FeatureDeps } from "./index.ts";
-import { answer, requestDialog, requestForm } from "./requests_form.ts";
+import type { Dialog } from "../dialog/dialog.ts";
+import type { RequestRepository } from "../../db/requests.ts";
+import type { Feature } from "../feature.ts";
+import { requestDialog, requestForm } from "./requests_form.ts";
+import { answerPress } from "../reply.ts";
 import { ACTION_DATA, decodeAction } from "./requests_input.ts";
 import { requestLists } from "./requests_list.ts";
 
 export { requestDialog };
 
+/** What the requests feature needs. */
+export interface RequestsOptions {
+  requests: RequestRepository;
+  /** The categories users choose from (`REQUEST_CATEGORIES`). */
+  categories: readonly string[];
+  /** Called when a request was filed, so that its staff post goes out without waiting. */
+  onFiled?: () => void;
+}
+
 /** `/new`, `/my`, `/status` and their buttons. */
-export function requestsFeature(
-  deps: FeatureDeps & { staffBoard: StaffBoard },
-): Composer<BotContext> {
-  const { requests } = deps.storage;
+export function requestsFeature(options: RequestsOptions): Feature {
+  const { requests } = options;
   const form = requestForm({
-    categories: deps.config.requestCategories,
+    categories: options.categories,
     requests,
-    staffBoard: deps.staffBoard,
+    onFiled: options.onFiled ?? (() => {}),
   });
   const lists = requestLists({ requests });
   const feature = new Composer<BotContext>();
@@ -32,7 +41,7 @@ export function requestsFeature(
     const action = decodeAction(ctx.callbackQuery.data);
     if (action === null) {
       ctx.log.info("refused a forged or garbled button {data}", { data: ctx.callbackQuery.data });
-      await answer(ctx, ctx.t("requests.button.invalid"));
+      await answerPress(ctx, ctx.t("requests.button.invalid"));
     } else if (action.kind === "page" || action.kind === "open") {
       await lists.press(ctx, action);
     } else {
@@ -40,5 +49,16 @@ export function requestsFeature(
     }
   });
   privateChat.use(lists.composer, form.composer);
-  return feature;
+  return {
+    name: "requests",
+    composer: feature,
+    commands: {
+      user: [
+        { command: "new", rank: 2 },
+        { command: "my", rank: 3 },
+        { command: "status", rank: 4 },
+      ],
+    },
+    dialogs: [requestDialog as Dialog<string, unknown>],
+  };
 }

@@ -13,7 +13,6 @@ import { z } from "zod";
 import type { RequestRepository } from "../../db/requests.ts";
 import type { BotContext } from "../context.ts";
 import { defineDialog } from "../dialog/dialog.ts";
-import type { StaffBoard } from "../staff_board.ts";
 import {
   checkDescription,
   contactPhone,
@@ -30,6 +29,7 @@ import {
   summaryText,
 } from "./requests_view.ts";
 import { escapeHtml } from "../html.ts";
+import { answerPress } from "../reply.ts";
 import { errorMessage } from "../../errors.ts";
 
 /** The `/new` dialog: its steps and what it collects. */
@@ -49,7 +49,8 @@ export interface RequestFormOptions {
   /** The categories users choose from (`REQUEST_CATEGORIES`). */
   categories: readonly string[];
   requests: RequestRepository;
-  staffBoard: StaffBoard;
+  /** Called when a request was filed (its staff post is owed in the outbox). */
+  onFiled: () => void;
 }
 
 const HTML = { parse_mode: "HTML" } as const;
@@ -65,7 +66,7 @@ export interface RequestForm {
 
 /** Builds the form; see the module documentation. */
 export function requestForm(options: RequestFormOptions): RequestForm {
-  const { categories, requests, staffBoard } = options;
+  const { categories, requests, onFiled } = options;
   const composer = new Composer<BotContext>();
 
   async function askCategory(ctx: BotContext, draftId: string): Promise<void> {
@@ -176,13 +177,13 @@ export function requestForm(options: RequestFormOptions): RequestForm {
   async function press(ctx: BotContext, action: RequestAction): Promise<void> {
     const position = requestDialog.current(ctx);
     if (!("tag" in action) || position === null || formTag(position.data.draftId) !== action.tag) {
-      await answer(ctx, ctx.t("requests.button.stale"));
+      await answerPress(ctx, ctx.t("requests.button.stale"));
       return;
     }
     const { step, data } = position;
     if (action.kind === "cancel") {
       requestDialog.leave(ctx);
-      await answer(ctx);
+      await answerPress(ctx);
       await removeButtons(ctx);
       await ctx.reply(ctx.t("requests.cancelled"), { ...HTML, ...REMOVE_KEYBOARD });
       return;
@@ -190,12 +191,12 @@ export function requestForm(options: RequestFormOptions): RequestForm {
     if (action.kind === "category" && step === "category") {
       const category = categories[action.index];
       if (category === undefined) {
-        await answer(ctx, ctx.t("requests.button.invalid"));
+        await answerPress(ctx, ctx.t("requests.button.invalid"));
         return;
       }
       requestDialog.update(ctx, { category });
       requestDialog.go(ctx, "description");
-      await answer(ctx);
+      await answerPress(ctx);
       await editOrSend(
         ctx,
         ctx.t("requests.step.category_chosen", { category: escapeHtml(category) }),
@@ -205,7 +206,7 @@ export function requestForm(options: RequestFormOptions): RequestForm {
     }
     if (action.kind === "edit" && step === "summary") {
       requestDialog.go(ctx, "description");
-      await answer(ctx);
+      await answerPress(ctx);
       await removeButtons(ctx);
       await askDescription(ctx, "requests.step.edit");
       return;
@@ -215,7 +216,7 @@ export function requestForm(options: RequestFormOptions): RequestForm {
       if (category === undefined || description === undefined || contact === undefined) {
         // Cannot happen through the steps; a form missing a part starts again.
         requestDialog.go(ctx, "category");
-        await answer(ctx, ctx.t("requests.button.stale"));
+        await answerPress(ctx, ctx.t("requests.button.stale"));
         await askCategory(ctx, data.draftId);
         return;
       }
@@ -227,30 +228,18 @@ export function requestForm(options: RequestFormOptions): RequestForm {
         contact,
       });
       requestDialog.leave(ctx);
-      await answer(ctx);
+      await answerPress(ctx);
       await removeButtons(ctx);
       await ctx.reply(ctx.t("requests.created", { number: request.number }), HTML);
-      // A repeat (the update delivered again after a crash) was announced the first time.
-      if (created) await staffBoard.announce(ctx.api, request, ctx.user);
+      // The staff post was owed with the request, in the same statement; this only hurries it.
+      if (created) onFiled();
       return;
     }
     // A button of this form, but of a step the user has already left.
-    await answer(ctx, ctx.t("requests.button.stale"));
+    await answerPress(ctx, ctx.t("requests.button.stale"));
   }
 
   return { composer, press };
-}
-
-/**
- * Answers the button press. Never throws: a press handled again after a restart is older than
- * the 15 s Telegram allows for an answer, and the message that follows matters more.
- */
-export async function answer(ctx: BotContext, text?: string): Promise<void> {
-  try {
-    await ctx.answerCallbackQuery(text === undefined ? {} : { text });
-  } catch (error) {
-    ctx.log.info("could not answer the button press: {error}", { error: errorMessage(error) });
-  }
 }
 
 /** Takes the inline keyboard off the message whose button was pressed. */
@@ -272,8 +261,4 @@ async function editOrSend(ctx: BotContext, text: string): Promise<void> {
     ctx.log.debug("could not edit the message: {error}", { error: errorMessage(error) });
     await ctx.reply(text, HTML);
   }
-}
-
-function describe(error: unknown): string {
-  return errorMessage(error);
 }

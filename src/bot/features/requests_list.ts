@@ -6,7 +6,7 @@
 import { Composer, GrammyError } from "grammy";
 import type { RequestRepository } from "../../db/requests.ts";
 import type { BotContext } from "../context.ts";
-import { answer } from "./requests_form.ts";
+import { answerPress } from "../reply.ts";
 import { PAGE_SIZE, pageCount, type RequestAction } from "./requests_input.ts";
 import { detailsView, listView, openView, type View } from "./requests_view.ts";
 
@@ -52,22 +52,22 @@ export function requestLists(options: RequestListOptions): RequestLists {
 
   async function press(ctx: BotContext, action: RequestAction): Promise<void> {
     if (action.kind === "page") {
-      await answer(ctx);
+      await answerPress(ctx);
       await show(ctx, await pageView(ctx, action.page));
       return;
     }
     if (action.kind === "open") {
       const request = await requests.get(action.number);
       if (request === null || request.userId !== ctx.from!.id) {
-        await answer(ctx, ctx.t("requests.button.not_yours"));
+        await answerPress(ctx, ctx.t("requests.button.not_yours"));
         return;
       }
       const history = await requests.history(request.number);
-      await answer(ctx);
+      await answerPress(ctx);
       await show(ctx, detailsView(ctx.t, request, history, action.page));
       return;
     }
-    await answer(ctx, ctx.t("requests.button.invalid"));
+    await answerPress(ctx, ctx.t("requests.button.invalid"));
   }
 
   return { composer, press };

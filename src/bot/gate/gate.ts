@@ -2,12 +2,10 @@ import type { MiddlewareFn } from "grammy";
 import type { FsmConfig, RateLimitConfig } from "../../config.ts";
 import { StoreUnavailableError } from "../../errors.ts";
 import { logger } from "../../log.ts";
-import type { Metrics } from "../../metrics.ts";
+import type { Metrics } from "../../metrics/metrics.ts";
 import { rateLimitArgs } from "./bucket_script.ts";
 import {
-  type DialogRecord,
   type DialogWrite,
-  EXPIRED_DIALOG_MEMORY_MS,
   finishScript,
   type GateArgs,
   type GateKeys,
@@ -16,12 +14,14 @@ import {
   type GateVerdict,
   renewLeaseScript,
 } from "./scripts.ts";
+import { type DialogRecord, EXPIRED_DIALOG_MEMORY_MS } from "../dialog/record.ts";
 import type { Json, KeyValueStore, StoreKey } from "../../store/store.ts";
 import { backoffDelay } from "../../util/backoff.ts";
 import { delay } from "../../util/delay.ts";
 import type { BotContext } from "../context.ts";
 import { DialogSession, readRecord } from "../dialog/session.ts";
 import { LocalGate } from "./local_gate.ts";
+import { notify } from "../reply.ts";
 
 /** Options of {@link createGate}. */
 export interface GateOptions {
@@ -179,7 +179,7 @@ export function createGate(options: GateOptions): {
       : ctx.t("gate.banned", {
         minutes: Math.max(1, Math.ceil((verdict.untilMs - now()) / 60_000)),
       });
-    await tell(ctx, text);
+    await notify(ctx, text);
   };
 
   /** Keeps the chat's lease while a long update runs. */
@@ -237,7 +237,7 @@ export function createGate(options: GateOptions): {
         const conflict = "conflict" in result ? result.conflict : "version";
         metrics.dialogCommits.inc({ result: conflict === "lease" ? "lease_lost" : "conflict" });
         ctx.log.warning("dialog state not saved: {conflict} conflict", { conflict });
-        await tell(ctx, ctx.t("dialog.conflict"));
+        await notify(ctx, ctx.t("dialog.conflict"));
       }
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
@@ -245,7 +245,7 @@ export function createGate(options: GateOptions): {
       metrics.dialogCommits.inc({ result: "store_down" });
       if (write !== null) {
         ctx.log.warning("dialog state not saved: the store is unreachable");
-        await tell(ctx, ctx.t("dialog.unsaved"));
+        await notify(ctx, ctx.t("dialog.unsaved"));
       }
     }
   }
@@ -266,14 +266,4 @@ export function createGate(options: GateOptions): {
   }
 
   return { gate, commit };
-}
-
-/** A notice goes where the user looks: the callback's answer, or the chat. */
-export async function tell(ctx: BotContext, text: string): Promise<void> {
-  try {
-    if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text, show_alert: true });
-    else if (ctx.chat) await ctx.reply(text);
-  } catch (error) {
-    ctx.log.warning("could not send a notice to the user", { error });
-  }
 }

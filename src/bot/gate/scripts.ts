@@ -16,31 +16,13 @@
  */
 import type { Verdict } from "./bucket.ts";
 import { NAMESPACES } from "../../store/namespaces.ts";
+import { type DialogRecord, EXPIRED_DIALOG_MEMORY_MS } from "../dialog/record.ts";
 import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../../store/store.ts";
 import { UserCache } from "../../store/user_cache.ts";
 import { applyBucket, BUCKET_LUA, type RateLimitArgs } from "./bucket_script.ts";
 
 /** How long a handled update id is remembered: Telegram gives up redelivering within a day. */
 export const SEEN_TTL_MS = 24 * 60 * 60 * 1000;
-
-/**
- * How long an expired dialog is remembered after its TTL, so that a user who comes back is
- * told it expired instead of being silently ignored.
- */
-export const EXPIRED_DIALOG_MEMORY_MS = 30 * 24 * 60 * 60 * 1000;
-
-/**
- * A user's dialog state as stored: version, state name, data (as JSON text, which Lua passes
- * through untouched), and when the state and the data expire (ms since epoch). A left dialog
- * keeps its record with `s: null`, so that versions never go back.
- */
-export type DialogRecord = {
-  v: number;
-  s: string | null;
-  d: string | null;
-  sAt: number;
-  dAt: number;
-};
 
 /** The keys one update touches, all of its chat. */
 export interface GateKeys {
@@ -55,10 +37,10 @@ export interface GateKeys {
 /** The keys of update `updateId` from `sender` in `chat`. */
 export function gateKeys(chat: number, sender: number, updateId: number): GateKeys {
   return {
-    seen: ["seen", chat, updateId],
-    bucket: ["rl", chat, sender],
+    seen: [NAMESPACES.seen, chat, updateId],
+    bucket: [NAMESPACES.bucket, chat, sender],
     dialog: [NAMESPACES.dialog, chat, sender],
-    lease: ["lease", chat],
+    lease: [NAMESPACES.chatLease, chat],
     profile: chat === sender ? UserCache.key(sender) : null,
   };
 }

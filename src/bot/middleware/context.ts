@@ -2,7 +2,7 @@ import type { MiddlewareFn } from "grammy";
 import type { Locale } from "../../config.ts";
 import type { EventRecord } from "../../db/events.ts";
 import { logger } from "../../log.ts";
-import type { Metrics } from "../../metrics.ts";
+import type { Metrics } from "../../metrics/metrics.ts";
 import type { BotContext } from "../context.ts";
 import { DialogSession, NO_DIALOG } from "../dialog/session.ts";
 import { pickLocale, translate } from "../i18n.ts";

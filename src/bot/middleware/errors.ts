@@ -4,6 +4,7 @@ import { AlertThrottle, errorKey, firstStackFrame } from "../alerts.ts";
 import type { BotContext } from "../context.ts";
 import { escapeHtml } from "../html.ts";
 import { translate } from "../i18n.ts";
+import { notify } from "../reply.ts";
 import { errorMessage } from "../../errors.ts";
 
 /** Options of {@link errorsStage}. */
@@ -78,7 +79,7 @@ export function errorsStage(options: ErrorsStageOptions = {}): MiddlewareFn<BotC
         message: errorMessage(error),
         error,
       });
-      const apologyBlocked = await apologize(ctx);
+      const apologyBlocked = blockedUser(await notify(ctx, ctx.t("error.generic")));
       if (apologyBlocked !== null) await markBlocked(ctx, apologyBlocked);
       await alert(ctx, error);
     }
@@ -94,23 +95,6 @@ export function blockedUser(error: unknown): number | null {
   if (!(error instanceof GrammyError) || error.error_code !== 403) return null;
   const chatId = Number(error.payload?.chat_id);
   return Number.isSafeInteger(chatId) && chatId > 0 ? chatId : null;
-}
-
-/** Tells the user; returns their id when Telegram says they blocked the bot, else null. */
-async function apologize(ctx: BotContext): Promise<number | null> {
-  try {
-    if (ctx.callbackQuery) {
-      await ctx.answerCallbackQuery({ text: ctx.t("error.generic"), show_alert: true });
-    } else if (ctx.chat) {
-      await ctx.reply(ctx.t("error.generic"));
-    }
-  } catch (error) {
-    const blocked = blockedUser(error);
-    if (blocked !== null) return blocked;
-    // The apology itself failed (Telegram down): log it, never rethrow.
-    ctx.log.warning("could not tell the user about the error", { error });
-  }
-  return null;
 }
 
 /** The alert for admins (HTML): what failed, in which update, for whom. */

@@ -3,7 +3,6 @@ import { readRecord } from "../../../src/bot/dialog/session.ts";
 import type { BucketConfig } from "../../../src/bot/gate/bucket.ts";
 import { rateLimitArgs } from "../../../src/bot/gate/bucket_script.ts";
 import {
-  type DialogRecord,
   type DialogWrite,
   type FinishResult,
   finishScript,
@@ -14,6 +13,7 @@ import {
   renewLeaseScript,
   SEEN_TTL_MS,
 } from "../../../src/bot/gate/scripts.ts";
+import { type DialogRecord } from "../../../src/bot/dialog/record.ts";
 import type { KeyValueStore, StoreKey } from "../../../src/store/store.ts";
 import { delay } from "../../../src/util/delay.ts";
 import { testOnBothStores } from "../../support/stores.ts";

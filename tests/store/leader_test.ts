@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { StoreUnavailableError } from "../../src/errors.ts";
 import { logger, setupLogging } from "../../src/log.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
 import type {
   AtomicScript,
   Json,
@@ -10,7 +10,8 @@ import type {
   StoreEntry,
   StoreKey,
 } from "../../src/store/store.ts";
-import { LeaderLease, standbyHealth } from "../../src/transport/leader.ts";
+import { LeaderLease } from "../../src/store/leader.ts";
+import { standbyHealth } from "../../src/transport/polling_transport.ts";
 import { testOnBothStores } from "../support/stores.ts";
 
 const TTL_MS = 300;
@@ -32,6 +33,9 @@ class SwitchableStore implements KeyValueStore {
     };
   }
   constructor(readonly inner: KeyValueStore) {}
+  get shared(): boolean {
+    return this.inner.shared;
+  }
   get backend() {
     return this.inner.backend;
   }

@@ -13,10 +13,9 @@
  * the store answers again; either way the outage is logged once, not per attempt.
  */
 import type { Counter, Gauge } from "prom-client";
-import type { CheckResult } from "../health.ts";
 import type { Logger } from "../log.ts";
-import { acquireLeaseScript, leaseKey, releaseLeaseScript } from "../store/lease.ts";
-import type { KeyValueStore } from "../store/store.ts";
+import { acquireLeaseScript, leaseKey, releaseLeaseScript } from "./lease.ts";
+import type { KeyValueStore } from "./store.ts";
 import { delay } from "../util/delay.ts";
 import { errorMessage } from "../errors.ts";
 
@@ -233,26 +232,4 @@ export class LeaderLease {
       });
     }
   }
-}
-
-/**
- * The polling check of an instance that does not hold the lease (`warn`, so `/health` stays
- * 200: standing by is normal), or null while it does and the poller's own health applies.
- */
-export function standbyHealth(status: LeaseStatus): CheckResult | null {
-  if (status.role === "leader") return null;
-  if (status.storeError !== null) {
-    return {
-      status: "warn",
-      output: `standing by: the store is unreachable, so the ${status.name} lease cannot be ` +
-        `taken: ${status.storeError}`,
-    };
-  }
-  if (status.holder === null) {
-    return { status: "warn", output: `standing by: waiting for the ${status.name} lease` };
-  }
-  return {
-    status: "warn",
-    output: `standing by: instance ${status.holder} holds the ${status.name} lease`,
-  };
 }
