@@ -21,7 +21,7 @@ import { logger, setupLogging } from "./src/log.ts";
 import { backupCommand, migrateCommand, restoreCommand, UsageError } from "./src/ops/commands.ts";
 import { doctor, formatFindings } from "./src/ops/doctor.ts";
 import { healthcheck } from "./src/ops/healthcheck.ts";
-import { pathIssues } from "./src/ops/sandbox.ts";
+import { pathIssues, symlinkIssues } from "./src/ops/sandbox.ts";
 import { PROGRAM_NAME, VERSION } from "./src/version.ts";
 
 /**
@@ -101,7 +101,9 @@ function readEnv(): Env {
 function configOrReport(): Config | null {
   try {
     const config = loadConfig(readEnv());
-    const issues = pathIssues(config);
+    const outside = pathIssues(config);
+    // Only paths inside the sandbox can be looked at for links that lead out of it.
+    const issues = outside.length > 0 ? outside : symlinkIssues(config);
     if (issues.length > 0) throw new ConfigError(issues);
     return config;
   } catch (error) {

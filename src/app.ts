@@ -5,20 +5,17 @@
 import { Api, type Bot } from "grammy";
 import type { BotContext } from "./bot/context.ts";
 import { allowedUpdates, type Feature, publishMenus } from "./bot/feature.ts";
-import { serviceDeskFeatures } from "./bot/features/index.ts";
-import { createBot } from "./bot/pipeline.ts";
-import { Roles } from "./bot/roles.ts";
+import { buildBot } from "./bot/build.ts";
 import { telegramCheck } from "./bot/telegram_check.ts";
 import type { Config } from "./config.ts";
-import { prepareSchema } from "./db/migrate.ts";
 import { Health } from "./health.ts";
-import { eventLogJob } from "./jobs/event_log.ts";
-import { OUTBOX_JOB, outboxJob } from "./jobs/outbox.ts";
+import { startBackground } from "./jobs/background.ts";
+import { OUTBOX_JOB } from "./jobs/outbox.ts";
 import { JobRunner } from "./jobs/runner.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics/metrics.ts";
-import { Startup } from "./startup.ts";
-import { openStorage, registerStorageChecks, type Storage } from "./storage.ts";
+import { newInstanceId, Startup } from "./startup.ts";
+import { startStorage, type Storage } from "./storage.ts";
 import { PollingTransport } from "./transport/polling_transport.ts";
 import { UpdateScheduler } from "./transport/scheduler.ts";
 import type { Transport } from "./transport/transport.ts";
@@ -59,23 +56,6 @@ export interface AppExtensions {
   /** Features run after the service desk's own and before the fallback. */
   features?: readonly Feature[];
 }
-
-/** A name for this process among the instances sharing a store: host, pid and a random part. */
-function newInstanceId(): string {
-  let host = "instance";
-  try {
-    host = Deno.hostname();
-  } catch {
-    // Without --allow-sys=hostname the pid and the random part still make the name unique.
-  }
-  return `${host}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/**
- * How long an instance holds a chat while handling an update of it (renewed while it runs).
- * After a crash, the chat's next update waits at most this long.
- */
-const CHAT_LEASE_MS = 10_000;
 
 /** Builds the application from a resolved configuration (wiring only). */
 export function createApp(config: Config, extensions: AppExtensions = {}): App {
@@ -120,54 +100,19 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
 
   async function start(): Promise<void> {
     const started = performance.now();
-    startup.step("opening the database and the store");
-    const opened = storage = await startup.until(
-      "opening storage",
-      () => openStorage(config, { metrics, eventFlushMs: null }),
-    );
-    startup.step("applying database migrations");
-    const applied = await startup.until(
-      "preparing the schema",
-      () => prepareSchema(opened.migrator, config.database.migrateOnStart),
-    );
-    for (const name of applied) log.info("applied migration {name}", { name });
-    registerStorageChecks(health, opened);
-    log.info("storage: {storage}", { storage: opened.describe() });
-
-    const runner = jobs = new JobRunner({ store: opened.store, shared: opened.store.shared, instanceId, metrics });
-    const roles = new Roles({ adminIds: config.adminIds, staffChatId: config.staffChatId, store: opened.store });
-    const features = [
-      ...serviceDeskFeatures({
-        config,
-        ...opened,
-        roles,
-        health,
-        registry: metrics.registry,
-        kickOutbox: () => runner.trigger(OUTBOX_JOB),
-      }),
-      ...(extensions.features ?? []),
-    ];
-    const built = bot = createBot({
-      token: config.botToken,
-      apiRoot: config.botApiRoot,
-      defaultLocale: config.defaultLocale,
+    const opened = storage = await startStorage(config, { metrics, health, startup, log });
+    const { store } = opened;
+    const runner = jobs = new JobRunner({ store, shared: store.shared, instanceId, metrics });
+    const { bot: built, features } = buildBot({
+      config,
+      storage: opened,
       metrics,
-      users: opened.userCache,
-      events: opened.events,
-      gate: {
-        store: opened.store,
-        rateLimit: config.rateLimit,
-        fsm: config.fsm,
-        adminIds: config.adminIds,
-        // Only webhook instances sharing a store handle one chat at the same time; a poller is
-        // alone (the polling lease) and an unshared store belongs to one instance.
-        leaseMs: config.webhook && opened.store.shared ? CHAT_LEASE_MS : 0,
-        instanceId,
-      },
-      features,
-      adminIds: config.adminIds,
-      onBlocked: (userId) => opened.userCache.markBlocked(userId),
+      health,
+      instanceId,
+      extraFeatures: extensions.features ?? [],
+      kickOutbox: () => runner.trigger(OUTBOX_JOB),
     });
+    bot = built;
 
     startup.step("connecting to Telegram");
     // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
@@ -182,22 +127,15 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
       lifetime.signal.aborted || log.warning("could not publish the command menus", { error })
     );
 
-    const outbox = outboxJob({
-      outbox: opened.outbox,
-      handlers: Object.assign({}, ...features.map((f) => f.deliveries ?? {})),
-      api: () => built.api,
+    startBackground({
+      storage: opened,
+      features,
+      api: built.api,
       instanceId,
       metrics,
+      health,
+      runner,
     });
-    for (const job of [eventLogJob(opened.events), outbox, ...features.flatMap((f) => f.jobs ?? [])]) {
-      runner.add(job);
-    }
-    for (const [name, check] of runner.checks()) health.register(name, check);
-    health.register("outbox:pending", () => outbox.check());
-    for (const feature of features) {
-      for (const [name, check] of Object.entries(feature.checks ?? {})) health.register(name, check);
-    }
-    runner.start();
 
     transport = webhook ?? new PollingTransport({
       scheduler,

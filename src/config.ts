@@ -1,15 +1,30 @@
 import { z } from "zod";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { type Config, LOG_LEVELS, SUPPORTED_LOCALES } from "./config/types.ts";
+import {
+  booleanVar,
+  connectionUrl,
+  fail,
+  httpUrl,
+  oneOf,
+  seconds,
+  secretVar,
+  shown,
+  variable,
+  wholeNumber,
+} from "./config/variables.ts";
 
-/** Languages the bot speaks; the first is the fallback of last resort. */
-export const SUPPORTED_LOCALES = ["en", "ru", "uk"] as const;
-/** One of {@link SUPPORTED_LOCALES}. */
-export type Locale = typeof SUPPORTED_LOCALES[number];
-
-/** Log levels an operator may choose with `LOG_LEVEL`. */
-export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
-/** One of {@link LOG_LEVELS}. */
-export type LogLevel = typeof LOG_LEVELS[number];
+export { LOG_LEVELS, SUPPORTED_LOCALES } from "./config/types.ts";
+export type { Locale, LogLevel } from "./config/types.ts";
+export type {
+  Config,
+  DatabaseConfig,
+  FsmConfig,
+  RateLimitConfig,
+  StoreConfig,
+  WebhookConfig,
+} from "./config/types.ts";
+export { redactedConfig, redactUrl, secretsOf } from "./config/secrets.ts";
 
 /**
  * Every environment variable the program reads. `deno.json`'s `start` task grants exactly
@@ -60,204 +75,9 @@ export type EnvName = typeof ENV_NAMES[number];
 /** The raw environment as the program sees it: only the variables it reads. */
 export type Env = Partial<Record<EnvName, string>>;
 
-/** The resolved configuration: every default filled in, every value checked. */
-export interface Config {
-  /** Token from @BotFather. Secret. */
-  botToken: string;
-  /** Base URL of the Bot API server, without a trailing slash. */
-  botApiRoot: string;
-  /** How updates arrive. */
-  mode: "polling" | "webhook";
-  /** Webhook settings; present exactly when `mode` is `webhook`. */
-  webhook: WebhookConfig | null;
-  /** Where the built-in HTTP server listens. */
-  http: { host: string; port: number };
-  /** Bearer token that `/metrics` requires; `null` leaves it open. Secret. */
-  metricsToken: string | null;
-  /** Directory for persistent data. */
-  dataDir: string;
-  /** Directory for backup files. */
-  backupDir: string;
-  /** Telegram user ids with admin rights. */
-  adminIds: number[];
-  /** The chat new requests are posted to, for staff to take; null posts nowhere. */
-  staffChatId: number | null;
-  /** What users choose from when they file a request, as the operator wrote them. */
-  requestCategories: string[];
-  /** Language for users whose Telegram language the bot does not speak. */
-  defaultLocale: Locale;
-  /** Logging settings. */
-  log: { level: LogLevel; format: "json" | "pretty"; file: string | null };
-  /** How long a stop waits for in-flight updates, in milliseconds. */
-  shutdownTimeoutMs: number;
-  /** How many updates may be handled at the same time (different chats). */
-  updateConcurrency: number;
-  /** Relational database settings. */
-  database: DatabaseConfig;
-  /** Key-value store settings. */
-  store: StoreConfig;
-  /** How long a cached user profile is trusted, in milliseconds. */
-  userCacheTtlMs: number;
-  /** Backups older than this many days are deleted after each new backup. */
-  backupRetentionDays: number;
-  /** Per-user rate limiting. */
-  rateLimit: RateLimitConfig;
-  /** Dialog state lifetimes. */
-  fsm: FsmConfig;
-}
-
-/** How long dialog state lives without activity; every update of the user renews both. */
-export interface FsmConfig {
-  /** How long a dialog's step is kept, in milliseconds. */
-  stateTtlMs: number;
-  /** How long the data collected in a dialog is kept, in milliseconds. */
-  dataTtlMs: number;
-}
-
-/** Per-user rate limiting, resolved. */
-export interface RateLimitConfig {
-  /** Whether updates are limited at all (duplicates are dropped either way). */
-  enabled: boolean;
-  /** Most updates in a burst, and per window. */
-  capacity: number;
-  /** The window the capacity refills over, in milliseconds. */
-  windowMs: number;
-  /** Limited updates tolerated before a ban; 0 never bans. */
-  banAfter: number;
-  /** How long a ban lasts, in milliseconds. */
-  banMs: number;
-  /** Whether `ADMIN_IDS` are never limited. */
-  adminExempt: boolean;
-}
-
-/** Relational database settings, resolved. */
-export interface DatabaseConfig {
-  /** Postgres URL; `null` runs the embedded PGlite in `DATA_DIR`. Secret (may hold a password). */
-  url: string | null;
-  /** Most connections in the pool. */
-  poolSize: number;
-  /** Close a connection idle this long, in milliseconds; 0 keeps it. */
-  idleTimeoutMs: number;
-  /** Replace a connection after this long, in milliseconds; 0 keeps it. */
-  maxLifetimeMs: number;
-  /** Give up opening a connection after this long, in milliseconds. */
-  connectTimeoutMs: number;
-  /** Apply pending migrations at start-up. */
-  migrateOnStart: boolean;
-}
-
-/** Key-value store settings, resolved. */
-export interface StoreConfig {
-  /** Redis URL; `null` uses the embedded Deno KV file in `DATA_DIR`. Secret (may hold a password). */
-  url: string | null;
-  /** Prefix of every Redis key, so several bots can share one Redis. */
-  keyPrefix: string;
-}
-
-/** Webhook settings, resolved. */
-export interface WebhookConfig {
-  /** The public URL Telegram posts updates to. */
-  url: string;
-  /** The path of `url`, served by the built-in HTTP server. */
-  path: string;
-  /** Value Telegram sends in `X-Telegram-Bot-Api-Secret-Token`. Secret. */
-  secret: string;
-  /** Most concurrent webhook connections Telegram may open. */
-  maxConnections: number;
-}
-
 const TOKEN_PATTERN = /^\d{3,20}:[A-Za-z0-9_-]{30,64}$/;
-// Telegram allows 1 to 256 characters; fewer than 16 would be guessable and unredactable.
-const SECRET_PATTERN = /^[A-Za-z0-9_-]{16,256}$/;
 /** Paths the HTTP server serves itself; the webhook must not shadow them. */
 const RESERVED_PATHS = ["/health", "/health/live", "/metrics"];
-
-type Ctx = z.RefinementCtx;
-const fail = (ctx: Ctx, message: string): never => {
-  ctx.addIssue({ code: "custom", message });
-  return z.NEVER;
-};
-const shown = (value: string) => ` (got "${value.length > 60 ? `${value.slice(0, 60)}…` : value}")`;
-
-/** A variable that is unset or empty takes its default; `parse` checks the rest. */
-function variable<T>(fallback: T, parse: (value: string, ctx: Ctx) => T) {
-  return z.string().optional().transform((raw, ctx): T => {
-    const value = raw?.trim();
-    return value === undefined || value === "" ? fallback : parse(value, ctx);
-  });
-}
-
-function wholeNumber(fallback: number, min: number, max: number) {
-  return variable(fallback, (value, ctx) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) {
-      return fail(ctx, `must be a whole number from ${min} to ${max}${shown(value)}`);
-    }
-    return n;
-  });
-}
-
-function seconds(fallback: number, min: number, max: number) {
-  return variable(fallback, (value, ctx) => {
-    const n = Number(value);
-    if (!/^\d+(\.\d+)?$/.test(value) || n < min || n > max) {
-      return fail(ctx, `must be a number of seconds from ${min} to ${max}${shown(value)}`);
-    }
-    return n;
-  });
-}
-
-function oneOf<const T extends readonly string[]>(options: T, fallback: T[number]) {
-  return variable<T[number]>(fallback, (value, ctx) => {
-    const lower = value.toLowerCase();
-    if (!options.includes(lower)) {
-      return fail(ctx, `must be one of ${options.join(", ")}${shown(value)}`);
-    }
-    return lower as T[number];
-  });
-}
-
-function httpUrl(fallback: string | null, what: string) {
-  return variable<string | null>(fallback, (value, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      return fail(ctx, `must be ${what}${shown(value)}`);
-    }
-    if (url.protocol !== "https:" && url.protocol !== "http:") {
-      return fail(ctx, `must be ${what}${shown(value)}`);
-    }
-    return value;
-  });
-}
-
-function booleanVar(fallback: boolean) {
-  return variable(fallback, (value, ctx) => {
-    const lower = value.toLowerCase();
-    if (["true", "1", "yes", "on"].includes(lower)) return true;
-    if (["false", "0", "no", "off"].includes(lower)) return false;
-    return fail(ctx, `must be true or false${shown(value)}`);
-  });
-}
-
-/** A connection URL with one of `schemes`; never shown, since it may carry a password. */
-function connectionUrl(schemes: string[], what: string) {
-  return variable<string | null>(null, (value, ctx) => {
-    if (!URL.canParse(value)) return fail(ctx, `must be ${what} (the value is not shown)`);
-    const url = new URL(value);
-    if (!schemes.includes(url.protocol) || url.hostname === "") {
-      return fail(ctx, `must be ${what} (the value is not shown)`);
-    }
-    return value;
-  });
-}
-
-const secretVar = (what: string) =>
-  variable<string | null>(
-    null,
-    (value, ctx) => SECRET_PATTERN.test(value) ? value : fail(ctx, what),
-  );
 
 const schema = z.object({
   BOT_TOKEN: z.string({ error: "is required: the token @BotFather gave you" }).transform(
@@ -453,39 +273,5 @@ export function loadConfig(env: Env): Config {
       stateTtlMs: Math.round(e.FSM_STATE_TTL * 1000),
       dataTtlMs: Math.round(e.FSM_DATA_TTL * 1000),
     },
-  };
-}
-
-/** A connection URL with its password replaced, safe to print. */
-export function redactUrl(url: string | null): string | null {
-  if (url === null) return null;
-  const parsed = new URL(url);
-  if (parsed.password !== "") parsed.password = "***";
-  return parsed.toString();
-}
-
-/** The values that must never appear in logs or messages. */
-export function secretsOf(config: Config): string[] {
-  const secrets = [config.botToken, config.botToken.split(":")[1] ?? ""];
-  if (config.webhook) secrets.push(config.webhook.secret);
-  if (config.metricsToken) secrets.push(config.metricsToken);
-  for (const url of [config.database.url, config.store.url]) {
-    const password = url === null ? "" : new URL(url).password;
-    // The URL carries it percent-encoded; drivers and errors may show either form.
-    if (password !== "") secrets.push(password, decodeURIComponent(password));
-  }
-  return secrets.filter((secret) => secret.length >= 4);
-}
-
-/** A copy of the configuration that is safe to log or print: secrets are replaced. */
-export function redactedConfig(config: Config): Record<string, unknown> {
-  const hidden = "[redacted]";
-  return {
-    ...config,
-    botToken: `${config.botToken.split(":")[0]}:${hidden}`,
-    metricsToken: config.metricsToken === null ? null : hidden,
-    webhook: config.webhook === null ? null : { ...config.webhook, secret: hidden },
-    database: { ...config.database, url: redactUrl(config.database.url) },
-    store: { ...config.store, url: redactUrl(config.store.url) },
   };
 }

@@ -48,21 +48,64 @@ export function redactor(secrets: string[]): (text: string) => string {
   return (text) => text.replace(pattern, "[redacted]");
 }
 
-/** Plain JSON for an error, with its cause chain; `JSON.stringify(error)` would give `{}`. */
-export function serializeError(error: unknown, depth = 0): unknown {
+/**
+ * Whether `error` is an operational failure (a network, store or database problem, an answer
+ * from Telegram) rather than a bug: its stack says nothing an operator needs, so a log line
+ * carries its message chain only (stacks come back at `debug` level).
+ */
+export function isOperational(error: unknown): boolean {
+  if (!(error instanceof Error)) return true;
+  if (OPERATIONAL_NAMES.has(error.name)) return true;
+  const code = (error as { code?: unknown }).code;
+  // postgres.js server errors carry a SQLSTATE; Node-style network errors an E… code.
+  if (
+    typeof code === "string" &&
+    /^([0-9A-Z]{5}|E[A-Z]+|[A-Z_]+_TIMEOUT|CONNECTION_[A-Z]+)$/.test(code)
+  ) {
+    return true;
+  }
+  return Object.values(Deno.errors).some((kind) => error instanceof kind);
+}
+
+/** Error classes that report the world's state, not the program's mistakes. */
+const OPERATIONAL_NAMES = new Set([
+  "HttpError",
+  "GrammyError",
+  "StoreUnavailableError",
+  "DatabaseError",
+  "UnauthorizedTokenError",
+  "ConfigError",
+  "PostgresError",
+  "AbortError",
+  "TimeoutError",
+  "ConnectionTimeoutError",
+  "SocketClosedUnexpectedlyError",
+  "ErrorReply",
+]);
+
+/**
+ * Plain JSON for an error, with its cause chain; `JSON.stringify(error)` would give `{}`.
+ * Stacks only for bugs (see {@link isOperational}), or for everything when `stacks` is set.
+ */
+export function serializeError(error: unknown, depth = 0, stacks?: boolean): unknown {
   if (!(error instanceof Error)) return error;
   const out: Record<string, unknown> = { name: error.name, message: error.message };
-  if (error.stack) out.stack = error.stack;
+  const withStack = stacks ?? (depth === 0 && !isOperational(error));
+  if (error.stack && withStack) out.stack = error.stack;
   for (const [key, value] of Object.entries(error)) {
     // postgres.js errors carry the query's `parameters` (and `args`): user data such as
     // phone numbers, which logs must not collect. The query text itself stays.
     if (key === "parameters" || key === "args") continue;
     // grammY's HttpError keeps the underlying fetch error in `error`.
     if (key !== "cause" && typeof value !== "function") {
-      out[key] = value instanceof Error && depth < 5 ? serializeError(value, depth + 1) : value;
+      out[key] = value instanceof Error && depth < 5
+        ? serializeError(value, depth + 1, stacks ?? (withStack ? undefined : false))
+        : value;
     }
   }
-  if (error.cause !== undefined && depth < 5) out.cause = serializeError(error.cause, depth + 1);
+  if (error.cause !== undefined && depth < 5) {
+    out.cause = serializeError(error.cause, depth + 1, stacks ?? (withStack ? undefined : false));
+  }
   return out;
 }
 
@@ -74,9 +117,11 @@ export function formatJson(record: LogRecord): string {
     logger: record.category.join("."),
     msg: renderMessage(record.message),
   };
+  // At debug level and below every error keeps its stack.
+  const stacks = record.level === "debug" || record.level === "trace" ? true : undefined;
   for (const [key, value] of Object.entries(record.properties)) {
     // A property never overwrites the line's own fields.
-    line[key in line ? `prop_${key}` : key] = serializeError(value);
+    line[key in line ? `prop_${key}` : key] = serializeError(value, 0, stacks);
   }
   return `${
     JSON.stringify(line, (_key, value) => typeof value === "bigint" ? String(value) : value)

@@ -72,3 +72,14 @@ function permanentForm(error: unknown): Error | null {
   }
   return isPermanent(error) && error instanceof Error ? error : null;
 }
+
+/** A name for this process among the instances sharing a store: host, pid and a random part. */
+export function newInstanceId(): string {
+  let host = "instance";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // Without --allow-sys=hostname the pid and the random part still make the name unique.
+  }
+  return `${host}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+}

@@ -7,12 +7,14 @@ import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/database.ts";
 import { EventWriter, type EventWriterMetrics } from "./db/event_writer.ts";
 import { insertEvents } from "./db/events.ts";
-import { Migrator, parseMigrations } from "./db/migrate.ts";
+import { Migrator, parseMigrations, prepareSchema } from "./db/migrate.ts";
 import { MIGRATION_FILES } from "./db/migration_files.ts";
 import { OutboxRepository } from "./db/outbox.ts";
 import { RequestRepository } from "./db/requests.ts";
 import { UserRepository } from "./db/users.ts";
 import type { Health } from "./health.ts";
+import type { Logger } from "./log.ts";
+import type { Startup } from "./startup.ts";
 import type { Metrics } from "./metrics/metrics.ts";
 import { openKvStore } from "./store/kv_store.ts";
 import { openRedisStore } from "./store/redis_store.ts";
@@ -152,4 +154,30 @@ export function registerStorageChecks(health: Health, storage: Storage): void {
       output: storage.store.backend,
     };
   }, { timeoutMs: 5000 });
+}
+
+/**
+ * Opens the storage for the running bot, under the start-up's retry policy: both backends,
+ * then the schema (migrated, or checked with `MIGRATE_ON_START=false`), then its `/health`
+ * checks. The event log is written by a job, so the writer keeps no timer of its own.
+ */
+export async function startStorage(
+  config: Config,
+  options: { metrics: Metrics; health: Health; startup: Startup; log: Logger },
+): Promise<Storage> {
+  const { metrics, health, startup, log } = options;
+  startup.step("opening the database and the store");
+  const storage = await startup.until(
+    "opening storage",
+    () => openStorage(config, { metrics, eventFlushMs: null }),
+  );
+  startup.step("applying database migrations");
+  const applied = await startup.until(
+    "preparing the schema",
+    () => prepareSchema(storage.migrator, config.database.migrateOnStart),
+  );
+  for (const name of applied) log.info("applied migration {name}", { name });
+  registerStorageChecks(health, storage);
+  log.info("storage: {storage}", { storage: storage.describe() });
+  return storage;
 }

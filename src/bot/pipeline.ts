@@ -93,7 +93,9 @@ function pipeline(options: CreateBotOptions) {
   const features = new Composer<BotContext>();
   // Without features of its own (tests, benchmarks) the bot still greets.
   const list = options.features ?? [greetingFeature];
-  if (gate) features.use(dialogGuard({ dialogs: dialogsOf(list), stateTtlMs: gate.fsm.stateTtlMs }));
+  if (gate) {
+    features.use(dialogGuard({ dialogs: dialogsOf(list), stateTtlMs: gate.fsm.stateTtlMs }));
+  }
   features.use(...list.map((feature) => feature.composer), fallbackFeature);
   return {
     context: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),

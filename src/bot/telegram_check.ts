@@ -103,7 +103,11 @@ export function telegramCheck(
       if (error instanceof GrammyError && error.error_code === 401) {
         return { status: "fail", observedValue, output: "Telegram refused the token (401)" };
       }
-      return { status: "warn", observedValue, output: `Telegram unreachable: ${causeChain(error)}` };
+      return {
+        status: "warn",
+        observedValue,
+        output: `Telegram unreachable: ${causeChain(error)}`,
+      };
     }
   }, { onChange: transitions(options.log, "Telegram"), ...options });
 }

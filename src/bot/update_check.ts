@@ -14,9 +14,11 @@ export type UpdateCheck = { ok: true; update: Update } | { ok: false; problem: s
 type Json = Record<string, unknown>;
 type Rule = (value: unknown, path: string) => string | null;
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Json =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 const int: Rule = (v, p) => Number.isSafeInteger(v) ? null : `${p} is not an integer`;
-const num: Rule = (v, p) => typeof v === "number" && Number.isFinite(v) ? null : `${p} is not a number`;
+const num: Rule = (v, p) =>
+  typeof v === "number" && Number.isFinite(v) ? null : `${p} is not a number`;
 const str: Rule = (v, p) => typeof v === "string" ? null : `${p} is not a string`;
 const bool: Rule = (v, p) => typeof v === "boolean" ? null : `${p} is not a boolean`;
 
@@ -31,7 +33,9 @@ function shape(fields: Record<string, Rule>): Rule {
     for (const [key, rule, optional] of entries) {
       const field = value[key];
       if (field === undefined && optional) continue;
-      const problem = field === undefined ? `${path}.${key} is missing` : rule(field, `${path}.${key}`);
+      const problem = field === undefined
+        ? `${path}.${key} is missing`
+        : rule(field, `${path}.${key}`);
       if (problem) return problem;
     }
     return null;
@@ -151,7 +155,9 @@ export function checkUpdate(value: unknown): UpdateCheck {
   const rule = Object.hasOwn(PAYLOADS, type) ? PAYLOADS[type]! : anyPayload;
   const problem = rule(payload, type);
   if (problem) return { ok: false, problem };
-  if (!withoutNul(value, 0)) return { ok: false, problem: `nested deeper than ${MAX_DEPTH} levels` };
+  if (!withoutNul(value, 0)) {
+    return { ok: false, problem: `nested deeper than ${MAX_DEPTH} levels` };
+  }
   return { ok: true, update: value as unknown as Update };
 }
 
@@ -168,13 +174,17 @@ function withoutNul(value: unknown, depth: number): boolean {
     for (let i = 0; i < value.length; i++) {
       const item = value[i];
       if (typeof item === "string") value[i] = clean(item);
-      else if (typeof item === "object" && item !== null && !withoutNul(item, depth + 1)) return false;
+      else if (typeof item === "object" && item !== null && !withoutNul(item, depth + 1)) {
+        return false;
+      }
     }
   } else if (isObject(value)) {
     for (const key of Object.keys(value)) {
       const item = value[key];
       if (typeof item === "string") value[key] = clean(item);
-      else if (typeof item === "object" && item !== null && !withoutNul(item, depth + 1)) return false;
+      else if (typeof item === "object" && item !== null && !withoutNul(item, depth + 1)) {
+        return false;
+      }
     }
   }
   return true;

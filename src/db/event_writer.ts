@@ -276,6 +276,7 @@ function sanitizeEvent(event: EventRecord): EventRecord {
   const id = (value: number | null) => Number.isSafeInteger(value) ? value : null;
   // Control characters other than tab and newlines are no part of a command or a type.
   const text = (value: string) =>
+    // deno-lint-ignore no-control-regex -- finding control characters is the point
     value.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, "\uFFFD").slice(0, 200);
   return {
     updateId: Number.isSafeInteger(event.updateId) ? event.updateId : 0,

@@ -59,7 +59,6 @@ export interface RequestPage {
   total: number;
 }
 
-
 /** The outbox kind of a new request's post to the staff chat (written with the request). */
 export const STAFF_POST = "staff_post";
 

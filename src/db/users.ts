@@ -35,7 +35,6 @@ export interface Sighting {
   at: Date;
 }
 
-
 /** Queries on `users`; each method is one statement. */
 export class UserRepository {
   readonly #sql: Sql;

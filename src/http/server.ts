@@ -269,6 +269,8 @@ class Server implements HttpServer {
   readonly sweepMs: number;
   /** Set when no new request may start: shutting down or the listener died. */
   closing = false;
+  /** Connections admitted and not closed; closed ones linger in the set until their loop ends. */
+  live = 0;
   readonly #listener: AcceptSource;
   readonly #connections = new Set<Connection>();
   readonly #refusals = new Set<Promise<void>>();
@@ -416,7 +418,8 @@ class Server implements HttpServer {
         // hence the short pause rather than an immediate retry.
         let freed = false;
         for (let i = 0; i < EVICT_ON_ERROR; i++) freed = this.evictOne() || freed;
-        await this.#sleep(freed ? 1 : backoff);
+        // Otherwise wait, but no longer than until a connection leaves its grace period.
+        await this.#sleep(freed ? 1 : Math.min(backoff, this.#untilEvictable()));
         if (!freed) backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         continue;
       }
@@ -441,7 +444,7 @@ class Server implements HttpServer {
 
   #admit(conn: Deno.Conn): void {
     this.stats.accepted++;
-    if (this.#connections.size >= this.limits.maxConnections && !this.evictOne()) {
+    if (this.live >= this.limits.maxConnections && !this.evictOne()) {
       this.stats.refused++;
       this.warnOnce("cap", "HTTP connection cap of {cap} reached, none idle: refusing with 503", {
         cap: this.limits.maxConnections,
@@ -458,12 +461,25 @@ class Server implements HttpServer {
       // Only latency is at stake.
     }
     const connection = new Connection(this, conn);
+    this.live++;
     this.#connections.add(connection);
     this.stats.open = this.#connections.size;
     connection.done = connection.run().finally(() => {
       this.#connections.delete(connection);
       this.stats.open = this.#connections.size;
     });
+  }
+
+  /** Milliseconds until a connection now in its grace period may be evicted. */
+  #untilEvictable(): number {
+    const now = this.clock.now();
+    let soonest = Infinity;
+    for (const connection of this.#connections) {
+      if (connection.phase === "head") {
+        soonest = Math.min(soonest, connection.since + this.limits.evictGraceMs - now);
+      }
+    }
+    return Math.max(1, soonest);
   }
 
   /** Closes the oldest idle connection; false when none may be evicted. */
@@ -490,8 +506,8 @@ class Connection {
   readonly #server: Server;
   readonly #conn: Deno.Conn;
   readonly #info: ServeInfo;
-  /** Resolves when the connection is closed, to stop waiting for a handler. */
-  readonly #closed = Promise.withResolvers<null>();
+  /** Stops waiting for the handler when the connection closes; set while it runs. */
+  #stopWaiting: (() => void) | null = null;
   done: Promise<void> = Promise.resolve();
   phase: Phase = "head";
   /** When the current phase began (for a first head: the accept). */
@@ -535,8 +551,9 @@ class Connection {
   close(): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    this.#server.live--;
     closeQuietly(this.#conn);
-    this.#closed.resolve(null);
+    this.#stopWaiting?.();
   }
 
   /** Called by the sweep once the deadline has passed. */
@@ -616,7 +633,11 @@ class Connection {
         return await this.#refuse(new Refusal(400, "invalid request target"));
       }
       server.stats.requests++;
-      const answer = await Promise.race([this.#respond(request), this.#closed.promise]);
+      // A fresh promise per request: racing one long-lived promise would pile up reactions.
+      const closed = Promise.withResolvers<null>();
+      this.#stopWaiting = () => closed.resolve(null);
+      const answer = await Promise.race([this.#respond(request), closed.promise]);
+      this.#stopWaiting = null;
       if (answer === null) return;
       const { response, bytes } = answer;
       const keepAlive = head.keepAlive && !server.closing &&
@@ -668,10 +689,7 @@ class Connection {
           error: failure,
         });
       }
-      return {
-        response: new Response(null, { status: 500 }),
-        bytes: new TextEncoder().encode("internal error\n"),
-      };
+      return { response: new Response(null, { status: 500 }), bytes: INTERNAL_ERROR };
     }
   }
 
@@ -911,6 +929,7 @@ class BodyBuffer {
 }
 
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
+const INTERNAL_ERROR = new TextEncoder().encode("internal error\n");
 
 /**
  * Where the head that starts at `start` ends (after its blank line), or -1 if it has not

@@ -81,13 +81,16 @@ export function outboxJob(options: OutboxJobOptions): Job & { check(): Promise<C
       metrics.outboxDeliveries.inc({ kind: item.kind, result: "retry" });
       // Attempts 1, 2, 4, 8…: an item stuck for a day logs a dozen lines, not thousands.
       if ((item.attempts & (item.attempts - 1)) === 0) {
-        log.warning("could not deliver {kind} {ref} (attempt {attempts}), retrying in {wait_s} s: {message}", {
-          kind: item.kind,
-          ref: item.ref,
-          attempts: item.attempts,
-          wait_s: Math.round(waitMs / 1000),
-          message,
-        });
+        log.warning(
+          "could not deliver {kind} {ref} (attempt {attempts}), retrying in {wait_s} s: {message}",
+          {
+            kind: item.kind,
+            ref: item.ref,
+            attempts: item.attempts,
+            wait_s: Math.round(waitMs / 1000),
+            message,
+          },
+        );
       }
     }
   }

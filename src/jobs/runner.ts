@@ -11,7 +11,7 @@
  */
 import type { Check, CheckResult } from "../health.ts";
 import { errorMessage } from "../errors.ts";
-import { type Logger, logger } from "../log.ts";
+import { logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { LeaderLease } from "../store/leader.ts";
 import { NAMESPACES } from "../store/namespaces.ts";

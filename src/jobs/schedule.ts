@@ -57,7 +57,9 @@ function parseField(
     const match = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(item);
     if (!match) throw bad();
     const from = match[1] === "*" ? field.min : Number(match[2]);
-    const to = match[1] === "*" ? field.max : match[3] !== undefined
+    const to = match[1] === "*"
+      ? field.max
+      : match[3] !== undefined
       ? Number(match[3])
       : match[4] !== undefined
       ? field.max

@@ -149,7 +149,10 @@ export class Metrics implements Disposable {
       "User profile lookups by result (hit, miss, error)",
       ["result"],
     );
-    this.eventQueue = gauge("bot_event_queue_size", "Events waiting to be written to the event log");
+    this.eventQueue = gauge(
+      "bot_event_queue_size",
+      "Events waiting to be written to the event log",
+    );
     this.eventsWritten = counter("bot_events_written_total", "Event-log rows written");
     this.eventsDropped = counter(
       "bot_events_dropped_total",

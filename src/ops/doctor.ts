@@ -2,7 +2,7 @@ import { Api, GrammyError } from "grammy";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
-import { sandboxReport } from "./sandbox.ts";
+import { sandboxReport, symlinkIssues } from "./sandbox.ts";
 import { openDatabase } from "../db/database.ts";
 import { Migrator, parseMigrations } from "../db/migrate.ts";
 import { MIGRATION_FILES } from "../db/migration_files.ts";
@@ -51,6 +51,9 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
       line.granted === wanted ? "ok" : wanted ? "fail" : "warn",
       `${line.granted ? "may" : "may not"} ${line.capability}`,
     );
+  }
+  for (const issue of symlinkIssues(config)) {
+    add("sandbox", "fail", `${issue.variable}: ${issue.message}`);
   }
   try {
     await Deno.mkdir(config.dataDir, { recursive: true });

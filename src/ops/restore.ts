@@ -8,7 +8,8 @@ import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore, StoreEntry, StoreKey } from "../store/store.ts";
 import { listTables, type Queryable, quoteIdent, type TableInfo } from "./backup.ts";
-import { type Manifest, readBackup } from "./backup_format.ts";
+import type { Manifest } from "./backup_format.ts";
+import { readBackup } from "./backup_reader.ts";
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions {

@@ -1,4 +1,4 @@
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { ConfigIssue } from "../errors.ts";
 
@@ -55,4 +55,57 @@ export function sandboxReport(config: Config): SandboxLine[] {
       granted: query({ name: "write", path: resolve(config.dataDir) }),
     },
   ];
+}
+
+/** The folders the permission flags grant, resolved against the working directory. */
+const SANDBOX_ROOTS = ["data", "backups", "logs"];
+
+/**
+ * Symbolic links that would lead reads and writes out of the sandbox: Deno checks the path a
+ * program names, not where a link inside it points. `DATA_DIR`, `BACKUP_DIR` and the folder of
+ * `LOG_FILE` must neither be such a link nor hold one at their top level.
+ */
+export function symlinkIssues(config: Config): ConfigIssue[] {
+  const roots = SANDBOX_ROOTS.map((root) => resolve(root));
+  const inside = (path: string) =>
+    roots.some((root) => path === root || path.startsWith(`${root}/`));
+  const issues: ConfigIssue[] = [];
+  const folders: Array<[string, string | null]> = [
+    ["DATA_DIR", config.dataDir],
+    ["BACKUP_DIR", config.backupDir],
+    ["LOG_FILE", config.log.file === null ? null : dirname(config.log.file)],
+  ];
+  const escapes = (link: string): string | null => {
+    const target = resolve(dirname(link), Deno.readLinkSync(link));
+    return inside(target) ? null : target;
+  };
+  for (const [variable, folder] of folders) {
+    if (folder === null) continue;
+    const path = resolve(folder);
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(path);
+    } catch {
+      continue; // Not there yet: the program creates it.
+    }
+    const report = (link: string, target: string) =>
+      issues.push({
+        variable,
+        message: `"${link}" is a symbolic link to ${target}, outside data/, backups/ and ` +
+          `logs/: the sandbox cannot hold it; replace it with a real folder or file`,
+      });
+    if (info.isSymlink) {
+      const target = escapes(path);
+      if (target !== null) report(path, target);
+      continue;
+    }
+    if (!info.isDirectory) continue;
+    for (const entry of Deno.readDirSync(path)) {
+      if (!entry.isSymlink) continue;
+      const link = `${path}/${entry.name}`;
+      const target = escapes(link);
+      if (target !== null) report(link, target);
+    }
+  }
+  return issues;
 }

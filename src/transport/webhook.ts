@@ -109,7 +109,9 @@ async function readLimited(
       const chunk = next.value;
       if (size + chunk.byteLength > limit) return "too_large";
       if (size + chunk.byteLength > buffer.byteLength) {
-        const grown = new Uint8Array(Math.min(limit, Math.max(buffer.byteLength * 2, size + chunk.byteLength)));
+        const grown = new Uint8Array(
+          Math.min(limit, Math.max(buffer.byteLength * 2, size + chunk.byteLength)),
+        );
         grown.set(buffer.subarray(0, size));
         buffer = grown;
       }

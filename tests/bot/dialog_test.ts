@@ -26,7 +26,11 @@ function testBot(store: KeyValueStore, options: { leaseMs?: number; instanceId?:
       instanceId: options.instanceId ?? "test",
     }),
     // The greeting answers /help, a command no dialog step should take as an answer.
-    features: [greetingFeature, { name: "test", composer: feature, dialogs: [form, counter] as Dialog<string, unknown>[] }],
+    features: [greetingFeature, {
+      name: "test",
+      composer: feature,
+      dialogs: [form, counter] as Dialog<string, unknown>[],
+    }],
   });
   const sent = () =>
     calls.filter((c) => c.method === "sendMessage")

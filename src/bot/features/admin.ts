@@ -194,9 +194,7 @@ export function adminFeature(options: AdminOptions): Feature {
       if (command === "ban" && roles.isAdmin(id)) {
         return void await html(ctx, ctx.t("admin.ban.admin", { id }));
       }
-      const row = command === "ban"
-        ? await bans.ban(id)
-        : await bans.unban(id);
+      const row = command === "ban" ? await bans.ban(id) : await bans.unban(id);
       if (row === null) return void await html(ctx, ctx.t("admin.ban.unknown", { id }));
       ctx.log.info(`admin ${command}ned user {target_id}`, { target_id: id });
       const key = command === "ban" ? "admin.ban.done" : "admin.unban.done";

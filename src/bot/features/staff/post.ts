@@ -31,11 +31,13 @@ export function staffPost(options: StaffPostOptions): OutboxHandler {
     if (request === null) return { skipped: "no such request" };
     const author = await users.get(request.userId);
     // Staff may have moved it on already (from the queue) before the post got through.
-    const status = request.status === "new"
-      ? translate(locale, "staff.status.new")
-      : translate(locale, request.status === "in_progress" ? "staff.status.in_progress" : "staff.status.done", {
+    const status = request.status === "new" ? translate(locale, "staff.status.new") : translate(
+      locale,
+      request.status === "in_progress" ? "staff.status.in_progress" : "staff.status.done",
+      {
         staff: "—",
-      });
+      },
+    );
     const message = await api.sendMessage(staffChatId, cardText(locale, request, author, status), {
       parse_mode: "HTML",
       reply_markup: cardKeyboard(locale, request),

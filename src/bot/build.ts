@@ -1,0 +1,77 @@
+/**
+ * The service desk's bot over open storage: the roles, the features (the service desk's and
+ * any a program adds) and the grammY bot with its pipeline.
+ */
+import type { Bot } from "grammy";
+import type { Config } from "../config.ts";
+import type { Health } from "../health.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { Storage } from "../storage.ts";
+import type { BotContext } from "./context.ts";
+import type { Feature } from "./feature.ts";
+import { serviceDeskFeatures } from "./features/index.ts";
+import { createBot } from "./pipeline.ts";
+import { Roles } from "./roles.ts";
+
+/**
+ * How long an instance holds a chat while handling an update of it (renewed while it runs).
+ * After a crash, the chat's next update waits at most this long.
+ */
+const CHAT_LEASE_MS = 10_000;
+
+/** What {@link buildBot} needs. */
+export interface BuildBotOptions {
+  config: Config;
+  storage: Storage;
+  metrics: Metrics;
+  health: Pick<Health, "report">;
+  /** This instance's name among those sharing the store. */
+  instanceId: string;
+  /** Features a program adds after the service desk's own. */
+  extraFeatures?: readonly Feature[];
+  /** Hurries the outbox after something was queued in it. */
+  kickOutbox: () => void;
+}
+
+/** Builds the bot and returns it with its features. */
+export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; features: Feature[] } {
+  const { config, storage, metrics, instanceId } = options;
+  const roles = new Roles({
+    adminIds: config.adminIds,
+    staffChatId: config.staffChatId,
+    store: storage.store,
+  });
+  const features = [
+    ...serviceDeskFeatures({
+      config,
+      ...storage,
+      roles,
+      health: options.health,
+      registry: metrics.registry,
+      kickOutbox: options.kickOutbox,
+    }),
+    ...(options.extraFeatures ?? []),
+  ];
+  const bot = createBot({
+    token: config.botToken,
+    apiRoot: config.botApiRoot,
+    defaultLocale: config.defaultLocale,
+    metrics,
+    users: storage.userCache,
+    events: storage.events,
+    gate: {
+      store: storage.store,
+      rateLimit: config.rateLimit,
+      fsm: config.fsm,
+      adminIds: config.adminIds,
+      // Only webhook instances sharing a store handle one chat at the same time; a poller is
+      // alone (the polling lease) and an unshared store belongs to one instance.
+      leaseMs: config.webhook && storage.store.shared ? CHAT_LEASE_MS : 0,
+      instanceId,
+    },
+    features,
+    adminIds: config.adminIds,
+    onBlocked: (userId) => storage.userCache.markBlocked(userId),
+  });
+  return { bot, features };
+}

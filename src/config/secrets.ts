@@ -1,0 +1,36 @@
+/** What of the configuration is secret: redaction for logs, reports and backups. */
+import type { Config } from "./types.ts";
+
+/** A connection URL with its password replaced, safe to print. */
+export function redactUrl(url: string | null): string | null {
+  if (url === null) return null;
+  const parsed = new URL(url);
+  if (parsed.password !== "") parsed.password = "***";
+  return parsed.toString();
+}
+
+/** The values that must never appear in logs or messages. */
+export function secretsOf(config: Config): string[] {
+  const secrets = [config.botToken, config.botToken.split(":")[1] ?? ""];
+  if (config.webhook) secrets.push(config.webhook.secret);
+  if (config.metricsToken) secrets.push(config.metricsToken);
+  for (const url of [config.database.url, config.store.url]) {
+    const password = url === null ? "" : new URL(url).password;
+    // The URL carries it percent-encoded; drivers and errors may show either form.
+    if (password !== "") secrets.push(password, decodeURIComponent(password));
+  }
+  return secrets.filter((secret) => secret.length >= 4);
+}
+
+/** A copy of the configuration that is safe to log or print: secrets are replaced. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const hidden = "[redacted]";
+  return {
+    ...config,
+    botToken: `${config.botToken.split(":")[0]}:${hidden}`,
+    metricsToken: config.metricsToken === null ? null : hidden,
+    webhook: config.webhook === null ? null : { ...config.webhook, secret: hidden },
+    database: { ...config.database, url: redactUrl(config.database.url) },
+    store: { ...config.store, url: redactUrl(config.store.url) },
+  };
+}
