@@ -17,6 +17,7 @@ import {
 import { healthHandler } from "./src/http/health.ts";
 import { metricsHandler } from "./src/http/metrics.ts";
 import { router } from "./src/http/router.ts";
+import { type HttpServer, serveHttp } from "./src/http/server.ts";
 import { logger, setupLogging } from "./src/log.ts";
 import { backupCommand, migrateCommand, restoreCommand, UsageError } from "./src/ops/commands.ts";
 import { doctor, formatFindings } from "./src/ops/doctor.ts";
@@ -151,27 +152,6 @@ async function run(extensions: AppExtensions): Promise<number> {
     metrics: metricsHandler({ registry: app.metrics.registry, token: config.metricsToken }),
     ...(app.webhook ? { webhook: app.webhook } : {}),
   });
-  let server: Deno.HttpServer;
-  try {
-    server = Deno.serve({
-      hostname: config.http.host,
-      port: config.http.port,
-      onListen: () => {},
-      onError: (error) => {
-        log.error("HTTP handler failed", { error });
-        return new Response("internal error\n", { status: 500 });
-      },
-    }, handler);
-  } catch (error) {
-    log.fatal("cannot listen on {host}:{port}: {message}", {
-      host: config.http.host,
-      port: config.http.port,
-      message: errorMessage(error),
-    });
-    await closeLogs();
-    return 1;
-  }
-
   const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<
     { reason: string; code: number }
   >();
@@ -194,16 +174,44 @@ async function run(extensions: AppExtensions): Promise<number> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, onSignal(signal));
   }
+  let server: HttpServer;
+  try {
+    // After the signal listeners: Deno starts its signal thread with the first one, which
+    // needs a descriptor that a flood of connections may have taken by then.
+    server = serveHttp({
+      hostname: config.http.host,
+      port: config.http.port,
+      handler,
+      log: logger("http"),
+      onError: (error) => {
+        log.error("HTTP handler failed", { error });
+        return new Response("internal error\n", { status: 500 });
+      },
+    });
+  } catch (error) {
+    log.fatal("cannot listen on {host}:{port}: {message}", {
+      host: config.http.host,
+      port: config.http.port,
+      message: errorMessage(error),
+    });
+    await closeLogs();
+    return 1;
+  }
+  app.metrics.observeHttp(() => server.stats);
   let stopping = false;
   server.finished.then(
-    () => stopping || requestStop({ reason: "the HTTP server stopped", code: 1 }),
+    () => {
+      if (stopping) return;
+      log.fatal("the HTTP server stopped unexpectedly: exiting so that it is restarted");
+      requestStop({ reason: "the HTTP server stopped", code: 1 });
+    },
     (error) => {
-      log.fatal("the HTTP server failed: {message}", { message: causeChain(error) });
+      log.fatal("the HTTP server failed, exiting so that it is restarted: {message}", {
+        message: causeChain(error),
+      });
       requestStop({ reason: "the HTTP server failed", code: 1 });
     },
-  ).then(() => {
-    if (!stopping) log.fatal("the HTTP server stopped unexpectedly: exiting to be restarted");
-  });
+  );
   app.failed.then((error) => {
     log.fatal("transport failed: {message}", { message: causeChain(error) });
     requestStop({ reason: error.message, code: isPermanent(error) ? EXIT_REFUSED : 1 });
@@ -222,7 +230,7 @@ async function run(extensions: AppExtensions): Promise<number> {
   stopping = true;
   const summary = await app.stop(reason);
   // Abandoned webhook requests never finish; do not let them hold the exit.
-  await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  await server.shutdown(2000);
   log.info(
     "stopped after {duration_ms} ms: {finished} in-flight updates finished, {abandoned_count} abandoned",
     {

@@ -55,6 +55,12 @@ export function redactor(secrets: string[]): (text: string) => string {
  */
 export function isOperational(error: unknown): boolean {
   if (!(error instanceof Error)) return true;
+  if (error.name === "GrammyError") {
+    // Telegram refusing a request the bot made (400: bad markup, a missing message) is a bug;
+    // 401, 403, 409, 429 and 5xx are the world's state.
+    const code = (error as { error_code?: unknown }).error_code;
+    return typeof code === "number" && code !== 400 && code !== 404;
+  }
   if (OPERATIONAL_NAMES.has(error.name)) return true;
   const code = (error as { code?: unknown }).code;
   // postgres.js server errors carry a SQLSTATE; Node-style network errors an E… code.
@@ -70,7 +76,6 @@ export function isOperational(error: unknown): boolean {
 /** Error classes that report the world's state, not the program's mistakes. */
 const OPERATIONAL_NAMES = new Set([
   "HttpError",
-  "GrammyError",
   "StoreUnavailableError",
   "DatabaseError",
   "UnauthorizedTokenError",

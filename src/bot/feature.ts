@@ -20,7 +20,7 @@ export type Role = "user" | "staff" | "admin";
 /**
  * A menu entry: a command name (described by `command.<name>` in the catalogues), or an object
  * with its own description and a `rank` placing it among other features' commands (lower
- * first; entries without one keep feature order after ranked ones of the same value, 0).
+ * first; entries without one come after the ranked ones, in feature order).
  */
 export type MenuEntry = string | { command: string; description?: string; rank?: number };
 
@@ -87,9 +87,9 @@ export function menuOf(features: readonly Feature[], role: Role): MenuEntry[] {
       }
     }
   }
-  const rank = (entry: MenuEntry) => typeof entry === "string" ? 0 : entry.rank ?? 0;
+  const rank = (entry: MenuEntry) => typeof entry === "string" ? Infinity : entry.rank ?? Infinity;
   // Array.prototype.sort is stable: equal ranks keep feature order.
-  return menu.sort((a, b) => rank(a) - rank(b));
+  return menu.sort((a, b) => rank(a) === rank(b) ? 0 : rank(a) - rank(b));
 }
 
 /** The menu as `setMyCommands` takes it, in `locale`. */

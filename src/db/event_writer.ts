@@ -45,6 +45,8 @@ export interface EventWriterOptions {
    * @default 50000
    */
   capacity?: number;
+  /** The clock of the backoff after a failed write, in ms. @default performance.now */
+  now?: () => number;
 }
 
 const log = logger("events");
@@ -69,6 +71,7 @@ export class EventWriter {
   #inFlight = 0;
   #failures = 0;
   #lastError: string | null = null;
+  readonly #now: () => number;
   /** After a failed write, nothing is tried before this time (performance.now()). */
   #retryAt = 0;
   #running: Promise<void> | null = null;
@@ -83,6 +86,7 @@ export class EventWriter {
     this.#metrics = options.metrics;
     this.#batchSize = options.batchSize ?? 500;
     this.#capacity = options.capacity ?? 50_000;
+    this.#now = options.now ?? (() => performance.now());
     const every = options.flushIntervalMs === undefined ? 1000 : options.flushIntervalMs;
     this.#timer = every === null ? undefined : setInterval(() => this.#kick(true), every);
   }
@@ -169,7 +173,7 @@ export class EventWriter {
     if (all) this.#flushAll = true;
     if (this.#running || this.#queue.length === 0 || this.#abandoned) return;
     // A database that just failed is given its backoff; close() waits it out itself.
-    if (performance.now() < this.#retryAt && !this.#closing) return;
+    if (this.#now() < this.#retryAt && !this.#closing) return;
     // Start on a later tick: `write` must never run on the stack of the handler that recorded.
     this.#running = Promise.resolve().then(() => this.#drain()).finally(() => {
       this.#running = null;
@@ -209,7 +213,7 @@ export class EventWriter {
         }
         this.#failures++;
         this.#lastError = causeChain(error);
-        this.#retryAt = performance.now() +
+        this.#retryAt = this.#now() +
           backoffDelay(this.#failures - 1, { baseMs: 500, maxMs: 30_000 });
         this.#metrics?.eventWriteErrors.inc();
         if (this.#failures === 1 || this.#failures % 30 === 0) {

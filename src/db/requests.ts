@@ -101,6 +101,7 @@ export class RequestRepository {
         select number, user_id, 'created', status from created
       ), announce as (
         insert into outbox (kind, ref) select ${STAFF_POST}, number::text from created
+        on conflict (kind, ref) do nothing
       )
       select ${this.#columns()} from created`;
     return row!;
@@ -125,6 +126,7 @@ export class RequestRepository {
         select number, user_id, 'created', status from created
       ), announce as (
         insert into outbox (kind, ref) select ${STAFF_POST}, number::text from created
+        on conflict (kind, ref) do nothing
       )
       select ${this.#columns()}, true as created from created
       union all

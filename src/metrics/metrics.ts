@@ -23,6 +23,16 @@ const KNOWN = {
   updatesDropped: ["malformed"],
 } as const;
 
+/** What the HTTP server counts about its connections (see `http/server.ts`). */
+export interface HttpConnectionStats {
+  open: number;
+  accepted: number;
+  evicted: number;
+  refused: number;
+  timeouts: { header: number; idle: number; body: number; write: number };
+  acceptErrors: number;
+}
+
 /** Every metric the program exports, on one registry. Components receive the parts they use. */
 export class Metrics implements Disposable {
   /** The Prometheus registry that `/metrics` renders. */
@@ -47,6 +57,7 @@ export class Metrics implements Disposable {
   readonly httpConnections: Counter<"event">;
   /** HTTP connections open now. */
   readonly httpConnectionsOpen: Gauge;
+  #http: (() => HttpConnectionStats) | null = null;
   /** Queries sent to Postgres (or PGlite). */
   readonly dbQueries: Counter;
   /** User profile lookups by result: `hit`, `miss`, or `error` when the store was down. */
@@ -136,13 +147,38 @@ export class Metrics implements Disposable {
       "Webhook requests refused before handling, by HTTP status",
       ["status"],
     );
-    this.httpConnections = counter(
-      "bot_http_connections_total",
-      "HTTP connections by event (accepted, evicted, refused, header_timeout, idle_timeout, " +
-        "body_timeout, accept_error)",
-      ["event"],
-    );
-    this.httpConnectionsOpen = gauge("bot_http_connections_open", "HTTP connections open now");
+    const http = () => this.#http?.() ?? null;
+    this.httpConnections = new Counter({
+      name: "bot_http_connections_total",
+      help: "HTTP connections by event (accepted, evicted, refused, header_timeout, " +
+        "idle_timeout, body_timeout, write_timeout, accept_error)",
+      labelNames: ["event"],
+      registers,
+      collect() {
+        const stats = http();
+        const counts: Record<string, number> = {
+          accepted: stats?.accepted ?? 0,
+          evicted: stats?.evicted ?? 0,
+          refused: stats?.refused ?? 0,
+          header_timeout: stats?.timeouts.header ?? 0,
+          idle_timeout: stats?.timeouts.idle ?? 0,
+          body_timeout: stats?.timeouts.body ?? 0,
+          write_timeout: stats?.timeouts.write ?? 0,
+          accept_error: stats?.acceptErrors ?? 0,
+        };
+        // The server keeps its own totals: a counter has no set(), so it is rebuilt.
+        this.reset();
+        for (const [event, count] of Object.entries(counts)) this.inc({ event }, count);
+      },
+    });
+    this.httpConnectionsOpen = new Gauge({
+      name: "bot_http_connections_open",
+      help: "HTTP connections open now",
+      registers,
+      collect() {
+        this.set(http()?.open ?? 0);
+      },
+    });
     this.dbQueries = counter("bot_db_queries_total", "Queries sent to the database");
     this.userCache = counter(
       "bot_user_cache_total",
@@ -236,6 +272,11 @@ export class Metrics implements Disposable {
     }
     for (const status of ["pass", "warn", "fail"]) this.healthStatus.set({ status }, 0);
     this.#lagTimer = registerProcessMetrics(this.registry);
+  }
+
+  /** Reads the HTTP server's connection counters at each scrape. */
+  observeHttp(stats: () => HttpConnectionStats): void {
+    this.#http = stats;
   }
 
   /** Sets `bot_health_status` to the status `/health` reported. */

@@ -97,14 +97,17 @@ async function readLimited(
   const reader = req.body.getReader();
   let buffer = new Uint8Array(Math.min(limit, 16 * 1024));
   let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), timeoutMs);
-  });
+  let timedOut = false;
+  // Cancelling ends the pending read. (Racing each read against one long-lived timeout promise
+  // would keep every chunk alive through the reactions it collects.)
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
   try {
     for (;;) {
-      const next = await Promise.race([reader.read(), timeout]);
-      if (next === "timeout") return "timeout";
+      const next = await reader.read();
+      if (timedOut) return "timeout";
       if (next.done) return buffer.subarray(0, size);
       const chunk = next.value;
       if (size + chunk.byteLength > limit) return "too_large";

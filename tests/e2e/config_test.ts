@@ -46,12 +46,12 @@ Deno.test("a missing BOT_TOKEN exits 78 with a hint", async () => {
   assert.match(stderr, /BOT_TOKEN: is required/);
 });
 
-Deno.test("a token Telegram refuses stops the program with exit 1 and a clear line", async () => {
+Deno.test("a token Telegram refuses stops the program with exit 77 (no restart loop) and a clear line", async () => {
   await using api = await FakeBotApi.start({
     token: "999999:another-token_abcdefghijklmnopqrstuvwx",
   });
   const { code, stdout } = await BotProcess.run({ api });
-  assert.equal(code, 1);
+  assert.equal(code, 77);
   assert.match(stdout, /Telegram refused BOT_TOKEN \(401 Unauthorized\)/);
 });
 

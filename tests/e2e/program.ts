@@ -20,6 +20,8 @@ export interface StartOptions {
   args?: string[];
   /** Entry point instead of main.ts (for sandbox probes), relative to the project root. */
   entry?: string;
+  /** A command that runs `deno` for us, e.g. `["prlimit", "--nofile=256:256"]`. */
+  wrap?: string[];
 }
 
 /** A free TCP port on loopback. */
@@ -111,8 +113,9 @@ export class BotProcess implements AsyncDisposable {
       ...(options.api ? { BOT_API_ROOT: options.api.apiRoot } : {}),
       ...options.env,
     };
-    const child = new Deno.Command("deno", {
-      args: [...startArgs(options.entry), ...(options.args ?? [])],
+    const [program, ...prefix] = [...(options.wrap ?? []), "deno"];
+    const child = new Deno.Command(program!, {
+      args: [...prefix, ...startArgs(options.entry), ...(options.args ?? [])],
       cwd,
       env,
       clearEnv: true,
@@ -157,6 +160,15 @@ export class BotProcess implements AsyncDisposable {
       timeoutMs,
       `a log line matching ${pattern}`,
     );
+  }
+
+  /** Waits until `probe` returns something; fails early if the program exits. */
+  async waitFor<T>(
+    probe: () => T | undefined,
+    timeoutMs = 20_000,
+    what = "a condition",
+  ): Promise<T> {
+    return await this.#waitFor(probe, timeoutMs, what);
   }
 
   /** Waits until `GET /health` answers 200. */

@@ -196,6 +196,13 @@ function indexOfBlankLine(bytes: Uint8Array): number {
   return -1;
 }
 
+/** Sends `data` and waits until the server has read it, so that what follows acts after. */
+async function deliver(server: HttpServer, client: RawClient, data: string): Promise<void> {
+  const expected = server.stats.bytesReceived + encoder.encode(data).length;
+  await client.send(data);
+  await waitFor("the bytes to arrive", () => server.stats.bytesReceived >= expected);
+}
+
 /** One request on a fresh connection; the connection is closed afterwards. */
 async function exchange(port: number, raw: string): Promise<RawResponse> {
   using client = await RawClient.connect(port);
@@ -332,10 +339,8 @@ Deno.test("serveHttp() reads request bodies", async (t) => {
       "0\r\n",
       "\r\n",
     ];
-    for (const piece of pieces) {
-      await client.send(piece);
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+    // Each piece is read by the server before the next is sent: every boundary is exercised.
+    for (const piece of pieces) await deliver(server, client, piece);
     assert.equal((await client.response()).body, "POST /c 0123456789");
   });
 
@@ -500,12 +505,6 @@ Deno.test("serveHttp() closes connections that are too slow", async (t) => {
   });
   const { stats } = server;
   const port = server.addr.port;
-  /** Sends `data` and waits until the server has read it, so that the clock acts after. */
-  const deliver = async (client: RawClient, data: string) => {
-    const expected = stats.bytesReceived + encoder.encode(data).length;
-    await client.send(data);
-    await waitFor("the bytes to arrive", () => stats.bytesReceived >= expected);
-  };
 
   await t.step("a connection that sends nothing is closed without an answer", async () => {
     using client = await RawClient.connect(port);
@@ -520,7 +519,7 @@ Deno.test("serveHttp() closes connections that are too slow", async (t) => {
   await t.step("the head must be whole within the header time, however it trickles", async () => {
     using client = await RawClient.connect(port);
     for (const piece of ["GET / HT", "TP/1.1\r\n", "Host: bot"]) {
-      await deliver(client, piece);
+      await deliver(server, client, piece);
       clock.advance(300);
     }
     assert.equal(stats.timeouts.header, 1);
@@ -549,7 +548,7 @@ Deno.test("serveHttp() closes connections that are too slow", async (t) => {
     await client.send(GET("/first"));
     await client.response();
     clock.advance(1500);
-    await deliver(client, "GET /second HTTP/1.1\r\n");
+    await deliver(server, client, "GET /second HTTP/1.1\r\n");
     clock.advance(700);
     await client.send("Host: bot.test\r\n\r\n");
     assert.equal((await client.response()).body, "GET /second ");
@@ -558,7 +557,11 @@ Deno.test("serveHttp() closes connections that are too slow", async (t) => {
 
   await t.step("a body that does not arrive within the body time gets 408", async () => {
     using client = await RawClient.connect(port);
-    await deliver(client, "POST /b HTTP/1.1\r\nHost: bot.test\r\nContent-Length: 10\r\n\r\nabc");
+    await deliver(
+      server,
+      client,
+      "POST /b HTTP/1.1\r\nHost: bot.test\r\nContent-Length: 10\r\n\r\nabc",
+    );
     clock.advance(1400);
     assert.equal(stats.timeouts.body, 0);
     clock.advance(400);
@@ -682,7 +685,8 @@ const econnaborted = () =>
 Deno.test("serveHttp() keeps accepting through accept errors", async (t) => {
   const failures: Error[] = [];
   const log = new RecordingLog();
-  await using server = start({ listen: faultyListener(failures), log });
+  // A long grace: the connection accepted just before the failures must not be evictable.
+  await using server = start({ listen: faultyListener(failures), log, evictGraceMs: 60_000 });
   const { stats } = server;
   const port = server.addr.port;
 
@@ -691,7 +695,7 @@ Deno.test("serveHttp() keeps accepting through accept errors", async (t) => {
     await idle.send(GET("/idle"));
     await idle.response();
     // The server already waits in accept(); the failures come after the next connection,
-    // which is within its grace period: only the idle one can be evicted.
+    // which is in its grace period: only the idle one can be evicted.
     failures.push(emfile(), emfile(), emfile(), econnaborted(), econnaborted());
     using next = await RawClient.connect(port);
     await waitFor("the failures to be used", () => failures.length === 0);

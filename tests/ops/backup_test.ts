@@ -151,7 +151,13 @@ testOnBothBackends("createBackup() and restoreBackup()", async (t, ctx) => {
     assert.deepEqual([...Deno.readDirSync(`${dir.path}/backups`)].map((e) => e.name), [
       basename(backup.path),
     ]);
-    assert.deepEqual(backup.tables, { events: 2, users: 6, requests: 5, request_history: 8 });
+    assert.deepEqual(backup.tables, {
+      events: 2,
+      users: 6,
+      requests: 5,
+      request_history: 8,
+      outbox: 0,
+    });
     assert.equal(backup.keys, 2);
     assert.equal(backup.schemaVersion, SHIPPED);
     const manifest = await verifyBackup(backup.path);

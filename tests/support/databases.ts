@@ -94,7 +94,8 @@ export async function migrated(fresh: BackendContext["fresh"]) {
     db,
     /** Empties every table and restarts request numbers at 1. */
     async reset(): Promise<void> {
-      await db.sql`truncate users, requests, request_history, events restart identity cascade`;
+      await db
+        .sql`truncate users, requests, request_history, events, outbox restart identity cascade`;
     },
     /** Runs `fn` and returns its result with the number of queries it sent. */
     async counted<T>(fn: () => Promise<T>): Promise<[T, number]> {

@@ -98,18 +98,37 @@ async function answers(port: number): Promise<boolean> {
   }
 }
 
+/** The uid and gid of the system user `postgres`, which runs the server when tests run as root. */
+async function postgresIds(): Promise<[number, number]> {
+  const passwd = await Deno.readTextFile("/etc/passwd");
+  const entry = passwd.split("\n").find((line) => line.startsWith("postgres:"));
+  if (!entry) throw new Error("user postgres is missing: install the postgresql package");
+  const [, , uid, gid] = entry.split(":");
+  return [Number(uid), Number(gid)];
+}
+
+/** Options of {@link startPostgres}. */
+export interface StartPostgresOptions {
+  /**
+   * A password for user `postgres`, required on TCP connections (scram-sha-256), for tests of
+   * refused credentials; without it every connection is trusted.
+   */
+  password?: string;
+}
+
 /** Initialises a cluster in a temp dir and starts it. */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const dir = await Deno.makeTempDir({ prefix: "pg-test-" });
-  if (isRoot) {
-    const passwd = await Deno.readTextFile("/etc/passwd");
-    const entry = passwd.split("\n").find((line) => line.startsWith("postgres:"));
-    if (!entry) throw new Error("user postgres is missing: install the postgresql package");
-    const [, , uid, gid] = entry.split(":");
-    await Deno.chown(dir, Number(uid), Number(gid));
-  }
+  if (isRoot) await Deno.chown(dir, ...(await postgresIds()));
   const data = `${dir}/data`;
-  await run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]);
+  const auth = ["-A", "trust"];
+  if (options.password !== undefined) {
+    const pwfile = `${dir}/pwfile`;
+    await Deno.writeTextFile(pwfile, `${options.password}\n`);
+    if (isRoot) await Deno.chown(pwfile, ...(await postgresIds()));
+    auth.push("--auth-host=scram-sha-256", `--pwfile=${pwfile}`);
+  }
+  await run("initdb", ["-D", data, "-U", "postgres", ...auth, "-E", "UTF8", "--no-sync"]);
   const port = freePort();
   let child: Deno.ChildProcess | null = null;
 
@@ -156,7 +175,10 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
 
   await start();
-  const urlOf = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  const credentials = options.password === undefined
+    ? "postgres"
+    : `postgres:${encodeURIComponent(options.password)}`;
+  const urlOf = (database: string) => `postgres://${credentials}@127.0.0.1:${port}/${database}`;
   return {
     port,
     url: urlOf("postgres"),

@@ -40,7 +40,7 @@ export const greetingFeature: Feature = (() => {
 /** What the account feature needs. */
 export interface AccountOptions {
   /** Changes to the user's profile that keep the cached copy in step. */
-  profiles: Pick<UserCache, "setNotifications" | "setLocale">;
+  profiles: Pick<UserCache, "setNotifications" | "setLocale" | "markBlocked">;
   roles: Roles;
 }
 
@@ -110,9 +110,22 @@ export function accountFeature(options: AccountOptions): Feature {
     );
   });
 
+  // Telegram tells the bot when a user blocks it: announcements skip them from then on. Their
+  // next message (they unblocked) clears the mark.
+  feature.chatType("private").on("my_chat_member", async (ctx) => {
+    if (ctx.myChatMember.new_chat_member.status !== "kicked") return;
+    ctx.log.info("user {blocked_user_id} blocked the bot", { blocked_user_id: ctx.chat.id });
+    await profiles.markBlocked(ctx.chat.id).catch((error) =>
+      ctx.log.warning("could not record that a user blocked the bot: {message}", {
+        message: errorMessage(error),
+      })
+    );
+  });
+
   return {
     name: "account",
     composer: feature,
+    updates: ["my_chat_member"],
     commands: {
       user: [
         { command: "start", rank: 1 },

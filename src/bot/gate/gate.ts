@@ -74,6 +74,7 @@ export function createGate(options: GateOptions): {
 } {
   const { store, rateLimit, fsm, adminIds, metrics, leaseMs, instanceId, now = Date.now } = options;
   const log = logger("gate");
+  const admins = new Set(adminIds);
   const local = new LocalGate(rateLimit);
   const limiter = rateLimitArgs(rateLimit);
   const tickets = new WeakMap<BotContext, Ticket>();
@@ -150,7 +151,7 @@ export function createGate(options: GateOptions): {
     const updateId = ctx.update.update_id;
     const keys = gateKeys(ctx.chat?.id ?? sender, sender, updateId);
     const token = leaseMs > 0 ? `${instanceId}:${updateId}` : "";
-    const limit = rateLimit.enabled && !(rateLimit.adminExempt && adminIds.includes(sender));
+    const limit = rateLimit.enabled && !(rateLimit.adminExempt && admins.has(sender));
     const stored = await decide(ctx, keys, token, limit);
     const verdict = stored ?? local.check(sender, updateId, limit, now());
     if (stored === null) metrics.gate.inc({ outcome: "store_down" });

@@ -40,7 +40,7 @@ export function profileOf(user: User): TelegramProfile {
  * `ctx.user` stays null and features that need no stored data still answer.
  */
 export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
-  const adminIds = options.adminIds ?? [];
+  const admins = new Set(options.adminIds ?? []);
   return async function user(ctx, next) {
     ctx.user = null;
     const from = ctx.from;
@@ -52,7 +52,7 @@ export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
           message: errorMessage(error),
         });
       }
-      if (ctx.user?.bannedAt && !adminIds.includes(from.id)) {
+      if (ctx.user?.bannedAt && !admins.has(from.id)) {
         ctx.outcome = "banned";
         return;
       }

@@ -1,0 +1,113 @@
+/**
+ * Bad starts, as an operator meets them: a database that is down at start (waited for, with
+ * `/health` saying why), credentials or a database that waiting cannot fix (one short line,
+ * exit 77 so the unit does not restart in a loop), Telegram unreachable (one short line per
+ * attempt), and a data folder whose links lead out of the sandbox.
+ */
+import assert from "node:assert/strict";
+import { FakeBotApi } from "../fake_bot_api.ts";
+import { startPostgres } from "../support/postgres_server.ts";
+import { BotProcess, freePort, type LogLine } from "./program.ts";
+
+/** One log line as the operator's journal shows it. */
+const size = (line: LogLine) => JSON.stringify(line).length;
+
+Deno.test("start-up: a database down at start is waited for with /health saying why, then the bot gets ready", async () => {
+  await using api = await FakeBotApi.start();
+  await using pg = await startPostgres();
+  const url = await pg.createDatabase("late");
+  await pg.stop();
+  await using bot = await BotProcess.start({ api, env: { DATABASE_URL: url } });
+  const retry = await bot.waitForLog(/^opening storage failed, retrying/);
+  assert.match(String(retry.reason), /unreachable: connection refused/);
+  assert.ok(size(retry) < 600, `a ${size(retry)}-byte line: ${JSON.stringify(retry)}`);
+  assert.ok(!JSON.stringify(retry).includes('"stack"'), "no stack for a network failure");
+  const health = await bot.get("/health");
+  assert.equal(health.status, 503);
+  assert.match(
+    JSON.parse(health.body).output,
+    /opening storage failed, retrying: .*connection refused/,
+  );
+
+  await pg.start();
+  await bot.waitReady(60_000);
+  assert.ok(bot.logs(/^opening storage works after \d+ attempts/).length === 1, "recovery logged");
+  assert.equal((await bot.get("/health")).status, 200);
+  assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77 and one short line", async (t) => {
+  await using api = await FakeBotApi.start();
+  await using pg = await startPostgres({ password: "right-password" });
+  const wrong = pg.url.replace("right-password", "wrong-password");
+  const cases = [
+    {
+      name: "a wrong database password",
+      env: { DATABASE_URL: wrong },
+      said: /password authentication failed for user "postgres"/,
+    },
+    {
+      name: "a database that does not exist",
+      env: { DATABASE_URL: pg.urlOf("nope") },
+      said: /database "nope" does not exist/,
+    },
+  ];
+  for (const { name, env, said } of cases) {
+    await t.step(name, async () => {
+      const started = performance.now();
+      const run = await BotProcess.run({ api, env });
+      assert.equal(run.code, 77, run.stdout);
+      assert.ok(performance.now() - started < 20_000, "no retries");
+      const fatal = run.stdout.split("\n").find((line) => line.includes('"level":"fatal"'))!;
+      assert.match(JSON.parse(fatal).msg, said);
+      assert.match(JSON.parse(fatal).msg, /^cannot start: /);
+      assert.ok(fatal.length < 700, `a ${fatal.length}-byte line: ${fatal}`);
+      assert.ok(!run.stdout.includes("wrong-password"), "the password is never shown");
+    });
+  }
+
+  await t.step("doctor says the same in one line", async () => {
+    const run = await BotProcess.run({ api, env: { DATABASE_URL: wrong }, args: ["doctor"] });
+    assert.equal(run.code, 1);
+    const line = run.stdout.split("\n").find((l) => l.startsWith("FAIL database"))!;
+    assert.match(line, /password authentication failed for user "postgres"/);
+    assert.ok(line.length < 400, line);
+  });
+
+  await t.step("a token Telegram refuses", async () => {
+    await using other = await FakeBotApi.start({
+      token: "999999:another-token_abcdefghijklmnopqrstuvw",
+    });
+    const run = await BotProcess.run({ api: other, env: {} });
+    assert.equal(run.code, 77, run.stdout);
+    assert.match(run.stdout, /Telegram refused BOT_TOKEN/);
+  });
+});
+
+Deno.test("start-up: Telegram unreachable at start costs one short line per attempt, and a stop still works", async () => {
+  const closed = `http://127.0.0.1:${freePort()}`;
+  await using bot = await BotProcess.start({ env: { BOT_API_ROOT: closed } });
+  await bot.waitForLog(/^getMe failed, retrying/, 30_000);
+  await bot.waitFor(() => bot.logs(/^getMe failed, retrying/).length >= 2 || undefined, 30_000);
+  for (const line of bot.logs(/^getMe failed, retrying/)) {
+    assert.ok(size(line) < 600, `a ${size(line)}-byte line: ${JSON.stringify(line)}`);
+    assert.ok(!JSON.stringify(line).includes('"stack"'), JSON.stringify(line));
+  }
+  assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("start-up: a symbolic link in data/ that leads out of the sandbox refuses the start (78)", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "bot-symlink-" });
+  try {
+    await Deno.mkdir(`${cwd}/data`);
+    await Deno.symlink("/etc", `${cwd}/data/kv.sqlite3`);
+    const run = await BotProcess.run({ cwd, env: {} });
+    assert.equal(run.code, 78, run.stderr);
+    assert.match(
+      run.stderr,
+      /DATA_DIR: ".*data\/kv\.sqlite3" is a symbolic link to \/etc, outside/,
+    );
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
