@@ -13,6 +13,17 @@
 # Keep in step with the Deno used in development and CI (`deno --version`).
 ARG DENO_VERSION=2.9.6
 
+# Base images. The build image is pinned to an exact version; the runtime image has no
+# version tags (distroless publishes only moving tags such as `nonroot`). Neither is pinned
+# to a digest yet, because no registry could be reached where this file was written. To pin
+# one, look its digest up and append it after the tag (the build then uses the digest, the
+# tag is only a label), e.g.
+#   docker buildx imagetools inspect denoland/deno:2.9.6 | awk '/^Digest:/ {print $2}'
+#   FROM denoland/deno:${DENO_VERSION}@sha256:<that digest> AS build
+#   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot | awk '/^Digest:/ {print $2}'
+#   FROM gcr.io/distroless/cc-debian12:nonroot@sha256:<that digest>
+# and look them up again whenever DENO_VERSION changes or a security update is due.
+
 # ---------------------------------------------------------------------------------------
 FROM denoland/deno:${DENO_VERSION} AS build
 WORKDIR /src
@@ -33,6 +44,7 @@ RUN mkdir -p /state/data /state/backups /state/logs && chmod -R 0750 /state
 
 # ---------------------------------------------------------------------------------------
 # glibc + libgcc, no shell, no package manager; `nonroot` is uid/gid 65532.
+# Distroless has no version tags: pin the digest as explained at the top.
 FROM gcr.io/distroless/cc-debian12:nonroot
 
 COPY --from=build /src/dist/service-desk-bot /usr/local/bin/service-desk-bot
