@@ -10,7 +10,7 @@
 import type { Update } from "grammy/types";
 import { BOT_INFO, cannedFetch } from "./in_memory_bot_api.ts";
 import { createBot } from "../src/bot/pipeline.ts";
-import { Metrics } from "../src/metrics.ts";
+import { Metrics } from "../src/metrics/metrics.ts";
 import { UpdateScheduler } from "../src/transport/scheduler.ts";
 import { textMessage } from "../tests/updates.ts";
 

@@ -1,7 +1,9 @@
 // deno-lint-ignore-file no-console -- a benchmark prints its figures
 /**
  * What `deno task bench` runs: the start-up and throughput measurements of the real program,
- * printed as a Markdown report, then the in-process micro-benchmarks (`deno bench`).
+ * storage, dialogs, the webhook comparison with a bare grammY bot and a typical template
+ * (`webhook_compare.ts`) and backups, printed as a Markdown report, then the in-process
+ * micro-benchmarks (`deno bench`).
  *
  * @module
  */
@@ -9,10 +11,11 @@ import { PROJECT_ROOT } from "../scripts/start_command.ts";
 import { startPostgres } from "../tests/support/postgres_server.ts";
 import { startRedis } from "../tests/support/redis_server.ts";
 import { BENCH_ROWS, benchBackup } from "./backup_bench.ts";
-import { benchPluginsCompare, formatPluginsCompareReport } from "./plugins_compare.ts";
 import { formatStartupReport, measureStartup } from "./startup.ts";
 import { markdownTable, median, perSecond } from "./stats.ts";
 import { benchStorage, formatStorageReport } from "./storage_bench.ts";
+import { benchWebhookCompare } from "./webhook_compare.ts";
+import { formatWebhookCompareReport } from "./webhook_compare_report.ts";
 import {
   formatServerThroughputReport,
   formatThroughputReport,
@@ -34,6 +37,31 @@ export const MICRO_BENCH_ARGS = [
   "--allow-write",
   "bench/pipeline_bench.ts",
 ];
+
+/** The config of `bench/plugins/`, whose comparison imports grammY's plugins. */
+export const PLUGINS_CONFIG = `${PROJECT_ROOT}/bench/plugins/deno.json`;
+
+/**
+ * Runs `bench/plugins/plugins_compare.ts` with its own config (the plugins are no dependency
+ * of the project) on the given servers, and returns its report. Its progress goes to stderr.
+ */
+export async function pluginsCompareReport(
+  servers: { redisUrl: string; databaseUrl: string },
+): Promise<string> {
+  const { code, stdout } = await new Deno.Command("deno", {
+    args: ["task", "--quiet", "--config", PLUGINS_CONFIG, "bench"],
+    env: {
+      REDIS_URL: servers.redisUrl,
+      DATABASE_URL: servers.databaseUrl,
+      ...(Deno.stdout.isTerminal() ? {} : { NO_COLOR: "1" }),
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) throw new Error(`deno task --config ${PLUGINS_CONFIG} bench exited with ${code}`);
+  return new TextDecoder().decode(stdout).trimEnd();
+}
 
 /** {@link benchBackup}'s figures as a Markdown table, one row per backend. */
 export function formatBackupReport(figures: Record<string, number>): string {
@@ -60,7 +88,7 @@ export function formatBackupReport(figures: Record<string, number>): string {
 /**
  * The dialogs-and-protection section on one throwaway Redis and Postgres: the real program in
  * webhook mode on them ({@link THROUGHPUT_REPEATS} runs, each on a fresh database and key
- * prefix), then our pipeline against grammY's plugins in process.
+ * prefix), then our pipeline against grammY's plugins in process ({@link pluginsCompareReport}).
  */
 export async function dialogsSection(progress: (text: string) => void): Promise<string> {
   progress("dialogs: starting a throwaway Postgres and Redis …");
@@ -80,11 +108,11 @@ export async function dialogsSection(progress: (text: string) => void): Promise<
       }),
     );
   }
-  const compare = await benchPluginsCompare(
-    { redisUrl: redis.url, databaseUrl: await postgres.createDatabase("plugins_compare") },
-    {},
-    (text) => progress(`dialogs: ${text}`),
-  );
+  progress("dialogs: our pipeline vs grammY plugins (bench/plugins, its own config) …");
+  const compare = await pluginsCompareReport({
+    redisUrl: redis.url,
+    databaseUrl: await postgres.createDatabase("plugins_compare"),
+  });
   const rates = webhook.map((r) => r.updatesPerSecond);
   return [
     "### Dialogs and protection: our pipeline vs grammY plugins",
@@ -104,7 +132,7 @@ export async function dialogsSection(progress: (text: string) => void): Promise<
     "updates, so 400 of the measured updates are a user's first: the cache misses, each",
     "registering the user (one upsert).",
     "",
-    formatPluginsCompareReport(compare),
+    compare,
   ].join("\n");
 }
 
@@ -151,6 +179,14 @@ export async function runAll(): Promise<number> {
   console.log(await dialogsSection(progress));
   console.log();
   progress(`dialogs: done in ${Math.round((performance.now() - dialogsStarted) / 1000)} s`);
+
+  const compareStarted = performance.now();
+  const compare = await benchWebhookCompare({}, (text) => progress(`webhook compare: ${text}`));
+  console.log(formatWebhookCompareReport(compare));
+  console.log();
+  progress(
+    `webhook compare: done in ${Math.round((performance.now() - compareStarted) / 1000)} s`,
+  );
 
   progress(`backup and restore: ${BENCH_ROWS} users and requests on both backends …`);
   console.log(formatBackupReport(await benchBackup()));

@@ -22,7 +22,7 @@ import { createBot } from "../src/bot/pipeline.ts";
 import { type Env, loadConfig } from "../src/config.ts";
 import type { EventRecord } from "../src/db/events.ts";
 import type { TelegramProfile } from "../src/db/users.ts";
-import { Metrics } from "../src/metrics.ts";
+import { Metrics } from "../src/metrics/metrics.ts";
 import { openStorage, type Storage } from "../src/storage.ts";
 import { UserCache } from "../src/store/user_cache.ts";
 import { startPostgres } from "../tests/support/postgres_server.ts";

@@ -15,10 +15,10 @@
  * data and replies. Each update is timed around `bot.handleUpdate`, `concurrency` of them in
  * flight at once, each from a different chat.
  *
- * Run alone with `deno run --frozen --unstable-kv --unstable-raw-imports --allow-net
- * --allow-env --allow-read --allow-write --allow-sys
- * --allow-run=deno,redis-server,redis-cli,pg_ctl,initdb,postgres,runuser
- * bench/plugins_compare.ts`.
+ * The plugins are no dependency of the project: this file runs with its own config,
+ * `bench/plugins/deno.json`, which pins the project's imports and the plugins. Run alone with
+ * `deno task --config bench/plugins/deno.json bench`; with REDIS_URL and DATABASE_URL set, it
+ * uses those servers instead of starting throwaway ones (as `bench/run.ts` does).
  *
  * @module
  */
@@ -29,21 +29,22 @@ import type { Update } from "grammy/types";
 import { Redis } from "ioredis";
 import { cpuUsage } from "node:process";
 import { z } from "zod";
-import type { BotContext } from "../src/bot/context.ts";
-import { defineDialog } from "../src/bot/dialog/dialog.ts";
-import { createBot } from "../src/bot/pipeline.ts";
-import { type Config, loadConfig } from "../src/config.ts";
-import { Metrics } from "../src/metrics.ts";
-import { openStorage, type Storage } from "../src/storage.ts";
-import { gateKeys } from "../src/store/scripts/gate.ts";
-import type { KeyValueStore } from "../src/store/store.ts";
-import { UserCache } from "../src/store/user_cache.ts";
-import { startPostgres } from "../tests/support/postgres_server.ts";
-import { startRedis } from "../tests/support/redis_server.ts";
-import { textMessage } from "../tests/updates.ts";
-import { BOT_INFO, cannedFetch } from "./in_memory_bot_api.ts";
-import { markdownTable, median, ms, percentile, perSecond } from "./stats.ts";
-import { commandDelta, commandsPerUpdate, RedisCommandStats } from "./throughput.ts";
+import type { BotContext } from "../../src/bot/context.ts";
+import { defineDialog } from "../../src/bot/dialog/dialog.ts";
+import { createBot } from "../../src/bot/pipeline.ts";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { Metrics } from "../../src/metrics/metrics.ts";
+import { openStorage, type Storage } from "../../src/storage.ts";
+import { gateKeys } from "../../src/bot/gate/scripts.ts";
+import type { KeyValueStore } from "../../src/store/store.ts";
+import { UserCache } from "../../src/store/user_cache.ts";
+import { startPostgres } from "../../tests/support/postgres_server.ts";
+import { startRedis } from "../../tests/support/redis_server.ts";
+import { textMessage } from "../../tests/updates.ts";
+import { BOT_INFO, cannedFetch } from "../in_memory_bot_api.ts";
+import { assertSamePins } from "../pins.ts";
+import { markdownTable, median, ms, percentile, perSecond } from "../stats.ts";
+import { commandDelta, commandsPerUpdate, RedisCommandStats } from "../throughput.ts";
 
 /** Options of {@link benchPluginsCompare}. */
 export interface CompareOptions {
@@ -171,8 +172,7 @@ function ourBot(
       leaseMs: 10_000,
       instanceId: "bench",
     },
-    features: [ourFeature()],
-    dialogs: [tally],
+    features: [{ name: "tally", composer: ourFeature(), dialogs: [tally] }],
   });
 }
 
@@ -582,11 +582,21 @@ export function formatPluginsCompareReport(figures: CompareFigures): string {
 }
 
 if (import.meta.main) {
-  await using postgres = await startPostgres();
-  await using redis = await startRedis();
-  const figures = await benchPluginsCompare({
-    redisUrl: redis.url,
-    databaseUrl: await postgres.createDatabase("plugins_compare"),
-  });
+  await assertSamePins(new URL("./deno.json", import.meta.url), { complete: true });
+  const shared = { redisUrl: Deno.env.get("REDIS_URL"), databaseUrl: Deno.env.get("DATABASE_URL") };
+  let figures: CompareFigures;
+  if (shared.redisUrl && shared.databaseUrl) {
+    figures = await benchPluginsCompare({
+      redisUrl: shared.redisUrl,
+      databaseUrl: shared.databaseUrl,
+    });
+  } else {
+    await using postgres = await startPostgres();
+    await using redis = await startRedis();
+    figures = await benchPluginsCompare({
+      redisUrl: redis.url,
+      databaseUrl: await postgres.createDatabase("plugins_compare"),
+    });
+  }
   console.log(formatPluginsCompareReport(figures));
 }
