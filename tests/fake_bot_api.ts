@@ -338,6 +338,7 @@ export class FakeBotApi implements AsyncDisposable {
   readonly #retryTimers = new Set<ReturnType<typeof setTimeout>>();
   readonly #tasks = new Set<Promise<unknown>>();
   readonly #faults = new Map<string, FaultSpec[]>();
+  readonly #chatFaults = new Map<string, FaultSpec[]>();
   readonly #delays = new Map<string, number>();
   readonly #messages = new Map<number, Map<number, JsonObject>>();
   readonly #lastMessageId = new Map<number, number>();
@@ -615,6 +616,16 @@ export class FakeBotApi implements AsyncDisposable {
   }
 
   /**
+   * Makes the next `times` sends (sendMessage, send* media, copyMessage) to `chatId` fail with
+   * `error`, as when the bot was removed from a group; other chats are not affected.
+   */
+  failChat(chatId: number, error: FaultSpec, times = 1): void {
+    const list = this.#chatFaults.get(String(chatId)) ?? [];
+    for (let i = 0; i < times; i++) list.push(error);
+    this.#chatFaults.set(String(chatId), list);
+  }
+
+  /**
    * Makes `getChatMember` in `chatId` answer from `members` (user id → status); users not
    * listed get `left`. Chats never configured answer `member` for everyone.
    */
@@ -702,7 +713,11 @@ export class FakeBotApi implements AsyncDisposable {
   ): Promise<Answer> {
     if (handler === undefined) return errorAnswer(404, "Not Found: method not found");
     // Taken on arrival so concurrent calls consume faults in the order they came in.
-    const fault = this.#faults.get(key)?.shift();
+    const chatFaults = params.chat_id === undefined
+      ? undefined
+      : this.#chatFaults.get(String(params.chat_id));
+    const fault = this.#faults.get(key)?.shift() ??
+      (key.startsWith("send") || key === "copymessage" ? chatFaults?.shift() : undefined);
     const wait = this.#delays.get(key);
     if (wait !== undefined) await sleep(wait, [signal(), this.#closeController.signal]);
     if (fault !== undefined) return faultAnswer(fault);

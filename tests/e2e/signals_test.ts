@@ -9,21 +9,26 @@ import { PROJECT_ROOT } from "../../scripts/start_command.ts";
 import { FAKE_TOKEN, FakeBotApi } from "../fake_bot_api.ts";
 import { freePort, type LogLine } from "./program.ts";
 
-/** `deno task start` in its own process group, as a terminal's foreground job. */
-async function startTask(api: FakeBotApi) {
-  const cwd = await Deno.makeTempDir({ prefix: "bot-ctrl-c-" });
+/**
+ * `deno task start` in its own process group, as a terminal's foreground job. The task runs
+ * in the project folder, as the README's quick start does, with its data in a folder of its
+ * own under `data/`.
+ */
+function startTask(api: FakeBotApi) {
+  const dataDir = `data/test-ctrl-c-${crypto.randomUUID()}`;
   const env: Record<string, string> = {
     BOT_TOKEN: FAKE_TOKEN,
     BOT_API_ROOT: api.apiRoot,
     HTTP_PORT: String(freePort()),
     SHUTDOWN_TIMEOUT: "20",
+    DATA_DIR: dataDir,
   };
   for (const name of ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME"]) {
     const value = Deno.env.get(name);
     if (value !== undefined) env[name] = value;
   }
   const child = new Deno.Command("setsid", {
-    args: ["deno", "task", "--config", `${PROJECT_ROOT}/deno.json`, "--cwd", cwd, "start"],
+    args: ["deno", "task", "--config", `${PROJECT_ROOT}/deno.json`, "start"],
     env,
     clearEnv: true,
     stdin: "null",
@@ -51,11 +56,15 @@ async function startTask(api: FakeBotApi) {
     lines,
     waitLog,
     /** Ctrl-C: SIGINT to the whole group (setsid made the task the group's leader). */
-    ctrlC: () => Deno.kill(-child.pid, "SIGINT"),
+    ctrlC: async () => {
+      const { code } = await new Deno.Command("kill", { args: ["-INT", "--", `-${child.pid}`] })
+        .output();
+      assert.equal(code, 0, "kill -INT the process group");
+    },
     async exit() {
       const status = await child.status;
       await reading;
-      await Deno.remove(cwd, { recursive: true }).catch(() => {});
+      await Deno.remove(`${PROJECT_ROOT}/${dataDir}`, { recursive: true }).catch(() => {});
       return status.code;
     },
   };
@@ -63,12 +72,12 @@ async function startTask(api: FakeBotApi) {
 
 Deno.test("signals: Ctrl-C under `deno task start` finishes the update in flight and exits 0", async () => {
   await using api = await FakeBotApi.start();
-  const task = await startTask(api);
+  const task = startTask(api);
   await task.waitLog(/^ready as /);
   api.delay("sendMessage", 2500);
   api.pushMessage({ chatId: 301, text: "/help" });
   await api.waitFor(() => api.callsOf("sendMessage").length > 0 || undefined, 20_000, "the reply");
-  task.ctrlC();
+  await task.ctrlC();
   assert.equal(await task.exit(), 0);
   const summary = task.lines.find((l) => /^stopped after/.test(l.msg))!;
   assert.equal(summary.finished, 1);
@@ -79,16 +88,16 @@ Deno.test("signals: Ctrl-C under `deno task start` finishes the update in flight
 
 Deno.test("signals: a second Ctrl-C pressed later on purpose exits at once", async () => {
   await using api = await FakeBotApi.start();
-  const task = await startTask(api);
+  const task = startTask(api);
   await task.waitLog(/^ready as /);
   api.delay("sendMessage", 15_000);
   api.pushMessage({ chatId: 302, text: "/help" });
   await api.waitFor(() => api.callsOf("sendMessage").length > 0 || undefined, 20_000, "the reply");
-  task.ctrlC();
+  await task.ctrlC();
   await task.waitLog(/^stopping/);
   await new Promise((resolve) => setTimeout(resolve, 2500));
   const pressed = performance.now();
-  task.ctrlC();
+  await task.ctrlC();
   assert.equal(await task.exit(), 1);
   assert.ok(performance.now() - pressed < 5000, "it did not wait for the update");
   assert.ok(task.lines.some((l) => /exiting at once/.test(l.msg)));

@@ -11,7 +11,7 @@ import { testDatabaseConfig } from "../support/databases.ts";
 import { BotProcess } from "./program.ts";
 
 const STAFF_CHAT = -1001234567890;
-const USERS = Array.from({ length: 24 }, (_, i) => 6100 + i);
+const USERS = Array.from({ length: 40 }, (_, i) => 6100 + i);
 
 type Keyboard = { inline_keyboard?: { callback_data?: string }[][] };
 
@@ -61,7 +61,8 @@ Deno.test("staff outbox: requests filed while the program is SIGKILLed again and
       const data = newestButton(chat, prefix);
       if (data) api.pushCallbackQuery({ chatId: chat, data });
     };
-    const file = async (chat: number) => {
+    /** A user's way to the summary: /new, a category, a description, a phone number. */
+    const prepare = async (chat: number) => {
       api.pushMessage({ chatId: chat, text: "/new" });
       await api.waitFor(() => newestButton(chat, "rq:c:"), 120_000, "the categories");
       await until(chat, press(chat, "rq:c:"), /^Step 2 of 3/);
@@ -72,32 +73,46 @@ Deno.test("staff outbox: requests filed while the program is SIGKILLed again and
         () => api.pushMessage({ chatId: chat, text: "+7 900 123 45 67" }),
         /^<b>Please check your request<\/b>/,
       );
-      await until(chat, press(chat, "rq:ok:"), /^✅ Request #\d+ created/);
     };
-    let filing = true;
-    const killer = (async () => {
-      while (filing) {
-        await new Promise((resolve) => setTimeout(resolve, 1500 + Math.random() * 2500));
-        if (!filing) break;
-        bot.kill("SIGKILL");
-        await bot.status;
-        kills++;
-        bot = await BotProcess.start({ api, cwd, env });
-        await bot.waitReady(60_000);
-      }
-    })();
-    await Promise.all(USERS.map(file));
-    filing = false;
-    await killer;
-    await bot.waitReady(60_000);
+    const killedAt: number[] = [];
+    const restart = async () => {
+      killedAt.push(Date.now());
+      bot.kill("SIGKILL");
+      await bot.status;
+      kills++;
+      bot = await BotProcess.start({ api, cwd, env });
+      await bot.waitReady(60_000);
+    };
+    // In waves: everyone confirms at once and the program is killed while it files them, so
+    // some requests are stored and their posts not yet delivered.
+    for (let wave = 0; wave < USERS.length; wave += 10) {
+      const users = USERS.slice(wave, wave + 10);
+      await Promise.all(users.map(prepare));
+      // The staff chat refuses the first posts (the bot was removed from it for a moment):
+      // the requests are stored, their posts are owed and retried, across the kill.
+      api.failChat(STAFF_CHAT, { error_code: 400, description: "Bad Request: chat not found" }, 5);
+      for (const chat of users) press(chat, "rq:ok:")();
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 250));
+      await restart();
+      await Promise.all(
+        users.map((chat) =>
+          api.sentMessages(chat).some((m) => /^✅ Request #\d+ created/.test(m.text))
+            ? undefined
+            : until(chat, press(chat, "rq:ok:"), /^✅ Request #\d+ created/)
+        ),
+      );
+    }
 
     const db = () =>
       openDatabase({ config: testDatabaseConfig(null), dataDir: `${cwd}/data`, embedded: "share" });
     const conn = await db();
     let numbers: number[];
+    let createdAt: Map<number, number>;
     try {
-      numbers = (await conn.sql<{ number: number }[]>`select number from requests order by number`)
-        .map((row) => row.number);
+      const rows = await conn.sql<{ number: number; created_at: Date }[]>`
+        select number, created_at from requests order by number`;
+      numbers = rows.map((row) => row.number);
+      createdAt = new Map(rows.map((row) => [row.number, row.created_at.getTime()]));
     } finally {
       await conn.close();
     }
@@ -109,6 +124,15 @@ Deno.test("staff outbox: requests filed while the program is SIGKILLed again and
     const missing = numbers.filter((n) => posted(n) === 0);
     const twice = numbers.filter((n) => posted(n) > 1);
     assert.deepEqual(missing, [], `unannounced after ${kills} kills`);
+    // The case that used to lose posts happened: stored before a kill, posted after it.
+    const postedAt = (n: number) =>
+      api.sentOf("sendMessage", STAFF_CHAT).find((m) =>
+        String(m.params.text).startsWith(`<b>Request #${n}</b>`)
+      )!.at;
+    const crossed = numbers.filter((n) =>
+      killedAt.some((kill) => createdAt.get(n)! < kill && kill < postedAt(n))
+    );
+    assert.ok(crossed.length > 0, "no request was stored before a kill and posted after it");
     assert.ok(kills >= 3, `only ${kills} kills happened`);
     assert.ok(twice.length <= numbers.length / 4, `posted twice: ${twice.join(", ")}`);
     assert.equal((await bot.stop()).code, 0);

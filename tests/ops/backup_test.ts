@@ -163,6 +163,7 @@ testOnBothBackends("createBackup() and restoreBackup()", async (t, ctx) => {
     const manifest = await verifyBackup(backup.path);
     assert.deepEqual(Object.keys(manifest.tables), [
       "events",
+      "outbox",
       "users",
       "requests",
       "request_history",
