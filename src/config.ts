@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { ConfigError, type ConfigIssue, errorMessage } from "./errors.ts";
+import { parseCron } from "./util/cron.ts";
 import { type Config, LOG_LEVELS, SUPPORTED_LOCALES } from "./config/types.ts";
 import {
   booleanVar,
@@ -56,6 +57,8 @@ export const ENV_NAMES = [
   "DB_IDLE_TIMEOUT",
   "DB_MAX_LIFETIME",
   "DB_CONNECT_TIMEOUT",
+  "DB_STATEMENT_TIMEOUT",
+  "DB_POOL_TIMEOUT",
   "MIGRATE_ON_START",
   "REDIS_URL",
   "REDIS_KEY_PREFIX",
@@ -69,6 +72,12 @@ export const ENV_NAMES = [
   "RATE_LIMIT_BAN_AFTER",
   "RATE_LIMIT_BAN_DURATION",
   "RATE_LIMIT_ADMIN_EXEMPT",
+  "SLA_TAKE_MINUTES",
+  "EVENT_RETENTION_DAYS",
+  "BACKUP_SCHEDULE",
+  "BROADCAST_RATE",
+  "ALERT_AFTER",
+  "DISK_MIN_FREE_MB",
 ] as const;
 /** One of {@link ENV_NAMES}. */
 export type EnvName = typeof ENV_NAMES[number];
@@ -155,6 +164,8 @@ const schema = z.object({
   DB_IDLE_TIMEOUT: seconds(60, 0, 86400),
   DB_MAX_LIFETIME: seconds(1800, 0, 604800),
   DB_CONNECT_TIMEOUT: seconds(10, 1, 300),
+  DB_STATEMENT_TIMEOUT: seconds(5, 0, 3600),
+  DB_POOL_TIMEOUT: seconds(5, 0.1, 300),
   MIGRATE_ON_START: booleanVar(true),
   REDIS_URL: connectionUrl(["redis:", "rediss:"], "a redis://[:password@]host:port[/db] URL"),
   REDIS_KEY_PREFIX: variable(
@@ -174,6 +185,23 @@ const schema = z.object({
   RATE_LIMIT_BAN_AFTER: wholeNumber(5, 0, 10000),
   RATE_LIMIT_BAN_DURATION: seconds(3600, 1, 2592000),
   RATE_LIMIT_ADMIN_EXEMPT: booleanVar(true),
+  SLA_TAKE_MINUTES: wholeNumber(60, 0, 10080),
+  EVENT_RETENTION_DAYS: wholeNumber(30, 1, 3650),
+  BACKUP_SCHEDULE: variable<string | null>("0 3 * * *", (value, ctx) => {
+    if (value.toLowerCase() === "off") return null;
+    try {
+      parseCron(value);
+      return value;
+    } catch (error) {
+      return fail(
+        ctx,
+        `must be "off" or a 5-field cron expression in UTC: ${errorMessage(error)}${shown(value)}`,
+      );
+    }
+  }),
+  BROADCAST_RATE: wholeNumber(25, 1, 30),
+  ALERT_AFTER: seconds(60, 1, 86400),
+  DISK_MIN_FREE_MB: wholeNumber(500, 0, 10_000_000),
 });
 
 /** Rules between variables, checked on the raw values so they report alongside the rest. */
@@ -256,11 +284,19 @@ export function loadConfig(env: Env): Config {
       idleTimeoutMs: Math.round(e.DB_IDLE_TIMEOUT * 1000),
       maxLifetimeMs: Math.round(e.DB_MAX_LIFETIME * 1000),
       connectTimeoutMs: Math.round(e.DB_CONNECT_TIMEOUT * 1000),
+      statementTimeoutMs: Math.round(e.DB_STATEMENT_TIMEOUT * 1000),
+      poolTimeoutMs: Math.round(e.DB_POOL_TIMEOUT * 1000),
       migrateOnStart: e.MIGRATE_ON_START,
     },
     store: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
     userCacheTtlMs: Math.round(e.USER_CACHE_TTL * 1000),
     backupRetentionDays: e.BACKUP_RETENTION_DAYS,
+    backupSchedule: e.BACKUP_SCHEDULE,
+    slaTakeMinutes: e.SLA_TAKE_MINUTES,
+    eventRetentionDays: e.EVENT_RETENTION_DAYS,
+    broadcastRate: e.BROADCAST_RATE,
+    alertAfterMs: Math.round(e.ALERT_AFTER * 1000),
+    diskMinFreeMb: e.DISK_MIN_FREE_MB,
     rateLimit: {
       enabled: e.RATE_LIMIT_ENABLED,
       capacity: e.RATE_LIMIT_MAX_REQUESTS,

@@ -135,9 +135,14 @@ export async function openStorage(
 }
 
 /** Registers the database and store checks on `/health`. */
-export function registerStorageChecks(health: Health, storage: Storage): void {
+export function registerStorageChecks(
+  health: Health,
+  storage: Storage,
+  metrics?: Pick<Metrics, "dbRoundTrip">,
+): void {
   health.register("database:responseTime", async () => {
     const ms = await storage.db.ping();
+    metrics?.dbRoundTrip.observe(ms / 1000);
     const current = await storage.migrator.current();
     const latest = storage.migrator.latest;
     return {
@@ -177,7 +182,7 @@ export async function startStorage(
     () => prepareSchema(storage.migrator, config.database.migrateOnStart),
   );
   for (const name of applied) log.info("applied migration {name}", { name });
-  registerStorageChecks(health, storage);
+  registerStorageChecks(health, storage, metrics);
   log.info("storage: {storage}", { storage: storage.describe() });
   return storage;
 }

@@ -50,6 +50,18 @@ export interface Config {
   userCacheTtlMs: number;
   /** Backups older than this many days are deleted after each new backup. */
   backupRetentionDays: number;
+  /** When backups are made by themselves (5-field cron, UTC); null: only by hand. */
+  backupSchedule: string | null;
+  /** A request nobody took for this many minutes is brought up in the staff chat; 0: never. */
+  slaTakeMinutes: number;
+  /** Events older than this many days are deleted. */
+  eventRetentionDays: number;
+  /** Most broadcast messages per second (below Telegram's overall limit). */
+  broadcastRate: number;
+  /** A backend failing for this long is told to the admins, in milliseconds. */
+  alertAfterMs: number;
+  /** Below this much free disk space under `DATA_DIR` (MB), `/health` warns and admins are told. */
+  diskMinFreeMb: number;
   /** Per-user rate limiting. */
   rateLimit: RateLimitConfig;
   /** Dialog state lifetimes. */
@@ -92,6 +104,10 @@ export interface DatabaseConfig {
   maxLifetimeMs: number;
   /** Give up opening a connection after this long, in milliseconds. */
   connectTimeoutMs: number;
+  /** A statement running longer than this is cancelled, in milliseconds; 0: no limit. */
+  statementTimeoutMs: number;
+  /** Longest wait for a free pooled connection before a query fails, in milliseconds. */
+  poolTimeoutMs: number;
   /** Apply pending migrations at start-up. */
   migrateOnStart: boolean;
 }

@@ -1,6 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
+import { type BackgroundMetrics, backgroundMetrics } from "./background.ts";
 import { registerProcessMetrics } from "./process.ts";
+import { type RequestMetrics, requestMetrics } from "./requests.ts";
 
 /** Buckets for update handling time, in seconds: Telegram users notice anything above ~1 s. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -60,6 +62,8 @@ export class Metrics implements Disposable {
   #http: (() => HttpConnectionStats) | null = null;
   /** Queries sent to Postgres (or PGlite). */
   readonly dbQueries: Counter;
+  /** Round trips of a trivial query (`select 1`) to the database: its health, over time. */
+  readonly dbRoundTrip: Histogram;
   /** User profile lookups by result: `hit`, `miss`, or `error` when the store was down. */
   readonly userCache: Counter<"result">;
   /** Events waiting for the background writer. */
@@ -96,6 +100,10 @@ export class Metrics implements Disposable {
   readonly outboxOldestAge: Gauge<"kind">;
   /** Readiness as `/health` last reported it: 1 for the current status, 0 for the others. */
   readonly healthStatus: Gauge<"status">;
+  /** Requests and conversations (`requests.ts`). */
+  readonly requests: RequestMetrics;
+  /** Flood control, broadcasts, retention, backups and alerts (`background.ts`). */
+  readonly background: BackgroundMetrics;
   readonly #lagTimer: ReturnType<typeof setInterval>;
 
   constructor() {
@@ -180,6 +188,12 @@ export class Metrics implements Disposable {
       },
     });
     this.dbQueries = counter("bot_db_queries_total", "Queries sent to the database");
+    this.dbRoundTrip = histogram(
+      "bot_db_round_trip_seconds",
+      "Round trips of a trivial query to the database (health checks and probes)",
+      [],
+      ROUND_TRIP_BUCKETS,
+    );
     this.userCache = counter(
       "bot_user_cache_total",
       "User profile lookups by result (hit, miss, error)",
@@ -271,6 +285,8 @@ export class Metrics implements Disposable {
       for (const change of KNOWN.leaseChanges) this.leaseChanges.inc({ lease, change }, 0);
     }
     for (const status of ["pass", "warn", "fail"]) this.healthStatus.set({ status }, 0);
+    this.requests = requestMetrics(this.registry);
+    this.background = backgroundMetrics(this.registry);
     this.#lagTimer = registerProcessMetrics(this.registry);
   }
 

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { type Locale, SUPPORTED_LOCALES } from "../../src/config.ts";
 import { CATALOGUES, pickLocale, translate } from "../../src/bot/i18n.ts";
 
-const placeholders = (text: string) => [...new Set(text.match(/\{\w+\}/g) ?? [])].sort();
+/** The parameters a message uses: `{name}` placeholders and the numbers of plural blocks. */
+const placeholders = (text: string) =>
+  [...new Set([...text.matchAll(/\{(\w+)(?=\}|, plural,)/g)].map((m) => m[1]!))].sort();
 
 Deno.test("CATALOGUES has one catalogue per supported locale", () => {
   assert.deepEqual(Object.keys(CATALOGUES).sort(), [...SUPPORTED_LOCALES].sort());
@@ -63,4 +65,36 @@ Deno.test("translate() fills placeholders and keeps unknown ones", () => {
   assert.ok(!greeting.includes("{name}"));
   assert.match(translate("en", "unknown.command", { command: "/foo" }), /\/foo/);
   assert.match(translate("en", "unknown.command"), /\{command\}/);
+});
+
+Deno.test("translate() picks each language's plural form with Intl.PluralRules", async (t) => {
+  const cases: Array<[Locale, number, string]> = [
+    ["ru", 1, "1 заявка"],
+    ["ru", 2, "2 заявки"],
+    ["ru", 5, "5 заявок"],
+    ["ru", 21, "21 заявка"],
+    ["ru", 0, "нет заявок"],
+    ["uk", 3, "3 заявки"],
+    ["uk", 11, "11 заявок"],
+    ["en", 1, "1 request"],
+    ["en", 7, "7 requests"],
+  ];
+  const catalogue = CATALOGUES as unknown as Record<Locale, Record<string, string>>;
+  const saved = SUPPORTED_LOCALES.map((l) => catalogue[l]["test.plural"]);
+  catalogue.en["test.plural"] = "{n, plural, one {# request} other {# requests}}";
+  catalogue.ru["test.plural"] =
+    "{n, plural, =0 {нет заявок} one {# заявка} few {# заявки} many {# заявок} other {# заявки}}";
+  catalogue.uk["test.plural"] =
+    "{n, plural, one {# заявка} few {# заявки} many {# заявок} other {# заявки}}";
+  try {
+    for (const [locale, n, expected] of cases) {
+      await t.step(`${locale} ${n}`, () => {
+        assert.equal(translate(locale, "test.plural" as never, { n }), expected);
+      });
+    }
+  } finally {
+    for (const [i, locale] of SUPPORTED_LOCALES.entries()) {
+      if (saved[i] === undefined) delete catalogue[locale]["test.plural"];
+    }
+  }
 });

@@ -16,6 +16,8 @@ export function testDatabaseConfig(url: string | null): DatabaseConfig {
     idleTimeoutMs: 60_000,
     maxLifetimeMs: 1_800_000,
     connectTimeoutMs: 10_000,
+    statementTimeoutMs: 5_000,
+    poolTimeoutMs: 5_000,
     migrateOnStart: true,
   };
 }
