@@ -10,6 +10,8 @@ import { insertEvents } from "./db/events.ts";
 import { Migrator, parseMigrations, prepareSchema } from "./db/migrate.ts";
 import { MIGRATION_FILES } from "./db/migration_files.ts";
 import { OutboxRepository } from "./db/outbox.ts";
+import { RequestLifecycle } from "./db/request_lifecycle.ts";
+import { RequestMessages } from "./db/request_messages.ts";
 import { RequestRepository } from "./db/requests.ts";
 import { UserRepository } from "./db/users.ts";
 import type { Health } from "./health.ts";
@@ -28,6 +30,10 @@ export interface Storage {
   migrator: Migrator;
   users: UserRepository;
   requests: RequestRepository;
+  /** What staff and users do with requests after filing. */
+  lifecycle: RequestLifecycle;
+  /** Requests' conversations. */
+  messages: RequestMessages;
   outbox: OutboxRepository;
   userCache: UserCache;
   /** The background event-log writer. */
@@ -109,6 +115,8 @@ export async function openStorage(
     migrator: new Migrator(db.sql, await parseMigrations(MIGRATION_FILES)),
     users,
     requests: new RequestRepository(db.sql),
+    lifecycle: new RequestLifecycle(db.sql),
+    messages: new RequestMessages(db.sql),
     outbox: new OutboxRepository(db.sql),
     userCache: new UserCache({
       store,

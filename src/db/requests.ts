@@ -3,7 +3,7 @@ import { DatabaseError } from "../errors.ts";
 import type { Sql } from "./database.ts";
 
 /** Where a request stands. */
-export type RequestStatus = "new" | "in_progress" | "done" | "cancelled";
+export type RequestStatus = "new" | "in_progress" | "done" | "cancelled" | "rejected";
 
 /** A service request as stored. */
 export interface RequestRow {
@@ -19,6 +19,29 @@ export interface RequestRow {
   closedAt: Date | null;
   /** The staff chat's post about the request, once delivered. */
   staffMessageId: number | null;
+  /** Its forum topic in the staff chat, when that chat is a forum. */
+  staffThreadId: number | null;
+  /** When staff first took it. */
+  takenAt: Date | null;
+  /** Why it was rejected (the last time). */
+  rejectReason: string | null;
+  /** The author's rating of the work, 1–5, once done. */
+  rating: number | null;
+  ratingComment: string | null;
+  /** Reminders sent to the staff chat while nobody took it. */
+  remindersSent: number;
+}
+
+/** A file sent with a request when it was filed. */
+export interface Attachment {
+  /** `photo`, `document`, `video`, `voice`, `audio`, … */
+  kind: string;
+  fileId: string;
+  /** The album it came in, if any. */
+  mediaGroupId?: string | null;
+  /** The user's message in their chat. */
+  messageId?: number | null;
+  caption?: string | null;
 }
 
 /** One change of a request. */
@@ -42,6 +65,8 @@ export interface NewRequest {
 export interface DraftRequest extends NewRequest {
   /** Random UUID made when the form was opened; filing the same draft again files nothing. */
   draftId: string;
+  /** Files sent with it; stored as the first messages of its conversation. @default [] */
+  attachments?: readonly Attachment[];
 }
 
 /** What {@link RequestRepository.createOnce} did. */
@@ -59,6 +84,15 @@ export interface RequestPage {
   total: number;
 }
 
+/** The columns of a {@link RequestRow}, as a fragment of a query on `requests`. */
+export function requestColumns(sql: Sql) {
+  return sql`number, user_id as "userId", category, description, contact, status,
+    assignee_id as "assigneeId", created_at as "createdAt", updated_at as "updatedAt",
+    closed_at as "closedAt", staff_message_id as "staffMessageId",
+    staff_thread_id as "staffThreadId", taken_at as "takenAt", reject_reason as "rejectReason",
+    rating, rating_comment as "ratingComment", reminders_sent as "remindersSent"`;
+}
+
 /** The outbox kind of a new request's post to the staff chat (written with the request). */
 export const STAFF_POST = "staff_post";
 
@@ -68,6 +102,7 @@ const TRANSITIONS: Record<RequestStatus, RequestStatus[]> = {
   in_progress: ["done", "cancelled"],
   done: [],
   cancelled: [],
+  rejected: [],
 };
 
 /** Queries on requests; every method is one statement (no N+1). */
@@ -78,11 +113,8 @@ export class RequestRepository {
     this.#sql = sql;
   }
 
-  /** The columns of a {@link RequestRow}, as a fragment of the query that nests it. */
   #columns() {
-    return this.#sql`number, user_id as "userId", category, description, contact, status,
-      assignee_id as "assigneeId", created_at as "createdAt", updated_at as "updatedAt",
-      closed_at as "closedAt", staff_message_id as "staffMessageId"`;
+    return requestColumns(this.#sql);
   }
 
   /**
@@ -127,6 +159,13 @@ export class RequestRepository {
       ), announce as (
         insert into outbox (kind, ref) select ${STAFF_POST}, number::text from created
         on conflict (kind, ref) do nothing
+      ), files as (
+        insert into request_messages (request_number, direction, author_id, text, file_kind,
+          file_id, media_group_id, user_message_id)
+        select created.number, 'in', created.user_id, f.caption, f.kind, f."fileId",
+          f."mediaGroupId", f."messageId"
+        from created, jsonb_to_recordset(${this.#sql.json(attachments(request) as never)}) as
+          f(kind text, "fileId" text, "mediaGroupId" text, "messageId" bigint, caption text)
       )
       select ${this.#columns()}, true as created from created
       union all
@@ -190,6 +229,11 @@ export class RequestRepository {
     await this.#sql`update requests set staff_message_id = ${messageId} where number = ${number}`;
   }
 
+  /** Remembers the request's forum topic in the staff chat. */
+  async setStaffThread(number: number, threadId: number): Promise<void> {
+    await this.#sql`update requests set staff_thread_id = ${threadId} where number = ${number}`;
+  }
+
   /** The request's history, oldest first. */
   async history(number: number): Promise<HistoryRow[]> {
     return await this.#sql<HistoryRow[]>`
@@ -233,4 +277,15 @@ export class RequestRepository {
       select ${this.#columns()} from changed`;
     return row ?? null;
   }
+}
+
+/** The draft's attachments as the JSON the filing statement reads. */
+function attachments(request: DraftRequest): Record<string, unknown>[] {
+  return (request.attachments ?? []).map((a) => ({
+    kind: a.kind,
+    fileId: a.fileId,
+    mediaGroupId: a.mediaGroupId ?? null,
+    messageId: a.messageId ?? null,
+    caption: a.caption ?? null,
+  }));
 }
