@@ -28,8 +28,8 @@ export type {
 export { redactedConfig, redactUrl, secretsOf } from "./config/secrets.ts";
 
 /**
- * Every environment variable the program reads. `deno.json`'s `start` task grants exactly
- * these with `--allow-env` (a test keeps the two equal).
+ * Every environment variable the program reads. The `start` task's permission set in
+ * `deno.json` grants exactly these (`env.allow`; a test keeps the two equal).
  */
 export const ENV_NAMES = [
   "BOT_TOKEN",
@@ -151,7 +151,8 @@ const schema = z.object({
     },
   ),
   DEFAULT_LOCALE: oneOf(SUPPORTED_LOCALES, "en"),
-  LOG_LEVEL: oneOf(LOG_LEVELS, "info"),
+  // logtape's names; `warn` and `err` are how most other programs spell two of them.
+  LOG_LEVEL: oneOf(LOG_LEVELS, "info", { warn: "warning", err: "error" }),
   LOG_FORMAT: oneOf(["json", "pretty"] as const, "json"),
   LOG_FILE: variable<string | null>(null, (value) => value),
   SHUTDOWN_TIMEOUT: seconds(25, 1, 3600),

@@ -179,6 +179,26 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
   );
 });
 
+Deno.test("loadConfig() accepts LOG_LEVEL's common spellings warn and err", async (t) => {
+  const cases: Array<[string, Config["log"]["level"]]> = [
+    ["warn", "warning"],
+    ["WARN", "warning"],
+    ["warning", "warning"],
+    ["err", "error"],
+    ["Error", "error"],
+    ["debug", "debug"],
+  ];
+  for (const [value, level] of cases) {
+    await t.step(`${value} → ${level}`, () => {
+      assert.equal(loadConfig({ BOT_TOKEN: TOKEN, LOG_LEVEL: value }).log.level, level);
+    });
+  }
+  await t.step("an unknown spelling still names the levels", () => {
+    const [issue] = configError({ BOT_TOKEN: TOKEN, LOG_LEVEL: "warnings" }).issues;
+    assert.match(issue!.message, /must be one of trace, debug, info, warning, error, fatal/);
+  });
+});
+
 Deno.test("loadConfig() names the variable of each bad value", async (t) => {
   // `secret`: the value must not be echoed; otherwise the operator sees what was wrong
   // (`shows`, when only part of the value was wrong).
@@ -489,11 +509,13 @@ Deno.test("redactedConfig() contains no secret", () => {
   );
 });
 
-Deno.test("ENV_NAMES equals the --allow-env list of deno.json's start task", async () => {
+Deno.test("ENV_NAMES equals the env list of deno.json's start task", async () => {
   const denoJson = await Deno.readTextFile(new URL("../deno.json", import.meta.url));
-  const { flags } = parseStartTask(denoJson);
-  const allowEnv = flags.filter((flag) => flag.startsWith("--allow-env"));
+  const { runFlags } = parseStartTask(denoJson);
+  const allowEnv = runFlags.filter((flag) => flag.startsWith("--allow-env"));
   assert.equal(allowEnv.length, 1, `expected one --allow-env flag, got ${allowEnv.join(" ")}`);
+  // Every other variable looks unset (postgres.js probes PGHOST…) instead of throwing.
+  assert.ok(runFlags.includes("--ignore-env"), runFlags.join(" "));
   const granted = allowEnv[0]!.slice("--allow-env=".length).split(",");
   assert.equal(new Set(granted).size, granted.length, "duplicate names in --allow-env");
   assert.deepEqual([...granted].sort(), [...ENV_NAMES].sort());

@@ -48,6 +48,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
       roles,
       health: options.health,
       registry: metrics.registry,
+      requestMetrics: metrics.requests,
       kickOutbox: options.kickOutbox,
     }),
     ...(options.extraFeatures ?? []),

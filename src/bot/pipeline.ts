@@ -1,8 +1,9 @@
-import { Bot, Composer, type MiddlewareFn } from "grammy";
+import { Api, Bot, Composer, type MiddlewareFn } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import type { Locale } from "../config.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { apiRetry } from "./api_retry.ts";
+import type { FloodControl, Priority } from "./flood/flood_control.ts";
 import type { BotContext } from "./context.ts";
 import { fallbackFeature } from "./features/fallback.ts";
 import { greetingFeature } from "./features/account.ts";
@@ -49,6 +50,8 @@ export interface CreateBotOptions {
   adminIds?: readonly number[];
   /** Records that a user blocked the bot (Telegram's 403 in their private chat). */
   onBlocked?: (userId: number) => Promise<void>;
+  /** The outbound flood control every message waits for; without it nothing waits. */
+  flood?: FloodControl;
 }
 
 /** One named stage of the pipeline. */
@@ -107,7 +110,7 @@ function pipeline(options: CreateBotOptions) {
   };
 }
 
-/** Builds the grammY bot: API client with retries and metrics, and the pipeline. */
+/** Builds the grammY bot: API client with flood control, retries and metrics, and the pipeline. */
 export function createBot(options: CreateBotOptions): Bot<BotContext> {
   const bot = new Bot<BotContext>(options.token, {
     ...(options.botInfo ? { botInfo: options.botInfo } : {}),
@@ -118,7 +121,7 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
       ...(options.fetch ? { fetch: options.fetch as never } : {}),
     },
   });
-  bot.api.config.use(apiRetry({ metrics: options.metrics }));
+  installTransformers(bot.api, options, "interactive");
   const { context, errors, gate, user, features, commit } = pipeline(options);
   bot.use(context, errors);
   if (gate) bot.use(gate);
@@ -134,4 +137,34 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
       : inner,
   );
   return bot;
+}
+
+/** What {@link createApi} needs: the client settings of {@link CreateBotOptions}. */
+export type ApiOptions = Pick<
+  CreateBotOptions,
+  "token" | "apiRoot" | "metrics" | "fetch" | "flood"
+>;
+
+/**
+ * Another API client of the same bot, whose messages wait for the flood control with
+ * `priority`: bulk work (broadcasts) uses one with `bulk`, so that replies to users go first.
+ */
+export function createApi(options: ApiOptions, priority: Priority): Api {
+  const api = new Api(options.token, {
+    apiRoot: options.apiRoot,
+    timeoutSeconds: 60,
+    ...(options.fetch ? { fetch: options.fetch as never } : {}),
+  });
+  installTransformers(api, options, priority);
+  return api;
+}
+
+/**
+ * The flood control next to the network, the retries around it (the last one installed runs
+ * first): a call waits for its turn before each attempt, and a 429 pauses every instance
+ * before the retry waits it out.
+ */
+function installTransformers(api: Api, options: ApiOptions, priority: Priority): void {
+  if (options.flood) api.config.use(options.flood.transformer(priority));
+  api.config.use(apiRetry({ metrics: options.metrics }));
 }

@@ -49,14 +49,22 @@ export function seconds(fallback: number, min: number, max: number) {
   });
 }
 
-/** One of `options`, case-insensitive. */
-export function oneOf<const T extends readonly string[]>(options: T, fallback: T[number]) {
+/**
+ * One of `options`, case-insensitive; `aliases` maps other common spellings to an option
+ * (`warn` → `warning`).
+ */
+export function oneOf<const T extends readonly string[]>(
+  options: T,
+  fallback: T[number],
+  aliases: Readonly<Record<string, T[number]>> = {},
+) {
   return variable<T[number]>(fallback, (value, ctx) => {
     const lower = value.toLowerCase();
-    if (!options.includes(lower)) {
+    const option = Object.hasOwn(aliases, lower) ? aliases[lower]! : lower;
+    if (!options.includes(option)) {
       return fail(ctx, `must be one of ${options.join(", ")}${shown(value)}`);
     }
-    return lower as T[number];
+    return option as T[number];
   });
 }
 

@@ -6,6 +6,14 @@ import postgres from "postgres";
 import type { DatabaseConfig } from "../config.ts";
 import { databaseError } from "./errors.ts";
 import { embeddedPaths, type EmbeddedServer, isServing, startEmbedded } from "./embedded.ts";
+import { limitPool } from "./pool_limit.ts";
+
+/**
+ * The `application_name` of the running bot's connections. Commands run by an operator add
+ * their own name (`service-desk-bot restore`), so that `restore` can tell a running bot from
+ * itself in `pg_stat_activity`.
+ */
+export const APPLICATION_NAME = "service-desk-bot";
 
 /** The postgres.js client type used throughout. */
 export type Sql = postgres.Sql<{ bigint: number }>;
@@ -18,6 +26,11 @@ export interface Database {
   readonly backend: "postgres" | "pglite";
   /** Where the data lives, without secrets: `postgres db.example:5432/desk` or a path. */
   readonly description: string;
+  /**
+   * Whether this is the embedded database served by another process (the running bot), which
+   * this one reaches through its socket; always false for Postgres.
+   */
+  readonly shared: boolean;
   /** Round trip of `select 1` in milliseconds; rejects when the database is unreachable. */
   ping(): Promise<number>;
   /** Waits for running queries, then closes every connection (and PGlite). Idempotent. */
@@ -41,6 +54,8 @@ export interface OpenOptions {
   onQuery?: () => void;
   /** Called with each NOTICE the server sends. */
   onNotice?: (message: string) => void;
+  /** The connections' `application_name`. @default APPLICATION_NAME */
+  applicationName?: string;
 }
 
 // Telegram ids and counts are int8; they fit a JS number exactly (below 2^53), so the
@@ -57,7 +72,12 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
   const { config, onQuery, onNotice } = options;
   const common = {
     types: { bigint: int8AsNumber },
-    connection: { application_name: "service-desk-bot" },
+    connection: {
+      application_name: options.applicationName ?? APPLICATION_NAME,
+      // So that one slow query cannot hold a connection (and the handlers waiting for it) for
+      // long. PGlite ignores it: it has no timers to cancel a statement with.
+      ...(config.statementTimeoutMs > 0 ? { statement_timeout: config.statementTimeoutMs } : {}),
+    },
     onnotice: (notice: postgres.Notice) => onNotice?.(String(notice.message)),
     debug: onQuery ? () => onQuery() : false,
     connect_timeout: config.connectTimeoutMs / 1000,
@@ -65,40 +85,47 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
 
   if (config.url !== null) {
     const url = new URL(config.url);
-    const sql = postgres(config.url, {
-      ...common,
-      max: config.poolSize,
-      idle_timeout: config.idleTimeoutMs === 0 ? undefined : config.idleTimeoutMs / 1000,
-      max_lifetime: config.maxLifetimeMs === 0 ? null : config.maxLifetimeMs / 1000,
-    }) as unknown as Sql;
-    const where = `${url.hostname}:${url.port || 5432}${url.pathname}`;
-    return database(sql, "postgres", `postgres ${where}`, null);
+    const where = `postgres ${url.hostname}:${url.port || 5432}${url.pathname}`;
+    const sql = limitPool(
+      postgres(config.url, {
+        ...common,
+        max: config.poolSize,
+        idle_timeout: config.idleTimeoutMs === 0 ? undefined : config.idleTimeoutMs / 1000,
+        max_lifetime: config.maxLifetimeMs === 0 ? null : config.maxLifetimeMs / 1000,
+      }) as unknown as Sql,
+      { size: config.poolSize, waitMs: config.poolTimeoutMs, where },
+    );
+    return database(sql, "postgres", where, false, null);
   }
 
   const { dir, socket } = embeddedPaths(options.dataDir);
   const share = options.embedded === "share" && await isServing(socket);
   const server: EmbeddedServer | null = share ? null : await startEmbedded(options.dataDir);
-  const sql = postgres({
-    ...common,
-    path: socket,
-    user: "postgres",
-    database: "postgres",
-    // PGlite is one session: a single connection keeps transactions and prepared
-    // statements unambiguous. A second client (sharing the bot's) uses unnamed statements
-    // so that its statement names cannot collide with the bot's.
-    max: 1,
-    prepare: !share,
-    idle_timeout: undefined,
-    max_lifetime: null,
-  }) as unknown as Sql;
   const description = `pglite ${dir}${share ? " (served by the running instance)" : ""}`;
-  return database(sql, "pglite", description, server);
+  const sql = limitPool(
+    postgres({
+      ...common,
+      path: socket,
+      user: "postgres",
+      database: "postgres",
+      // PGlite is one session: a single connection keeps transactions and prepared
+      // statements unambiguous. A second client (sharing the bot's) uses unnamed statements
+      // so that its statement names cannot collide with the bot's.
+      max: 1,
+      prepare: !share,
+      idle_timeout: undefined,
+      max_lifetime: null,
+    }) as unknown as Sql,
+    { size: 1, waitMs: config.poolTimeoutMs, where: description },
+  );
+  return database(sql, "pglite", description, share, server);
 }
 
 function database(
   sql: Sql,
   backend: Database["backend"],
   description: string,
+  shared: boolean,
   server: EmbeddedServer | null,
 ): Database {
   let closing: Promise<void> | null = null;
@@ -106,6 +133,7 @@ function database(
     sql,
     backend,
     description,
+    shared,
     async ping() {
       const started = performance.now();
       try {

@@ -32,3 +32,16 @@ export async function insertEvents(sql: Sql, events: readonly EventRecord[]): Pr
       ${events.map((e) => e.at.toISOString())}::timestamptz[]
     )`;
 }
+
+/**
+ * Deletes up to `limit` events older than `before`, oldest first, in one short statement (the
+ * retention job calls it until nothing is left, so no lock is held for long); returns how
+ * many went.
+ */
+export async function deleteEventsBefore(sql: Sql, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from events where id in (
+      select id from events where at < ${before} order by at limit ${limit}
+    )`;
+  return result.count;
+}

@@ -35,6 +35,12 @@ const UP = /^--\s*migrate:up\s*$/m;
 const DOWN = /^--\s*migrate:down\s*$/m;
 // Any constant works; this one is "sdb-migr" in ASCII, unlikely to clash with other apps.
 const LOCK_KEY = 0x7364622d6d696772n;
+/**
+ * Lifts DB_STATEMENT_TIMEOUT for the rest of a transaction: waiting for another instance's
+ * migration, building an index, restoring or backing up a large table may take longer than a
+ * handler's query should.
+ */
+export const NO_STATEMENT_TIMEOUT = "set local statement_timeout = 0";
 
 async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -155,6 +161,7 @@ export class Migrator {
    */
   async up(target = this.latest): Promise<Migration[]> {
     await this.#sql.begin(async (tx) => {
+      await tx.unsafe(NO_STATEMENT_TIMEOUT);
       await tx`select pg_advisory_xact_lock(${LOCK_KEY.toString()}::bigint)`;
       await tx`
         create table if not exists schema_migrations (
@@ -167,6 +174,7 @@ export class Migrator {
     const done: Migration[] = [];
     for (const migration of this.#migrations.filter((m) => m.version <= target)) {
       const applied = await this.#sql.begin(async (tx) => {
+        await tx.unsafe(NO_STATEMENT_TIMEOUT);
         await tx`select pg_advisory_xact_lock(${LOCK_KEY.toString()}::bigint)`;
         const rows = await this.#applied(tx as unknown as Sql);
         this.#verify(rows);
@@ -194,6 +202,7 @@ export class Migrator {
     const done: Migration[] = [];
     for (let i = 0; i < steps; i++) {
       const reverted = await this.#sql.begin(async (tx) => {
+        await tx.unsafe(NO_STATEMENT_TIMEOUT);
         await tx`select pg_advisory_xact_lock(${LOCK_KEY.toString()}::bigint)`;
         const rows = await this.#applied(tx as unknown as Sql);
         this.#verify(rows);

@@ -8,6 +8,7 @@ import requestDrafts from "../../migrations/0002_request_drafts.sql" with { type
 import bans from "../../migrations/0003_bans.sql" with { type: "text" };
 import outbox from "../../migrations/0004_outbox.sql" with { type: "text" };
 import conversation from "../../migrations/0005_conversation.sql" with { type: "text" };
+import broadcasts from "../../migrations/0006_broadcasts.sql" with { type: "text" };
 
 /** File name → SQL text, in any order; `parseMigrations` sorts and checks them. */
 export const MIGRATION_FILES: Readonly<Record<string, string>> = {
@@ -16,4 +17,5 @@ export const MIGRATION_FILES: Readonly<Record<string, string>> = {
   "0003_bans.sql": bans,
   "0004_outbox.sql": outbox,
   "0005_conversation.sql": conversation,
+  "0006_broadcasts.sql": broadcasts,
 };

@@ -65,9 +65,14 @@ export class RequestMessages {
   /**
    * Stores a message and owes its delivery (outbox kind `kind`), in one statement. `side` says
    * where the original was written: `user` (it goes to staff) or `staff` (it goes to the user).
-   * A message stored before (the same update handled again) is not stored twice.
+   * A message stored before (the same update handled again) is not stored twice. `payload`
+   * travels with the delivery (the original's formatting).
    */
-  async relay(message: NewMessage, side: "user" | "staff"): Promise<ConversationMessage> {
+  async relay(
+    message: NewMessage,
+    side: "user" | "staff",
+    payload: Json = {},
+  ): Promise<ConversationMessage> {
     const direction = side === "user" ? "in" : "out";
     const kind = side === "user" ? RELAY_TO_STAFF : RELAY_TO_USER;
     const userMessageId = side === "user" ? message.messageId : null;
@@ -87,7 +92,8 @@ export class RequestMessages {
         where not exists (select from existing)
         returning ${this.#columns()}
       ), owed as (
-        insert into outbox (kind, ref) select ${kind}, id::text from added
+        insert into outbox (kind, ref, payload) select ${kind}, id::text, ${this.#sql.json(payload)}
+        from added
         on conflict (kind, ref) do nothing
       )
       select * from added union all select * from existing`;

@@ -1,4 +1,4 @@
-/** The service desk's numbers for `/stats`: users and requests, read in three scans. */
+/** The service desk's numbers for `/stats`: users and requests, read in four scans. */
 import type { Sql } from "./database.ts";
 
 /** What `/stats` shows. */
@@ -10,9 +10,15 @@ export interface Stats {
   medianCloseSeconds: number | null;
   /** Done requests the median is taken over. */
   done: number;
+  /** Median time from creation to the first take; null when none was taken. */
+  medianTakeSeconds: number | null;
+  /** Average rating of done requests (1–5); null when none was rated. */
+  averageRating: number | null;
+  /** Ratings the average is taken over. */
+  ratings: number;
 }
 
-/** Reads the service desk's numbers: three queries, each a single scan. */
+/** Reads the service desk's numbers: four queries, each a single scan. */
 export async function readStats(sql: Sql): Promise<Stats> {
   const [users] = await sql<Stats["users"][]>`
     select count(*)::int as total,
@@ -29,10 +35,18 @@ export async function readStats(sql: Sql): Promise<Stats> {
         order by closed_at - created_at))::float8 as seconds,
       count(*)::int as done
     from requests where status = 'done' and closed_at is not null`;
+  const [quality] = await sql<{ take: number | null; rating: number | null; ratings: number }[]>`
+    select extract(epoch from percentile_cont(0.5) within group (order by taken_at - created_at)
+        filter (where taken_at is not null))::float8 as take,
+      avg(rating)::float8 as rating, count(rating)::int as ratings
+    from requests`;
   return {
     users: { ...users! },
     requests: requests.map(({ status, count }) => ({ status, count })),
     medianCloseSeconds: closing?.seconds ?? null,
     done: closing?.done ?? 0,
+    medianTakeSeconds: quality?.take ?? null,
+    averageRating: quality?.rating ?? null,
+    ratings: quality?.ratings ?? 0,
   };
 }

@@ -25,10 +25,10 @@ export interface DeliveryTools {
 }
 
 /**
- * Delivers one item; its result is stored with the item. A rejection reschedules it. A
- * delivery must be safe to repeat in the rare case described in the module documentation.
+ * Delivers one item; its result (JSON) is stored with the item. A rejection reschedules it.
+ * A delivery must be safe to repeat in the rare case described in the module documentation.
  */
-export type OutboxHandler = (item: OutboxItem, tools: DeliveryTools) => Promise<Json | void>;
+export type OutboxHandler = (item: OutboxItem, tools: DeliveryTools) => Promise<unknown>;
 
 /** Options of {@link outboxJob}. */
 export interface OutboxJobOptions {
@@ -65,7 +65,7 @@ export function outboxJob(options: OutboxJobOptions): Job & { check(): Promise<C
     const handler = handlers[item.kind]!;
     try {
       const result = await handler(item, { api: options.api(), log });
-      await outbox.complete(item.id, result ?? null);
+      await outbox.complete(item.id, (result ?? null) as Json);
       metrics.outboxDeliveries.inc({ kind: item.kind, result: "sent" });
       if (item.attempts > 1) {
         log.info("{kind} {ref} delivered after {attempts} attempts", {

@@ -2,14 +2,17 @@
  * Runs the background jobs (`job.ts`) inside the program: each on its schedule, `leader` jobs
  * on one instance at a time, `instance` jobs on every instance. When instances share the
  * store, the `jobs` leader lease decides which one runs the leader jobs; another instance
- * takes over within the lease's TTL when it stops or dies. The embedded store belongs to one
- * instance, which runs everything.
+ * takes over within the lease's TTL when it stops or dies, and the rounds of an instance that
+ * lost the lease are aborted (their signal). The embedded store belongs to one instance,
+ * which runs everything. Leader cron jobs remember their slots in the store (`slots.ts`), so
+ * that a slot runs once across lease changes and a missed or cut-off one runs at start.
  *
  * Each job reports its last round to `/health` (`job:<name>`, `warn` after `warnAfter` failed
- * rounds in a row) and to metrics. A stop aborts the rounds in progress (their signal), waits
- * for them to save their progress within the timeout, then lets each job flush (`stop`).
+ * rounds in a row) and to metrics. A stop aborts the rounds in progress (their signal) and
+ * waits for them to save their progress within the timeout ({@link JobRunner.halt}), then lets
+ * each job flush (`stop`).
  */
-import type { Check, CheckResult } from "../health.ts";
+import type { Check } from "../health.ts";
 import { errorMessage } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -18,6 +21,10 @@ import { NAMESPACES } from "../store/namespaces.ts";
 import type { Json, KeyValueStore } from "../store/store.ts";
 import type { Job, JobContext } from "./job.ts";
 import { nextRun } from "./schedule.ts";
+import { CronSlots, type SlotRun } from "./slots.ts";
+import { jobHealth, type JobStatus, newJobStatus } from "./job_status.ts";
+
+export type { JobStatus };
 
 /** Options of {@link JobRunner}. */
 export interface JobRunnerOptions {
@@ -33,19 +40,8 @@ export interface JobRunnerOptions {
   now?: () => number;
 }
 
-/** How a job's last rounds went. */
-export interface JobStatus {
-  /** When the last round started (ms since epoch), or null before the first. */
-  lastStartedAt: number | null;
-  /** How long it took, in ms. */
-  lastDurationMs: number | null;
-  /** `ok` or `error`, or null before the first round ended. */
-  lastOutcome: "ok" | "error" | null;
-  /** Failed rounds in a row. */
-  failures: number;
-  /** The last failure's message, or null. */
-  lastError: string | null;
-}
+/** When a job runs next; `slot` is the cron slot it serves (leader cron jobs only). */
+type Next = { at: number; slot: number | null };
 
 interface Entry {
   job: Job;
@@ -62,13 +58,18 @@ export class JobRunner {
   readonly #entries = new Map<string, Entry>();
   readonly #stop = new AbortController();
   readonly #log = logger("jobs");
+  readonly #slots: CronSlots;
+  /** Aborts when this instance loses the lease; a new one per term as leader. */
+  #term = new AbortController();
   #lease: LeaderLease | null = null;
   #loops: Promise<void>[] = [];
+  #halting: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: JobRunnerOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#slots = new CronSlots(options.store);
   }
 
   /** Adds a job; call before {@link start}. */
@@ -76,13 +77,7 @@ export class JobRunner {
     if (this.#entries.has(job.name)) throw new Error(`job ${job.name} is added twice`);
     this.#entries.set(job.name, {
       job,
-      status: {
-        lastStartedAt: null,
-        lastDurationMs: null,
-        lastOutcome: null,
-        failures: 0,
-        lastError: null,
-      },
+      status: newJobStatus(),
       wake: null,
       triggered: false,
       running: null,
@@ -109,12 +104,16 @@ export class JobRunner {
         holder: this.#o.instanceId,
         log: logger("leader"),
         metrics: { leaseChanges: this.#o.metrics.leaseChanges, leader: this.#o.metrics.jobsLeader },
-        // A new leader runs the leader jobs at once rather than at their next due time.
+        // A new leader runs the interval jobs at once; cron jobs keep their slots.
         onElected: () => {
+          this.#term = new AbortController();
           for (const entry of this.#entries.values()) {
-            if (entry.job.scope !== "instance") this.#wake(entry);
+            if (entry.job.scope === "instance") continue;
+            if ("cron" in entry.job.schedule) entry.wake?.();
+            else this.#wake(entry);
           }
         },
+        onDeposed: () => this.#term.abort(new Error("another instance took the jobs lease")),
       });
       this.#lease.run(this.#stop.signal);
     } else {
@@ -139,21 +138,39 @@ export class JobRunner {
   checks(): [string, Check][] {
     return [...this.#entries.values()].map((entry) => [
       `job:${entry.job.name}`,
-      () => Promise.resolve(this.#health(entry)),
+      () =>
+        Promise.resolve(
+          jobHealth(
+            entry.job,
+            entry.status,
+            this.leading ? null : this.#lease?.status.holder ?? null,
+          ),
+        ),
     ]);
   }
 
   /**
-   * Stops: aborts the rounds in progress and waits for them (within `timeoutMs`), lets every
-   * job flush, then gives the lease up. Calling it again returns the same promise.
+   * Aborts the rounds in progress and waits (within `timeoutMs`) for them to save their
+   * progress and return; no round starts afterwards. Calling it again returns the same promise.
+   */
+  halt(timeoutMs: number): Promise<void> {
+    this.#halting ??= (async () => {
+      this.#stop.abort(new Error("stopping"));
+      for (const entry of this.#entries.values()) entry.wake?.();
+      await withTimeout(Promise.all(this.#loops), timeoutMs);
+    })();
+    return this.#halting;
+  }
+
+  /**
+   * Stops: {@link halt}s the rounds (within `timeoutMs`), lets every job flush in what is left
+   * of it, then gives the lease up. Calling it again returns the same promise.
    */
   stop(timeoutMs: number): Promise<void> {
     this.#stopping ??= (async () => {
       const deadline = this.#now() + timeoutMs;
-      this.#stop.abort(new Error("stopping"));
-      for (const entry of this.#entries.values()) entry.wake?.();
+      await this.halt(timeoutMs);
       const left = () => Math.max(0, deadline - this.#now());
-      await withTimeout(Promise.all(this.#loops), left());
       for (const entry of this.#entries.values()) {
         if (!entry.job.stop) continue;
         try {
@@ -173,36 +190,61 @@ export class JobRunner {
   async #loop(entry: Entry): Promise<void> {
     const { job } = entry;
     const signal = this.#stop.signal;
-    let due = this.#firstDue(job);
+    const leader = job.scope !== "instance";
+    let next = await this.#firstRun(job);
     while (!signal.aborted) {
-      await this.#sleepUntil(entry, due);
-      if (signal.aborted) break;
-      if (job.scope !== "instance" && !this.leading) {
-        // Standing by: look again soon (an election wakes the loop at once).
-        due = this.#now() + 1000;
+      if (leader && !this.leading) {
+        // Standing by: triggers are the leader's business; look again every second (an
+        // election wakes the loop at once).
+        entry.triggered = false;
+        await this.#sleepUntil(entry, this.#now() + 1000);
         continue;
       }
+      await this.#sleepUntil(entry, next.at);
+      if (signal.aborted || (leader && !this.leading)) continue;
+      const triggered = entry.triggered;
       entry.triggered = false;
+      // Woken before its time by an election: a cron job waits for its slot.
+      if (!triggered && this.#now() < next.at) continue;
+      const slot = triggered && this.#now() < next.at ? null : next.slot;
       const started = this.#now();
-      entry.running = this.#round(entry, started);
-      await entry.running;
-      entry.running = null;
-      due = entry.triggered ? this.#now() : nextRun(job.schedule, started, this.#now());
+      // Another instance may have run this slot before this one took the lease.
+      if (slot === null || !(await this.#slots.done(job.name, slot))) {
+        entry.running = this.#round(entry, started, slot);
+        await entry.running;
+        entry.running = null;
+      }
+      next = entry.triggered ? { at: this.#now(), slot: null } : this.#after(job, started, slot);
     }
   }
 
-  #firstDue(job: Job): number {
+  async #firstRun(job: Job): Promise<Next> {
     const now = this.#now();
     // Interval jobs run at start (retention, the outbox); cron jobs wait for their time.
-    return "everyMs" in job.schedule ? now : nextRun(job.schedule, now, now);
+    if ("everyMs" in job.schedule) return { at: now, slot: null };
+    if (job.scope === "instance") return { at: nextRun(job.schedule, now, now), slot: null };
+    return await this.#slots.first(job.name, job.schedule.cron, now);
   }
 
-  async #round(entry: Entry, started: number): Promise<void> {
+  #after(job: Job, started: number, slot: number | null): Next | SlotRun {
+    const now = this.#now();
+    if ("cron" in job.schedule && job.scope !== "instance") {
+      return this.#slots.after(job.schedule.cron, slot ?? now, now);
+    }
+    return { at: nextRun(job.schedule, started, now), slot: null };
+  }
+
+  async #round(entry: Entry, started: number, slot: number | null): Promise<void> {
     const { job, status } = entry;
     const log = logger("jobs", job.name);
     const key = [NAMESPACES.job, job.name] as const;
+    const signal = job.scope === "instance"
+      ? this.#stop.signal
+      : AbortSignal.any([this.#stop.signal, this.#term.signal]);
+    // A slot that never reaches `done` (a crash, a stop mid-round) runs again at the next start.
+    if (slot !== null) await this.#slots.mark(job.name, slot, false).catch(() => {});
     const context: JobContext = {
-      signal: this.#stop.signal,
+      signal,
       log,
       progress: {
         load: () => this.#o.store.get(key),
@@ -235,32 +277,12 @@ export class JobRunner {
         });
       }
     }
+    if (slot !== null) await this.#slots.mark(job.name, slot, !signal.aborted).catch(() => {});
     const seconds = (this.#now() - started) / 1000;
     status.lastDurationMs = Math.round(seconds * 1000);
     status.lastOutcome = outcome;
     this.#o.metrics.jobRuns.inc({ job: job.name, result: outcome });
     this.#o.metrics.jobDuration.observe({ job: job.name }, seconds);
-  }
-
-  #health(entry: Entry): CheckResult {
-    const { job, status } = entry;
-    const observedValue = status.lastDurationMs ?? 0;
-    if (job.scope !== "instance" && !this.leading) {
-      const holder = this.#lease?.status.holder;
-      return {
-        status: "pass",
-        observedValue,
-        output: holder ? `runs on instance ${holder}` : "waiting for the jobs lease",
-      };
-    }
-    if (status.failures >= (job.warnAfter ?? 3)) {
-      return {
-        status: "warn",
-        observedValue,
-        output: `${status.failures} failed rounds in a row: ${status.lastError}`,
-      };
-    }
-    return { status: "pass", observedValue };
   }
 
   #wake(entry: Entry): void {

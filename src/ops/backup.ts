@@ -5,7 +5,7 @@
 import type postgres from "postgres";
 import { type Config, redactedConfig } from "../config.ts";
 import type { Database, Sql } from "../db/database.ts";
-import { Migrator } from "../db/migrate.ts";
+import { Migrator, NO_STATEMENT_TIMEOUT } from "../db/migrate.ts";
 import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore } from "../store/store.ts";
@@ -193,6 +193,7 @@ async function writeTables(
   tx: Queryable,
   writer: BackupWriter,
 ): Promise<{ schemaVersion: number; tables: Record<string, SectionSummary> }> {
+  await tx.unsafe(NO_STATEMENT_TIMEOUT);
   // Read inside the snapshot, so that the version matches the rows.
   const schemaVersion = await new Migrator(tx as unknown as Sql, []).current();
   const tables: Record<string, SectionSummary> = {};

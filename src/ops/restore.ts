@@ -3,7 +3,7 @@
  * nothing), then its store keys, then migrates the database to this program's version.
  */
 import type { Database } from "../db/database.ts";
-import type { Migrator } from "../db/migrate.ts";
+import { type Migrator, NO_STATEMENT_TIMEOUT } from "../db/migrate.ts";
 import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore, StoreEntry, StoreKey } from "../store/store.ts";
@@ -142,6 +142,7 @@ async function insertAll(
   tables: ReadonlyMap<string, TableInfo>,
   force: boolean,
 ): Promise<{ tables: Record<string, number>; keys: StoreEntry[] }> {
+  await tx.unsafe(NO_STATEMENT_TIMEOUT);
   // The file is parents first; deferrable keys may still form a cycle.
   await tx.unsafe("set constraints all deferred");
   if (force && tables.size > 0) {

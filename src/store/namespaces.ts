@@ -19,6 +19,13 @@ export const NAMESPACES = {
   staffCheck: "staff",
   /** Background jobs' progress, by job name. */
   job: "job",
+  /**
+   * Outbound flood control: every key has the entity `bot` (one Redis Cluster slot), so that
+   * the bot-wide log, a chat's log and the broadcast pacing are one script's keys.
+   */
+  flood: "flood",
+  /** Infrastructure alerts: which problems are open and who sees them, by problem. */
+  alert: "alert",
 } as const;
 
 /** Namespaces whose keys `backup` saves: losing them would lose users' dialogs. */

@@ -96,3 +96,17 @@ export function nextCronTime(spec: CronSpec, afterMs: number): number {
   }
   throw new RangeError("the cron expression never matches");
 }
+
+/**
+ * The latest minute at or before `atMs` that matches `spec`, looking back at most
+ * `lookbackMs`; null when none does.
+ */
+export function previousCronTime(spec: CronSpec, atMs: number, lookbackMs: number): number | null {
+  const date = new Date(Math.floor(atMs / 60_000) * 60_000);
+  const oldest = atMs - lookbackMs;
+  while (date.getTime() >= oldest) {
+    if (cronMatches(spec, date)) return date.getTime();
+    date.setUTCMinutes(date.getUTCMinutes() - 1);
+  }
+  return null;
+}

@@ -21,6 +21,9 @@ testOnBothBackends("readStats()", async (t, { fresh }) => {
       requests: [],
       medianCloseSeconds: null,
       done: 0,
+      medianTakeSeconds: null,
+      averageRating: null,
+      ratings: 0,
     });
   });
 
@@ -30,15 +33,20 @@ testOnBothBackends("readStats()", async (t, { fresh }) => {
     await db.sql`update users set created_at = now() - interval '3 days' where id = 4`;
     await users.markBlocked(2);
     await users.ban(3);
-    // Done requests that took 1 h, 2 h and 10 h to close: the median is 2 h.
+    // Done requests that took 1 h, 2 h and 10 h to close: the median is 2 h; taken after
+    // 10, 20 and 60 minutes: the median is 20 min; rated 5 and 2.
     await db.sql`
-      insert into requests (user_id, category, description, contact, status, created_at, closed_at)
+      insert into requests (user_id, category, description, contact, status, created_at,
+        taken_at, closed_at, rating)
       values
-        (1, 'it', 'a', 'c', 'done', now() - interval '20 hours', now() - interval '19 hours'),
-        (1, 'it', 'b', 'c', 'done', now() - interval '20 hours', now() - interval '18 hours'),
-        (1, 'it', 'c', 'c', 'done', now() - interval '20 hours', now() - interval '10 hours'),
-        (1, 'it', 'd', 'c', 'new', now(), null),
-        (1, 'it', 'e', 'c', 'cancelled', now(), now())`;
+        (1, 'it', 'a', 'c', 'done', now() - interval '20 hours',
+          now() - interval '1190 minutes', now() - interval '19 hours', 5),
+        (1, 'it', 'b', 'c', 'done', now() - interval '20 hours',
+          now() - interval '1180 minutes', now() - interval '18 hours', 2),
+        (1, 'it', 'c', 'c', 'done', now() - interval '20 hours',
+          now() - interval '1140 minutes', now() - interval '10 hours', null),
+        (1, 'it', 'd', 'c', 'new', now(), null, null, null),
+        (1, 'it', 'e', 'c', 'cancelled', now(), null, now(), null)`;
     assert.deepEqual(await readStats(db.sql), {
       users: { total: 4, today: 3, blocked: 1, banned: 1 },
       requests: [
@@ -48,6 +56,9 @@ testOnBothBackends("readStats()", async (t, { fresh }) => {
       ],
       medianCloseSeconds: 7200,
       done: 3,
+      medianTakeSeconds: 1200,
+      averageRating: 3.5,
+      ratings: 2,
     });
   });
 });

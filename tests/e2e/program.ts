@@ -1,6 +1,6 @@
 /**
- * Runs the real program as a subprocess, exactly as the `start` task does (same flags, same
- * entry point), in a temporary working directory, and reads its JSON log lines.
+ * Runs the real program as a subprocess, as the `start` task does (the same permissions,
+ * flags and entry point), in a temporary working directory, and reads its JSON log lines.
  */
 import { PROJECT_ROOT, readStartCommand } from "../../scripts/start_command.ts";
 import { FAKE_TOKEN, type FakeBotApi } from "../fake_bot_api.ts";
@@ -61,14 +61,18 @@ function passThrough(): Record<string, string> {
   return env;
 }
 
-/** The command line of the `start` task, with paths made absolute for another cwd. */
+/**
+ * The command line of the `start` task, for another cwd: its permission set spelled out as
+ * flags (a set's paths would resolve against deno.json's folder, these against the cwd, as
+ * in the compiled binary) and the entry point made absolute.
+ */
 export function startArgs(entry?: string): string[] {
   const start = readStartCommand();
   return [
     "run",
     "--config",
     `${PROJECT_ROOT}/deno.json`,
-    ...start.flags,
+    ...start.runFlags,
     `${PROJECT_ROOT}/${entry ?? start.entry}`,
   ];
 }

@@ -30,6 +30,7 @@ const REQUEST_STATUS_KEYS: Record<string, MessageKey> = {
   in_progress: "admin.status.in_progress",
   done: "admin.status.done",
   cancelled: "admin.status.cancelled",
+  rejected: "requests.status.rejected",
 };
 
 /** What the admin commands need. */
@@ -123,11 +124,20 @@ export function adminFeature(options: AdminOptions): Feature {
             return `${key ? ctx.t(key) : escapeHtml(status)} ${count}`;
           }).join(", "),
         }),
+      stats.medianTakeSeconds === null
+        ? ctx.t("admin.stats.no_take")
+        : ctx.t("admin.stats.take", { duration: formatDuration(stats.medianTakeSeconds, ctx) }),
       stats.medianCloseSeconds === null
         ? ctx.t("admin.stats.no_median")
         : ctx.t("admin.stats.median", {
           duration: formatDuration(stats.medianCloseSeconds, ctx),
           done: stats.done,
+        }),
+      stats.averageRating === null
+        ? ctx.t("admin.stats.no_rating")
+        : ctx.t("admin.stats.rating", {
+          rating: stats.averageRating.toFixed(1),
+          count: stats.ratings,
         }),
     ];
     await html(ctx, lines.join("\n"));

@@ -6,6 +6,8 @@
 import type { Registry } from "prom-client";
 import type { Config } from "../../config.ts";
 import type { Database } from "../../db/database.ts";
+import type { RequestLifecycle } from "../../db/request_lifecycle.ts";
+import type { RequestMessages } from "../../db/request_messages.ts";
 import type { RequestRepository } from "../../db/requests.ts";
 import { readStats } from "../../db/stats.ts";
 import type { UserRepository } from "../../db/users.ts";
@@ -16,9 +18,12 @@ import type { KeyValueStore } from "../../store/store.ts";
 import type { UserCache } from "../../store/user_cache.ts";
 import type { Feature } from "../feature.ts";
 import type { Roles } from "../roles.ts";
+import { StaffChat } from "../staff_chat.ts";
+import type { RequestMetrics } from "../../metrics/requests.ts";
 import { accountFeature } from "./account.ts";
 import { adminFeature } from "./admin.ts";
 import { requestsFeature } from "./requests.ts";
+import { conversationFeature } from "./conversation/conversation.ts";
 import { staffFeature } from "./staff/staff.ts";
 
 /** What the service desk's features are built from. */
@@ -28,11 +33,15 @@ export interface ServiceDeskDeps {
   store: KeyValueStore;
   users: UserRepository;
   requests: RequestRepository;
+  lifecycle: RequestLifecycle;
+  messages: RequestMessages;
   userCache: UserCache;
   roles: Roles;
   health: Pick<Health, "report">;
   /** The registry `/metrics` renders, for the admins' summary. */
   registry: Registry;
+  /** The requests' metrics. */
+  requestMetrics: RequestMetrics;
   /** Hurries the outbox after something was queued in it. */
   kickOutbox: () => void;
 }
@@ -40,6 +49,7 @@ export interface ServiceDeskDeps {
 /** Every feature of the service desk, in order; the fallback comes after them. */
 export function serviceDeskFeatures(deps: ServiceDeskDeps): Feature[] {
   const { config, roles, userCache } = deps;
+  const staffChat = new StaffChat(config.staffChatId);
   return [
     accountFeature({ profiles: userCache, roles }),
     adminFeature({
@@ -52,15 +62,34 @@ export function serviceDeskFeatures(deps: ServiceDeskDeps): Feature[] {
     }),
     staffFeature({
       requests: deps.requests,
+      lifecycle: deps.lifecycle,
+      messages: deps.messages,
       users: deps.users,
       markBlocked: (id) => userCache.markBlocked(id),
       roles,
+      staffChat,
       locale: config.defaultLocale,
+      slaTakeMinutes: config.slaTakeMinutes,
+      metrics: deps.requestMetrics,
+      kickOutbox: deps.kickOutbox,
     }),
     requestsFeature({
       requests: deps.requests,
+      lifecycle: deps.lifecycle,
+      messages: deps.messages,
       categories: config.requestCategories,
       onFiled: deps.kickOutbox,
+    }),
+    conversationFeature({
+      requests: deps.requests,
+      messages: deps.messages,
+      users: deps.users,
+      roles,
+      staffChat,
+      markBlocked: (id) => userCache.markBlocked(id),
+      locale: config.defaultLocale,
+      metrics: deps.requestMetrics,
+      kickOutbox: deps.kickOutbox,
     }),
   ];
 }

@@ -7,7 +7,10 @@
 import { Composer } from "grammy";
 import type { BotContext } from "../context.ts";
 import type { Dialog } from "../dialog/dialog.ts";
+import type { RequestLifecycle } from "../../db/request_lifecycle.ts";
+import type { RequestMessages } from "../../db/request_messages.ts";
 import type { RequestRepository } from "../../db/requests.ts";
+import { ratingComposer, ratingDialog } from "./requests_rating.ts";
 import type { Feature } from "../feature.ts";
 import { requestDialog, requestForm } from "./requests_form.ts";
 import { answerPress } from "../reply.ts";
@@ -19,6 +22,10 @@ export { requestDialog };
 /** What the requests feature needs. */
 export interface RequestsOptions {
   requests: RequestRepository;
+  /** Ratings of closed requests. */
+  lifecycle: Pick<RequestLifecycle, "rate" | "comment">;
+  /** Requests' conversations, for `/my`. */
+  messages: Pick<RequestMessages, "page">;
   /** The categories users choose from (`REQUEST_CATEGORIES`). */
   categories: readonly string[];
   /** Called when a request was filed, so that its staff post goes out without waiting. */
@@ -33,7 +40,7 @@ export function requestsFeature(options: RequestsOptions): Feature {
     requests,
     onFiled: options.onFiled ?? (() => {}),
   });
-  const lists = requestLists({ requests });
+  const lists = requestLists({ requests, messages: options.messages });
   const feature = new Composer<BotContext>();
   const privateChat = feature.chatType("private");
 
@@ -42,13 +49,13 @@ export function requestsFeature(options: RequestsOptions): Feature {
     if (action === null) {
       ctx.log.info("refused a forged or garbled button {data}", { data: ctx.callbackQuery.data });
       await answerPress(ctx, ctx.t("requests.button.invalid"));
-    } else if (action.kind === "page" || action.kind === "open") {
+    } else if (action.kind === "page" || action.kind === "open" || action.kind === "messages") {
       await lists.press(ctx, action);
     } else {
       await form.press(ctx, action);
     }
   });
-  privateChat.use(lists.composer, form.composer);
+  privateChat.use(lists.composer, form.composer, ratingComposer(options.lifecycle));
   return {
     name: "requests",
     composer: feature,
@@ -59,6 +66,6 @@ export function requestsFeature(options: RequestsOptions): Feature {
         { command: "status", rank: 4 },
       ],
     },
-    dialogs: [requestDialog as Dialog<string, unknown>],
+    dialogs: [requestDialog as Dialog<string, unknown>, ratingDialog as Dialog<string, unknown>],
   };
 }

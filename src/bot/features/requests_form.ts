@@ -29,6 +29,14 @@ import {
   summaryText,
 } from "./requests_view.ts";
 import { escapeHtml } from "../html.ts";
+import {
+  addAttachment,
+  attachmentOf,
+  attachmentSchema,
+  continuesAlbum,
+  type FormAttachment,
+  MAX_ATTACHMENTS,
+} from "./requests_attachments.ts";
 import { answerPress } from "../reply.ts";
 import { errorMessage } from "../../errors.ts";
 
@@ -41,6 +49,7 @@ export const requestDialog = defineDialog({
     category: z.string().min(1).optional(),
     description: z.string().min(1).optional(),
     contact: z.string().min(1).optional(),
+    attachments: z.array(attachmentSchema).max(MAX_ATTACHMENTS).optional(),
   }),
 });
 
@@ -106,7 +115,34 @@ export function requestForm(options: RequestFormOptions): RequestForm {
     await askCategory(ctx, requestDialog.current(ctx)!.data.draftId);
   });
 
+  // The rest of an album whose first part already moved the form on: kept with the form.
+  composer.filter(requestDialog.at("contact", "summary")).on("message", async (ctx, next) => {
+    const file = attachmentOf(ctx.message);
+    const data = requestDialog.current(ctx)!.data;
+    if (file === null || !continuesAlbum(data.attachments ?? [], file)) return await next();
+    requestDialog.update(ctx, { attachments: addAttachment(data.attachments ?? [], file).list });
+  });
+
   composer.filter(requestDialog.at("description")).on("message", async (ctx) => {
+    const file = attachmentOf(ctx.message);
+    if (file !== null) {
+      const added = addAttachment(requestDialog.current(ctx)!.data.attachments ?? [], file);
+      requestDialog.update(ctx, { attachments: added.list });
+      if (added.dropped && added.firstOfGroup) {
+        await ctx.reply(ctx.t("conversation.attach.too_many", { max: MAX_ATTACHMENTS }), HTML);
+      }
+      // A caption that describes the problem is the description; else the user is asked once
+      // per album (each part arrives as a message of its own).
+      const caption = file.caption === null ? null : checkDescription(file.caption);
+      if (caption?.ok) return await described(ctx, caption.value);
+      if (added.firstOfGroup) {
+        await ctx.reply(
+          ctx.t("conversation.attach.got", { min: DESCRIPTION_MIN, max: DESCRIPTION_MAX }),
+          HTML,
+        );
+      }
+      return;
+    }
     const text = ctx.message.text;
     if (text === undefined) {
       await ctx.reply(ctx.t("requests.description.not_text"), HTML);
@@ -121,13 +157,17 @@ export function requestForm(options: RequestFormOptions): RequestForm {
       );
       return;
     }
-    requestDialog.update(ctx, { description: checked.value });
+    await described(ctx, checked.value);
+  });
+
+  async function described(ctx: BotContext, description: string): Promise<void> {
+    requestDialog.update(ctx, { description });
     requestDialog.go(ctx, "contact");
     await ctx.reply(ctx.t("requests.step.contact"), {
       ...HTML,
       reply_markup: contactKeyboard(ctx.t),
     });
-  });
+  }
 
   composer.filter(requestDialog.at("contact")).on("message", async (ctx) => {
     const shared = ctx.message.contact;
@@ -162,14 +202,22 @@ export function requestForm(options: RequestFormOptions): RequestForm {
 
   async function sendSummary(
     ctx: BotContext,
-    data: { draftId: string; category?: string; description?: string; contact?: string },
+    data: {
+      draftId: string;
+      category?: string;
+      description?: string;
+      contact?: string;
+      attachments?: FormAttachment[];
+    },
   ): Promise<void> {
+    const files = data.attachments?.length ?? 0;
+    const text = summaryText(ctx.t, {
+      category: data.category ?? "",
+      description: data.description ?? "",
+      contact: data.contact ?? "",
+    });
     await ctx.reply(
-      summaryText(ctx.t, {
-        category: data.category ?? "",
-        description: data.description ?? "",
-        contact: data.contact ?? "",
-      }),
+      files === 0 ? text : `${text}\n${ctx.t("conversation.attach.line", { count: files })}`,
       { ...HTML, reply_markup: summaryKeyboard(ctx.t, formTag(data.draftId)) },
     );
   }
@@ -226,6 +274,7 @@ export function requestForm(options: RequestFormOptions): RequestForm {
         category,
         description,
         contact,
+        attachments: data.attachments ?? [],
       });
       requestDialog.leave(ctx);
       await answerPress(ctx);

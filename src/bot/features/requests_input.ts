@@ -68,7 +68,9 @@ export type RequestAction =
   | { kind: "edit"; tag: string }
   | { kind: "cancel"; tag: string }
   | { kind: "page"; page: number }
-  | { kind: "open"; number: number; page: number };
+  | { kind: "open"; number: number; page: number }
+  /** A page of a request's conversation; `back` is the list page to return to. */
+  | { kind: "messages"; number: number; index: number; back: number };
 
 /** Largest page or request number a button may carry; anything above it is forged. */
 const MAX_NUMBER = 1_000_000_000_000;
@@ -88,6 +90,8 @@ export function encodeAction(action: RequestAction): string {
       return `my:p:${action.page}`;
     case "open":
       return `my:o:${action.number}:${action.page}`;
+    case "messages":
+      return `my:m:${action.number}:${action.index}:${action.back}`;
   }
 }
 
@@ -119,6 +123,14 @@ export function decodeAction(data: string): RequestAction | null {
     if (verb === "p" && parts.length === 3) {
       const page = whole(a);
       return page === null ? null : { kind: "page", page };
+    }
+    if (verb === "m" && parts.length === 5) {
+      const number = whole(a);
+      const index = whole(b);
+      const back = whole(parts[4]);
+      return number === null || number === 0 || index === null || back === null
+        ? null
+        : { kind: "messages", number, index, back };
     }
     if (verb === "o" && parts.length === 4) {
       const number = whole(a);

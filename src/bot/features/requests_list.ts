@@ -7,13 +7,19 @@ import { Composer, GrammyError } from "grammy";
 import type { RequestRepository } from "../../db/requests.ts";
 import type { BotContext } from "../context.ts";
 import { answerPress } from "../reply.ts";
-import { PAGE_SIZE, pageCount, type RequestAction } from "./requests_input.ts";
+import { encodeAction, PAGE_SIZE, pageCount, type RequestAction } from "./requests_input.ts";
+import type { RequestMessages } from "../../db/request_messages.ts";
+import { messagesView } from "../conversation_view.ts";
 import { detailsView, listView, openView, type View } from "./requests_view.ts";
 
 /** What the lists need. */
 export interface RequestListOptions {
   requests: RequestRepository;
+  messages: Pick<RequestMessages, "page">;
 }
+
+/** Messages per page of a request's conversation. */
+const MESSAGES_PAGE = 10;
 
 /** The lists' handlers: commands, and presses of their buttons. */
 export interface RequestLists {
@@ -25,7 +31,7 @@ export interface RequestLists {
 
 /** Builds `/my` and `/status`; see the module documentation. */
 export function requestLists(options: RequestListOptions): RequestLists {
-  const { requests } = options;
+  const { requests, messages } = options;
   const composer = new Composer<BotContext>();
 
   composer.command("my", async (ctx) => {
@@ -65,6 +71,34 @@ export function requestLists(options: RequestListOptions): RequestLists {
       const history = await requests.history(request.number);
       await answerPress(ctx);
       await show(ctx, detailsView(ctx.t, request, history, action.page));
+      return;
+    }
+    if (action.kind === "messages") {
+      const request = await requests.get(action.number);
+      if (request === null || request.userId !== ctx.from!.id) {
+        await answerPress(ctx, ctx.t("requests.button.not_yours"));
+        return;
+      }
+      const { number, index, back } = action;
+      const page = await messages.page(number, MESSAGES_PAGE, index * MESSAGES_PAGE, false);
+      await answerPress(ctx);
+      const toDetails = {
+        text: ctx.t("conversation.button.back"),
+        callback_data: encodeAction({ kind: "open", number, page: back }),
+      };
+      await show(
+        ctx,
+        messagesView(
+          ctx.t,
+          number,
+          page,
+          index,
+          MESSAGES_PAGE,
+          true,
+          toDetails,
+          (i) => encodeAction({ kind: "messages", number, index: i, back }),
+        ),
+      );
       return;
     }
     await answerPress(ctx, ctx.t("requests.button.invalid"));

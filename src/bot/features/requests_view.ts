@@ -18,6 +18,7 @@ const STATUS_KEYS: Record<RequestStatus, MessageKey> = {
   in_progress: "requests.status.in_progress",
   done: "requests.status.done",
   cancelled: "requests.status.cancelled",
+  rejected: "requests.status.rejected",
 };
 
 /** A status in words. */
@@ -174,10 +175,18 @@ export function detailsView(
       history: lines.join("\n"),
     }),
     keyboard: {
-      inline_keyboard: [[{
-        text: t("requests.button.back"),
-        callback_data: encodeAction({ kind: "page", page }),
-      }]],
+      inline_keyboard: [
+        [{
+          text: t("conversation.button.conversation"),
+          callback_data: encodeAction({
+            kind: "messages",
+            number: request.number,
+            index: 0,
+            back: page,
+          }),
+        }],
+        [{ text: t("requests.button.back"), callback_data: encodeAction({ kind: "page", page }) }],
+      ],
     },
   };
 }

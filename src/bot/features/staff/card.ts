@@ -7,7 +7,7 @@ import type { Locale } from "../../../config.ts";
 import type { RequestRow } from "../../../db/requests.ts";
 import type { UserRow } from "../../../db/users.ts";
 import { escapeHtml } from "../../html.ts";
-import { translate } from "../../i18n.ts";
+import { type MessageKey, translate } from "../../i18n.ts";
 
 /** Longest description shown in full; Telegram refuses messages over 4096 characters. */
 const DESCRIPTION_LIMIT = 3000;
@@ -51,15 +51,50 @@ export function cardText(
   });
 }
 
-/** The buttons that still make sense for the request; none once it is closed. */
+/** The status line of the post: where the request stands and who moved it there (HTML). */
+export function statusLine(locale: Locale, request: RequestRow, staff: string): string {
+  switch (request.status) {
+    case "new":
+      return translate(locale, "staff.status.new");
+    case "in_progress":
+      return translate(locale, "staff.status.in_progress", { staff });
+    case "done":
+      return translate(locale, "staff.status.done", { staff });
+    case "rejected":
+      return translate(locale, "staff.status.rejected", {
+        staff,
+        reason: escapeHtml(truncate(request.rejectReason ?? "", 500)),
+      });
+    case "cancelled":
+      return translate(locale, "staff.status.cancelled");
+  }
+}
+
+/** A staff button: `staff:<action>:<request number>`. */
+export function actionData(action: string, number: number): string {
+  return `staff:${action}:${number}`;
+}
+
+/** The buttons of what can be done with the request now; none once it is cancelled. */
 export function cardKeyboard(locale: Locale, request: RequestRow): InlineKeyboard | undefined {
+  const button = (action: string) =>
+    [
+      translate(locale, `staff.button.${action}` as MessageKey),
+      actionData(action, request.number),
+    ] as const;
   const keyboard = new InlineKeyboard();
-  if (request.status === "new") {
-    keyboard.text(translate(locale, "staff.button.take"), `staff:take:${request.number}`);
+  switch (request.status) {
+    case "new":
+      return keyboard.text(...button("take")).text(...button("done")).row().text(
+        ...button("reject"),
+      );
+    case "in_progress":
+      return keyboard.text(...button("release")).text(...button("done")).row()
+        .text(...button("reject"));
+    case "done":
+    case "rejected":
+      return keyboard.text(...button("reopen"));
+    case "cancelled":
+      return undefined;
   }
-  if (request.status === "new" || request.status === "in_progress") {
-    keyboard.text(translate(locale, "staff.button.done"), `staff:done:${request.number}`);
-    return keyboard;
-  }
-  return undefined;
 }

@@ -1,0 +1,129 @@
+/**
+ * The outbound flood limits' maths, as pure functions of (state, now, rules): every limit is a
+ * sliding log, "at most `count` messages in any window of `windowMs`", which is how Telegram
+ * counts (about 30 a second per bot, 20 a minute per group) and what a test can check by
+ * looking at send times. The stores run the same rules atomically (`script.ts`); these
+ * functions are the reference they are tested against.
+ */
+
+/** One limit: at most `count` messages in any window of `windowMs`. */
+export interface WindowLimit {
+  count: number;
+  windowMs: number;
+}
+
+/** The limits of one bot, resolved. */
+export interface FloodLimits {
+  /** Every message of the bot. */
+  global: WindowLimit;
+  /** One private chat: a short burst, then about one a second. */
+  privateChat: WindowLimit;
+  /** One group, supergroup or channel. */
+  group: WindowLimit;
+  /** Of `global.count`, how many bulk messages must leave to the replies to users. */
+  reserve: number;
+  /** The pace of bulk messages (broadcasts), whatever else is sent. */
+  bulk: WindowLimit;
+}
+
+/**
+ * Added to every window: a send and its arrival at Telegram are apart by a few milliseconds of
+ * network and scheduling, which must not put one message too many into Telegram's window.
+ */
+export const JITTER_GUARD_MS = 50;
+
+/** Telegram's documented limits with the guard, and bulk messages at `bulkPerSecond`. */
+export function floodLimits(bulkPerSecond: number): FloodLimits {
+  const reserve = 5;
+  const global = { count: 30, windowMs: 1000 + JITTER_GUARD_MS };
+  const bulkRate = Math.max(1, Math.min(bulkPerSecond, global.count - reserve));
+  return {
+    global,
+    // Three at once (a reply and its follow-ups), then one a second, as Telegram tolerates.
+    privateChat: { count: 3, windowMs: 3000 + JITTER_GUARD_MS },
+    group: { count: 20, windowMs: 60_000 + JITTER_GUARD_MS },
+    reserve,
+    // Evenly spaced: one per 1/rate s, so that no second ever holds more than the rate.
+    bulk: { count: 1, windowMs: Math.ceil((1000 + JITTER_GUARD_MS) / bulkRate) },
+  };
+}
+
+/** One sliding log as stored: send times (ms, oldest first) and the end of a pause (0: none). */
+export interface FloodLog {
+  t: number[];
+  p: number;
+}
+
+/** How one log is checked: at most `limit` sends in the window, keeping `keep` times. */
+export interface LogRule {
+  /** Sends this caller may find in the window and still go (less than `keep` for bulk). */
+  limit: number;
+  /** How many send times the log keeps: the limit's count. */
+  keep: number;
+  windowMs: number;
+}
+
+/** What {@link admit} decided. */
+export interface Admission {
+  /** 0: send now (the logs were updated); otherwise ask again after this many ms. */
+  waitMs: number;
+  /** The logs to store when admitted, with how long each must be kept; null when waiting. */
+  writes: { log: FloodLog; ttlMs: number }[] | null;
+}
+
+/**
+ * Whether one message may go at `now` under every rule (each with its own log): it may when
+ * no log is paused and each has fewer than its `limit` sends in its window. Admitted, each
+ * log gets `now` appended; otherwise the answer is how long until the last obstacle is gone.
+ */
+export function admit(
+  logs: readonly (FloodLog | null)[],
+  rules: readonly LogRule[],
+  now: number,
+): Admission {
+  let wait = 0;
+  const kept: number[][] = [];
+  for (const [i, rule] of rules.entries()) {
+    const log = logs[i] ?? null;
+    const times = log === null ? [] : log.t.filter((at) => at > now - rule.windowMs);
+    kept.push(times);
+    if (log !== null && log.p > now) wait = Math.max(wait, log.p - now);
+    const limit = Math.max(1, rule.limit);
+    if (times.length >= limit) {
+      // The send that has to leave the window before there is room again.
+      wait = Math.max(wait, times[times.length - limit]! + rule.windowMs - now);
+    }
+  }
+  if (wait > 0) return { waitMs: Math.ceil(wait), writes: null };
+  return {
+    waitMs: 0,
+    writes: rules.map((rule, i) => ({
+      log: { t: [...kept[i]!, now].slice(-rule.keep), p: 0 },
+      ttlMs: rule.windowMs,
+    })),
+  };
+}
+
+/**
+ * `log` paused until `until` (a later pause already there is kept), and how long to keep it:
+ * while paused, and for its window, in which its send times still count.
+ */
+export function pauseLog(
+  log: FloodLog | null,
+  until: number,
+  now: number,
+  windowMs: number,
+): { log: FloodLog; ttlMs: number } {
+  const p = Math.max(log?.p ?? 0, until);
+  return { log: { t: log?.t ?? [], p }, ttlMs: Math.max(1, p - now, windowMs) };
+}
+
+/** A stored value read leniently: a log without send times (`{}` from Lua) has none. */
+export function toFloodLog(value: unknown): FloodLog | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const { t, p } = value as Partial<FloodLog>;
+  return {
+    t: Array.isArray(t) ? t.filter((at): at is number => typeof at === "number") : [],
+    p: typeof p === "number" ? p : 0,
+  };
+}
