@@ -2,7 +2,8 @@
 /**
  * The command-line entry point and the only place that reads the environment, opens sockets
  * and installs signal handlers. Exit codes: 0 clean stop, 78 bad configuration, 77 a start-up
- * refused for good (restarting cannot fix it), 1 anything else, 2 unknown command.
+ * refused for good (restarting cannot fix it), 1 anything else, 2 usage (unknown command, missing
+ * or bad arguments).
  */
 import { type AppExtensions, createApp } from "./src/app.ts";
 import { type Config, type Env, ENV_NAMES, loadConfig, secretsOf } from "./src/config.ts";
@@ -41,15 +42,18 @@ Commands:
   migrate status    list migrations and whether each is applied
   migrate down N    revert the N newest migrations
   backup            write a backup of the database and dialog state to BACKUP_DIR
-  restore FILE      restore a backup (FILE inside BACKUP_DIR); --force replaces existing data
+  restore FILE      restore a backup: FILE is its name in BACKUP_DIR (or a path under
+                    backups/ or data/); refuses existing data and a running bot unless --force
   healthcheck       ask the running instance's GET /health; exit 0 on pass or warn, 1 otherwise
-  doctor            check the configuration, sandbox, storage, token and webhook
+  doctor            check the configuration, sandbox, disk, storage, token, staff chat,
+                    admins and webhook
   version           print the version
   help              print this help
 
 Configuration comes from environment variables; see README.md.
 Exit codes: 0 clean stop, 78 bad configuration, 77 refused for good (token, database
-credentials or schema: fix it, restarting will not), 1 error, 2 unknown command.`;
+credentials or schema: fix it, restarting will not), 1 error, 2 usage (an unknown
+command, or a command's arguments missing or wrong, such as restore without FILE).`;
 
 /** Commands that take arguments after their name. */
 const WITH_ARGUMENTS = ["help", "migrate", "restore"];
@@ -79,12 +83,8 @@ async function storageCommand(
       );
       return 1;
     }
-    const cause = error instanceof Error && error.cause instanceof Error
-      ? ` (${error.cause.message})`
-      : "";
-    console.error(
-      `${PROGRAM_NAME}: ${errorMessage(error)}${cause}`,
-    );
+    // The chain says each message once: a message often quotes its cause already.
+    console.error(`${PROGRAM_NAME}: ${causeChain(error)}`);
     return 1;
   }
 }
@@ -264,7 +264,9 @@ export async function main(args: string[], extensions: AppExtensions = {}): Prom
     case "backup":
       return await storageCommand((config, print) => backupCommand(config, print));
     case "restore":
-      return await storageCommand((config, print) => restoreCommand(config, rest, print));
+      return await storageCommand((config, print) =>
+        restoreCommand(config, rest, print, (line) => console.error(line))
+      );
     case "healthcheck": {
       const port = Number(Deno.env.get("HTTP_PORT") || 8080);
       const result = await healthcheck({ host: Deno.env.get("HTTP_HOST") || "127.0.0.1", port });

@@ -1,9 +1,11 @@
 // deno-lint-ignore-file no-console -- a build script reporting to the terminal
 /**
- * `deno task compile`: builds the single binary with exactly the `start` task's permission
- * and unstable-feature flags. Migrations and PGlite's files are imports (text and bytes), so
- * they are embedded with the module graph. `deno compile` downloads its runtime (denort), so
- * this runs on a machine with internet access or in the Dockerfile's build stage.
+ * `deno task compile`: builds the single binary with exactly the `start` task's permissions
+ * (its permission set in deno.json, spelled out as flags so that they resolve against the
+ * working directory at run time, as the README's sandbox section says) and unstable features.
+ * Migrations and PGlite's files are imports (text and bytes), so they are embedded with the
+ * module graph. `deno compile` downloads its runtime (denort), so this runs on a machine with
+ * internet access or in the Dockerfile's build stage.
  */
 import { PROJECT_ROOT, readStartCommand } from "./start_command.ts";
 
@@ -40,7 +42,10 @@ export function unshippedFolders(root: string): string[] {
   return found.sort();
 }
 
-/** The `deno compile` arguments for the given start flags and output path. */
+/**
+ * The `deno compile` arguments for the given start flags (the start command's `runFlags`)
+ * and output path.
+ */
 export function compileArgs(
   flags: string[],
   entry: string,
@@ -65,7 +70,7 @@ export function compileArgs(
 }
 
 if (import.meta.main) {
-  const { flags, entry } = readStartCommand();
+  const { runFlags: flags, entry } = readStartCommand();
   const target = Deno.args.find((arg) => arg.startsWith("--target="))?.slice("--target=".length);
   const exclude = unshippedFolders(PROJECT_ROOT);
   const args = compileArgs(flags, entry, "dist/service-desk-bot", target, exclude);

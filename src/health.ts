@@ -8,10 +8,12 @@ export type HealthStatus = "pass" | "warn" | "fail";
 export interface CheckResult {
   /** The verdict. */
   status: HealthStatus;
-  /** Why, for anything but pass (or a short note). */
+  /** Why, for warn and fail; the report leaves it out of a pass, as the draft says. */
   output?: string;
   /** The measured response time in ms; defaults to how long the check took. */
   observedValue?: number;
+  /** When `observedValue` was measured (ms since epoch), if not now: a job's last round. */
+  time?: number;
 }
 
 /** A component's health check; it gets a signal that aborts when the probe gives up. */
@@ -19,7 +21,10 @@ export type Check = (signal: AbortSignal) => Promise<CheckResult>;
 
 /** How a check is run. */
 export interface CheckOptions {
-  /** The report's `componentType`. @default "component" */
+  /**
+   * The report's `componentType`: `datastore` for a database or store, `component`
+   * otherwise. @default "component"
+   */
   componentType?: string;
   /** A check still running after this long gets `onTimeout`. @default the registry's budget */
   timeoutMs?: number;
@@ -118,9 +123,10 @@ export class Health {
           observedValue: Math.round((result.observedValue ?? performance.now() - started) * 10) /
             10,
           observedUnit: "ms",
-          time: new Date().toISOString(),
+          time: new Date(result.time ?? Date.now()).toISOString(),
         };
-        if (result.output) entry.output = result.output;
+        // application/health+json: `output` is for warn and fail, and omitted on a pass.
+        if (result.output && result.status !== "pass") entry.output = result.output;
         return [name, [entry]] as [string, CheckEntry[]];
       }),
     );

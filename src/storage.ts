@@ -50,6 +50,8 @@ export interface OpenStorageOptions {
   metrics?: Metrics;
   /** `share` lets a command use the running bot's embedded database (see `openDatabase`). */
   embedded?: "own" | "share";
+  /** The database connections' `application_name`. @default APPLICATION_NAME */
+  applicationName?: string;
   /**
    * How often the event writer writes a partial batch by itself; null when a job drives it.
    * @default 1000
@@ -88,6 +90,7 @@ export async function openStorage(
       config: config.database,
       dataDir: config.dataDir,
       embedded: options.embedded ?? "own",
+      ...(options.applicationName ? { applicationName: options.applicationName } : {}),
       ...(metrics ? { onQuery: () => metrics.dbQueries.inc() } : {}),
     });
     await db.ping();
@@ -153,20 +156,18 @@ export function registerStorageChecks(
     metrics?.dbRoundTrip.observe(ms / 1000);
     const current = await storage.migrator.current();
     const latest = storage.migrator.latest;
+    const observedValue = Math.round(ms * 10) / 10;
+    if (current === latest) return { status: "pass", observedValue };
     return {
-      status: current === latest ? "pass" : "warn",
-      observedValue: Math.round(ms * 10) / 10,
-      output: `${storage.db.backend}, schema version ${current} of ${latest}`,
+      status: "warn",
+      observedValue,
+      output: `${storage.db.backend}: schema version ${current}, this program expects ${latest}`,
     };
-  }, { timeoutMs: 5000 });
+  }, { timeoutMs: 5000, componentType: "datastore" });
   health.register("store:responseTime", async () => {
     const ms = await storage.store.ping();
-    return {
-      status: "pass",
-      observedValue: Math.round(ms * 10) / 10,
-      output: storage.store.backend,
-    };
-  }, { timeoutMs: 5000 });
+    return { status: "pass", observedValue: Math.round(ms * 10) / 10 };
+  }, { timeoutMs: 5000, componentType: "datastore" });
 }
 
 /**

@@ -238,6 +238,21 @@ interface WebhookConfig {
 }
 
 const FIRST_UPDATE_ID = 1000;
+/** What an administrator may do, as `getChatMember` lists it (all but promoting others). */
+const ADMIN_RIGHTS = {
+  can_manage_chat: true,
+  can_delete_messages: true,
+  can_manage_video_chats: true,
+  can_restrict_members: true,
+  can_promote_members: false,
+  can_change_info: true,
+  can_invite_users: true,
+  can_post_stories: true,
+  can_edit_stories: true,
+  can_delete_stories: true,
+  can_pin_messages: true,
+  can_manage_topics: true,
+};
 const WEBHOOK_CONFLICT = "Conflict: can't use getUpdates method while webhook is active; " +
   "use deleteWebhook to delete the webhook first";
 const POLL_CONFLICT = "Conflict: terminated by other getUpdates request; " +
@@ -447,8 +462,9 @@ export class FakeBotApi implements AsyncDisposable {
     if (opts.mediaGroupId !== undefined) message.media_group_id = opts.mediaGroupId;
     if (opts.text !== undefined) {
       message.text = opts.text;
-      if (opts.text.startsWith("/")) {
-        const command = opts.text.split(/\s/, 1)[0] ?? opts.text;
+      // Like Telegram, only `/name` (letters, digits, _, an optional @bot) is a command.
+      const command = /^\/[A-Za-z0-9_]+(@\w+)?/.exec(opts.text)?.[0];
+      if (command !== undefined) {
         message.entities = [{ type: "bot_command", offset: 0, length: command.length }];
       }
     }
@@ -626,8 +642,9 @@ export class FakeBotApi implements AsyncDisposable {
   }
 
   /**
-   * Makes `getChatMember` in `chatId` answer from `members` (user id → status); users not
-   * listed get `left`. Chats never configured answer `member` for everyone.
+   * Makes `getChatMember` in `chatId` answer from `members` (user id → status; the bot's own
+   * id is `botInfo.id`); users not listed get `left`, and `restricted` ones may not send
+   * messages. Chats never configured answer `member` for everyone.
    */
   setChatMembers(chatId: number, members: Record<number, ChatMemberStatus>): void {
     this.#members.set(chatId, new Map(Object.entries(members).map(([id, s]) => [Number(id), s])));
@@ -755,7 +772,7 @@ export class FakeBotApi implements AsyncDisposable {
       deleteMessage: (p) => this.#deleteMessage(p),
       answerCallbackQuery: (p) => this.#answerCallbackQuery(p),
       sendChatAction: (p) => this.#sendChatAction(p),
-      getChat: (p) => this.#chatFor(requireChatId(p)),
+      getChat: (p) => this.#getChat(p),
       getChatMember: (p) => this.#getChatMember(p),
       createForumTopic: (p) => this.#createForumTopic(p),
       editForumTopic: (p) => this.#editForumTopic(p),
@@ -1180,6 +1197,18 @@ export class FakeBotApi implements AsyncDisposable {
     return true;
   }
 
+  /**
+   * As Telegram: a user's private chat exists for the bot only once the user wrote to it (a
+   * user who never started the bot is "chat not found"); groups answer as configured.
+   */
+  #getChat(p: Params): JsonObject {
+    const chatId = requireChatId(p);
+    if (chatId > 0 && !this.#chats.has(chatId) && !this.#users.has(chatId)) {
+      throw badRequest("chat not found");
+    }
+    return this.#chatFor(chatId);
+  }
+
   #getChatMember(p: Params): JsonObject {
     const chatId = requireChatId(p);
     const userId = optInt(p, "user_id");
@@ -1188,8 +1217,12 @@ export class FakeBotApi implements AsyncDisposable {
       (this.#members.has(chatId) ? "left" : "member");
     const member: JsonObject = { status, user: { id: userId, is_bot: false, first_name: "User" } };
     if (status === "restricted") {
-      // Telegram always reports whether a restricted user is still in the chat.
-      Object.assign(member, { is_member: true, until_date: 0 });
+      // Telegram always reports whether a restricted user is still in the chat, and what they
+      // may do; the fake's restricted members are muted.
+      Object.assign(member, { is_member: true, until_date: 0, can_send_messages: false });
+    } else if (status === "administrator") {
+      // The fake's administrators hold every right but promoting others.
+      Object.assign(member, { ...ADMIN_RIGHTS, can_be_edited: false, is_anonymous: false });
     }
     return member;
   }

@@ -472,6 +472,13 @@ Deno.test("pushMessage() builds media, contacts and replies like Telegram", asyn
     fake.pushMessage({ chatId: 8, text: "renamed", firstName: "Anna" });
     assert.equal((await apiOf(fake).getChat(8)).first_name, "Anna");
   });
+
+  await t.step("getChat of a user who never wrote to the bot is chat not found", async () => {
+    await using fake = await FakeBotApi.start();
+    await refused(apiOf(fake).getChat(9), 400, "Bad Request: chat not found");
+    fake.pushMessage({ chatId: 9, text: "/start" });
+    assert.equal((await apiOf(fake).getChat(9)).type, "private");
+  });
 });
 
 Deno.test("forum topic methods and message_thread_id behave like Telegram's", async (t) => {

@@ -15,6 +15,13 @@ import { limitPool } from "./pool_limit.ts";
  */
 export const APPLICATION_NAME = "service-desk-bot";
 
+/**
+ * Lifts DB_STATEMENT_TIMEOUT for the rest of a transaction (`tx.unsafe(NO_STATEMENT_TIMEOUT)`):
+ * waiting for another instance's migration, building an index, restoring or backing up a large
+ * table may rightly take longer than a handler's query should.
+ */
+export const NO_STATEMENT_TIMEOUT = "set local statement_timeout = 0";
+
 /** The postgres.js client type used throughout. */
 export type Sql = postgres.Sql<{ bigint: number }>;
 

@@ -5,7 +5,7 @@
  * migration exactly once.
  */
 import { DatabaseError } from "../errors.ts";
-import type { Sql } from "./database.ts";
+import { NO_STATEMENT_TIMEOUT, type Sql } from "./database.ts";
 
 /** One migration file, parsed. */
 export interface Migration {
@@ -35,12 +35,6 @@ const UP = /^--\s*migrate:up\s*$/m;
 const DOWN = /^--\s*migrate:down\s*$/m;
 // Any constant works; this one is "sdb-migr" in ASCII, unlikely to clash with other apps.
 const LOCK_KEY = 0x7364622d6d696772n;
-/**
- * Lifts DB_STATEMENT_TIMEOUT for the rest of a transaction: waiting for another instance's
- * migration, building an index, restoring or backing up a large table may take longer than a
- * handler's query should.
- */
-export const NO_STATEMENT_TIMEOUT = "set local statement_timeout = 0";
 
 async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));

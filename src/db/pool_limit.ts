@@ -5,7 +5,8 @@
  * client so that at most `size` queries and transactions are handed to it at once; any more
  * wait here, and one that waits longer than `waitMs` fails with a {@link DatabaseError}. The
  * wrapped client keeps postgres.js's API: tagged templates, fragments, `sql.json`, `unsafe`,
- * `begin` (a transaction holds one place until it ends), `reserve`.
+ * `begin` (a transaction holds one place until it ends), `reserve`. (A query sent through the
+ * outer client from inside a transaction on a full pool, which would wait for ever, now fails.)
  */
 import { DatabaseError } from "../errors.ts";
 
@@ -75,8 +76,8 @@ export function limitPool<T extends object>(sql: T, options: PoolLimitOptions): 
   const places = new Places(size);
   const timeout = () =>
     new DatabaseError(
-      `no database connection became free within ${waitMs} ms (all ${size} in use) ` +
-        `(${where}): the database is slow or overloaded; see DB_POOL_SIZE and DB_POOL_TIMEOUT`,
+      `no database connection became free within ${waitMs} ms (all ${size} in use, ${where}): ` +
+        `the database is slow or overloaded; see DB_POOL_SIZE and DB_POOL_TIMEOUT`,
     );
 
   /** Makes `query` wait for a place when it is sent, and give it back once it settles. */
@@ -161,9 +162,8 @@ function call(target: object, method: string, args: unknown[]): unknown {
   return (target as Record<string, (...a: unknown[]) => unknown>)[method]!(...args);
 }
 
-/** Whether `value` is a postgres.js Query (not a fragment helper such as `sql("name")`). */
+/** Whether `value` is a postgres.js Query (not a helper such as `sql("name")`'s identifier). */
 function isQuery(value: unknown): value is PendingQuery {
-  return value instanceof Promise && typeof (value as { handler?: unknown }).handler ===
-      "function" &&
-    "executed" in value;
+  if (!(value instanceof Promise) || !("executed" in value)) return false;
+  return typeof (value as { handler?: unknown }).handler === "function";
 }

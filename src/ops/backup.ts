@@ -4,8 +4,8 @@
  */
 import type postgres from "postgres";
 import { type Config, redactedConfig } from "../config.ts";
-import type { Database, Sql } from "../db/database.ts";
-import { Migrator, NO_STATEMENT_TIMEOUT } from "../db/migrate.ts";
+import { type Database, NO_STATEMENT_TIMEOUT, type Sql } from "../db/database.ts";
+import { Migrator } from "../db/migrate.ts";
 import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore } from "../store/store.ts";

@@ -3,11 +3,15 @@
  * configuration names (sharing the running bot's embedded database through its socket when
  * there is one), does its work, prints a short report, and returns the exit code.
  */
+import { join } from "node:path";
 import type { Config } from "../config.ts";
+import { APPLICATION_NAME } from "../db/database.ts";
 import type { MigrationStatus } from "../db/migrate.ts";
+import { DatabaseError } from "../errors.ts";
 import { openStorage, type Storage } from "../storage.ts";
 import { createBackup, pruneBackups } from "./backup.ts";
 import { restoreBackup } from "./restore.ts";
+import { runningBot } from "./running_bot.ts";
 
 /** Where a command writes its report (stdout in `main.ts`). */
 export type Print = (line: string) => void;
@@ -20,8 +24,16 @@ export class UsageError extends Error {
   }
 }
 
-async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>): Promise<T> {
-  const storage = await openStorage(config, { embedded: "share" });
+async function withStorage<T>(
+  config: Config,
+  command: string,
+  work: (storage: Storage) => Promise<T>,
+): Promise<T> {
+  // Named after the command, so that a running bot's connections can be told from ours.
+  const storage = await openStorage(config, {
+    embedded: "share",
+    applicationName: `${APPLICATION_NAME} ${command}`,
+  });
   try {
     return await work(storage);
   } finally {
@@ -51,7 +63,7 @@ export async function migrateCommand(config: Config, args: string[], print: Prin
   if (action === "down" && !(Number.isInteger(steps) && steps >= 1)) {
     throw new UsageError(`migrate down N: N must be a whole number of 1 or more, got "${count}"`);
   }
-  return await withStorage(config, async ({ db, migrator }) => {
+  return await withStorage(config, "migrate", async ({ db, migrator }) => {
     print(`database: ${db.description}`);
     if (action === "status") {
       const rows = await migrator.status();
@@ -71,7 +83,7 @@ export async function migrateCommand(config: Config, args: string[], print: Prin
 
 /** `backup`: writes one backup file to BACKUP_DIR and prunes old ones. */
 export async function backupCommand(config: Config, print: Print): Promise<number> {
-  return await withStorage(config, async ({ db, store }) => {
+  return await withStorage(config, "backup", async ({ db, store }) => {
     const result = await createBackup({ db, store, config, dir: config.backupDir });
     const rows = Object.entries(result.tables).map(([table, n]) => `${table} ${n}`).join(", ");
     print(`backup written: ${result.path}`);
@@ -93,15 +105,49 @@ export async function backupCommand(config: Config, print: Print): Promise<numbe
   });
 }
 
-/** `restore FILE [--force]`: checks the file, then restores it in one transaction. */
-export async function restoreCommand(config: Config, args: string[], print: Print) {
+/**
+ * Where `restore` reads `file`: a bare file name (`service-desk-bot-20261122T030000Z.backup.gz`,
+ * as `/backup` sends it) is a backup in BACKUP_DIR; a path is taken as it is, relative to the
+ * working directory.
+ */
+export function backupPath(config: Config, file: string): string {
+  return file.includes("/") ? file : join(config.backupDir, file);
+}
+
+/**
+ * `restore FILE [--force]`: checks the file, then restores it in one transaction. Refuses
+ * while the bot runs against the same database (its cached profiles and queued events belong
+ * to the data being replaced); `--force` goes ahead after a warning on `warn`.
+ */
+export async function restoreCommand(
+  config: Config,
+  args: string[],
+  print: Print,
+  warn: Print = print,
+): Promise<number> {
   const force = args.includes("--force");
   const files = args.filter((arg) => arg !== "--force");
   if (files.length !== 1 || files[0]!.startsWith("-")) {
-    throw new UsageError("usage: restore FILE [--force]");
+    throw new UsageError(
+      "usage: restore FILE [--force], where FILE is a backup's name in BACKUP_DIR or its path",
+    );
   }
-  const path = files[0]!;
-  return await withStorage(config, async ({ db, store, migrator }) => {
+  const path = backupPath(config, files[0]!);
+  return await withStorage(config, "restore", async ({ db, store, migrator }) => {
+    const running = await runningBot(db, config.dataDir);
+    if (running !== null && !force) {
+      throw new DatabaseError(
+        `the bot is running against this database (${running}): stop it first, then restore ` +
+          `(or pass --force to restore under it)`,
+      );
+    }
+    if (running !== null) {
+      warn(
+        `warning: the bot is running against this database (${running}); restoring anyway ` +
+          `(--force). Restart it afterwards: its cached profiles and queued events belong to ` +
+          `the data being replaced.`,
+      );
+    }
     print(`restoring ${path} into ${db.description}`);
     const result = await restoreBackup({ db, store, migrator, path, force });
     const rows = Object.entries(result.tables).map(([table, n]) => `${table} ${n}`).join(", ");

@@ -1,16 +1,26 @@
-import { Api, GrammyError } from "grammy";
+/**
+ * `doctor`: checks what an operator would check by hand and prints one line per finding. The
+ * local part is here (configuration, sandbox, data directory and its free space, store,
+ * database); the questions to Telegram are in `doctor_telegram.ts`.
+ */
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { sandboxReport, symlinkIssues } from "./sandbox.ts";
-import { openDatabase } from "../db/database.ts";
+import { APPLICATION_NAME, type Database, openDatabase } from "../db/database.ts";
 import { Migrator, parseMigrations } from "../db/migrate.ts";
 import { MIGRATION_FILES } from "../db/migration_files.ts";
+import { diskSpace } from "../jobs/disk.ts";
 import { openStore } from "../storage.ts";
 import { errorMessage } from "../errors.ts";
+import {
+  type AddFinding,
+  telegramFindings,
+  type TelegramFindingsOptions,
+  type Verdict,
+} from "./doctor_telegram.ts";
 
-/** The verdict of one doctor line. */
-export type Verdict = "ok" | "warn" | "fail";
+export type { Verdict } from "./doctor_telegram.ts";
 
 /** One finding of the doctor. */
 export interface Finding {
@@ -22,21 +32,21 @@ export interface Finding {
 }
 
 /** Options of {@link doctor}. */
-export interface DoctorOptions {
-  /** HTTP client for the Bot API. @default globalThis.fetch */
-  fetch?: typeof fetch;
-  /** Per-call timeout in ms. @default 10000 */
-  timeoutMs?: number;
+export interface DoctorOptions extends TelegramFindingsOptions {
+  /** How free space is measured. @default diskSpace (statfs) */
+  diskSpace?: typeof diskSpace;
 }
+
+const MIB = 1024 * 1024;
 
 /**
  * Checks what an operator would check by hand: the configuration, the sandbox, the data
- * directory, the token (`getMe`) and the webhook as Telegram sees it.
+ * directory and its free space, the store, the database, and Telegram's view of the token,
+ * the staff chat, the admins and the webhook.
  */
 export async function doctor(config: Config, options: DoctorOptions = {}): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const add = (area: string, verdict: Verdict, text: string) =>
-    findings.push({ area, verdict, text });
+  const add: AddFinding = (area, verdict, text) => findings.push({ area, verdict, text });
   add("program", "ok", `${PROGRAM_NAME} ${VERSION} on Deno ${Deno.version.deno}`);
   add(
     "config",
@@ -64,69 +74,43 @@ export async function doctor(config: Config, options: DoctorOptions = {}): Promi
   } catch (error) {
     add("data", "fail", `DATA_DIR ${config.dataDir} is not writable: ${errorMessage(error)}`);
   }
+  await diskFinding(config, add, options.diskSpace ?? diskSpace);
   await storageFindings(config, add);
-  const api = new Api(config.botToken, {
-    apiRoot: config.botApiRoot,
-    ...(options.fetch ? { fetch: options.fetch as never } : {}),
-  });
-  const signal = () => AbortSignal.timeout(options.timeoutMs ?? 10_000) as never;
-  try {
-    const me = await api.getMe(signal());
-    add("telegram", "ok", `token accepted: @${me.username} (id ${me.id})`);
-  } catch (error) {
-    const refused = error instanceof GrammyError && error.error_code === 401;
-    add(
-      "telegram",
-      "fail",
-      refused
-        ? "Telegram refused BOT_TOKEN (401): get a new one from @BotFather"
-        : `cannot reach the Bot API: ${errorMessage(error)}`,
-    );
-    return findings;
-  }
-  try {
-    const info = await api.getWebhookInfo(signal());
-    const pending = `${info.pending_update_count} updates waiting`;
-    if (config.webhook) {
-      if (info.url === config.webhook.url) {
-        add("webhook", "ok", `registered at ${info.url}; ${pending}`);
-      } else {add(
-          "webhook",
-          "warn",
-          `Telegram has ${
-            info.url || "no webhook"
-          }; the bot registers ${config.webhook.url} at start`,
-        );}
-    } else if (info.url) {
-      add(
-        "webhook",
-        "warn",
-        `a webhook is registered (${info.url}); polling mode removes it at start`,
-      );
-    } else {
-      add("webhook", "ok", `none registered (polling mode); ${pending}`);
-    }
-    if (info.last_error_message) {
-      const when = info.last_error_date
-        ? new Date(info.last_error_date * 1000).toISOString()
-        : "unknown time";
-      add(
-        "webhook",
-        "warn",
-        `Telegram's last delivery error (${when}): ${info.last_error_message}`,
-      );
-    }
-  } catch (error) {
-    add("webhook", "warn", `getWebhookInfo failed: ${errorMessage(error)}`);
-  }
+  await telegramFindings(config, add, options);
   return findings;
 }
 
-/** The store's and the database's reachability, round trip and schema version. */
-async function storageFindings(
+/** Free space under DATA_DIR against DISK_MIN_FREE_MB. */
+async function diskFinding(
   config: Config,
-  add: (area: string, verdict: Verdict, text: string) => void,
+  add: AddFinding,
+  measure: typeof diskSpace,
 ): Promise<void> {
+  try {
+    const space = await measure(config.dataDir);
+    if ("unknown" in space) {
+      add("data", "warn", `DATA_DIR ${config.dataDir}: ${space.unknown}`);
+      return;
+    }
+    const free = Math.floor(space.freeBytes / MIB);
+    const min = config.diskMinFreeMb;
+    if (min > 0 && free < min) {
+      add(
+        "data",
+        "warn",
+        `${free} MiB free under DATA_DIR ${config.dataDir}, below DISK_MIN_FREE_MB=${min}: ` +
+          `/health warns and the admins are told`,
+      );
+    } else {
+      add("data", "ok", `${free} MiB free under DATA_DIR ${config.dataDir}`);
+    }
+  } catch (error) {
+    add("data", "warn", `free space under DATA_DIR unknown: ${errorMessage(error)}`);
+  }
+}
+
+/** The store's and the database's reachability, round trip and schema version. */
+async function storageFindings(config: Config, add: AddFinding): Promise<void> {
   try {
     const store = await openStore(config);
     try {
@@ -144,10 +128,12 @@ async function storageFindings(
       config: config.database,
       dataDir: config.dataDir,
       embedded: "share",
+      applicationName: `${APPLICATION_NAME} doctor`,
     });
     try {
       const ms = await db.ping();
       add("database", "ok", `${db.description} answers in ${ms.toFixed(1)} ms`);
+      await databaseSettingsFindings(db, config, add);
       const migrator = new Migrator(db.sql, await parseMigrations(MIGRATION_FILES));
       const status = await migrator.status();
       const changed = status.filter((s) => s.state === "changed" || s.state === "unknown");
@@ -175,6 +161,48 @@ async function storageFindings(
   } catch (error) {
     add("database", "fail", `cannot use the database: ${errorMessage(error)}`);
   }
+}
+
+/** The statement timeout the database applies, and the pool's size and wait. */
+async function databaseSettingsFindings(
+  db: Database,
+  config: Config,
+  add: AddFinding,
+): Promise<void> {
+  const { statementTimeoutMs, poolSize, poolTimeoutMs } = config.database;
+  const wait = `a query waits at most ${poolTimeoutMs / 1000} s for it (DB_POOL_TIMEOUT)`;
+  if (db.backend === "pglite") {
+    add(
+      "database",
+      "ok",
+      "the embedded database cannot cancel a slow statement (PGlite has no statement timeout; " +
+        "DB_STATEMENT_TIMEOUT applies to Postgres)",
+    );
+    add("database", "ok", `one connection (PGlite runs one statement at a time); ${wait}`);
+    return;
+  }
+  const [row] = await db.sql<{ shown: string; ms: number }[]>`
+    select current_setting('statement_timeout') as shown, setting::int as ms
+    from pg_settings where name = 'statement_timeout'`;
+  const wanted = statementTimeoutMs === 0 ? "no limit" : `${statementTimeoutMs} ms`;
+  if (row && row.ms === statementTimeoutMs) {
+    add(
+      "database",
+      "ok",
+      row.ms === 0
+        ? "statement timeout: none (DB_STATEMENT_TIMEOUT=0): a slow query may hold a connection"
+        : `statement timeout ${row.shown} (DB_STATEMENT_TIMEOUT): longer statements are cancelled`,
+    );
+  } else {
+    add(
+      "database",
+      "warn",
+      `the database applies statement_timeout ${row?.shown ?? "unknown"}, but ` +
+        `DB_STATEMENT_TIMEOUT asks for ${wanted}: a connection pooler in between may drop ` +
+        `connection settings, or the role or database overrides it`,
+    );
+  }
+  add("database", "ok", `pool of up to ${poolSize} connections (DB_POOL_SIZE); ${wait}`);
 }
 
 /** The findings as the text `doctor` prints. */

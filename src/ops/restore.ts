@@ -2,8 +2,8 @@
  * `restore`: checks a backup end to end, then puts its rows back in one transaction (all or
  * nothing), then its store keys, then migrates the database to this program's version.
  */
-import type { Database } from "../db/database.ts";
-import { type Migrator, NO_STATEMENT_TIMEOUT } from "../db/migrate.ts";
+import { type Database, NO_STATEMENT_TIMEOUT } from "../db/database.ts";
+import type { Migrator } from "../db/migrate.ts";
 import { DatabaseError, errorMessage } from "../errors.ts";
 import { DURABLE_NAMESPACES } from "../store/namespaces.ts";
 import type { KeyValueStore, StoreEntry, StoreKey } from "../store/store.ts";

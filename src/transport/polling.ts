@@ -34,6 +34,8 @@ export interface PollerOptions {
 
 /** What the poller last saw, for the health check. */
 export interface PollerStatus {
+  /** When polling started (ms since epoch), or null before it did. */
+  startedAt: number | null;
   /** When the last poll succeeded (ms since epoch), or null before the first. */
   lastSuccessAt: number | null;
   /** When the poll now waiting for Telegram was sent (ms since epoch), or null. */
@@ -59,7 +61,12 @@ export class Poller {
   #maxReceived = -1;
   #confirmed = 0;
   #loop: Promise<void> | null = null;
-  #status: PollerStatus = { lastSuccessAt: null, pollSentAt: null, lastError: null };
+  #status: PollerStatus = {
+    startedAt: null,
+    lastSuccessAt: null,
+    pollSentAt: null,
+    lastError: null,
+  };
 
   constructor(options: PollerOptions) {
     this.#o = { timeoutSeconds: 30, limit: 100, redeliveryPauseMs: 500, ...options };
@@ -105,6 +112,7 @@ export class Poller {
     const { api, scheduler, log, metrics } = this.#o;
     const signal = this.#abort.signal;
     let failures = 0;
+    this.#status.startedAt = Date.now();
     while (!signal.aborted) {
       if (this.#inFlight.size > 0) {
         // Polling now would only bring back the unfinished updates: give them a moment.
@@ -148,7 +156,12 @@ export class Poller {
       }
       if (failures > 0) log.info("getUpdates works again after {failures} failures", { failures });
       failures = 0;
-      this.#status = { lastSuccessAt: Date.now(), pollSentAt: null, lastError: null };
+      this.#status = {
+        ...this.#status,
+        lastSuccessAt: Date.now(),
+        pollSentAt: null,
+        lastError: null,
+      };
       this.#confirmed = Math.max(this.#confirmed, offset);
       this.#forgetBelow(offset);
       for (const raw of updates) {
@@ -182,11 +195,13 @@ const POLL_STALE_MS = 75_000;
 
 /**
  * Polling is healthy while polls succeed or one is waiting, as long polls do, for less than
- * {@link POLL_STALE_MS}. `observedValue` is the age of the last answer from Telegram.
+ * {@link POLL_STALE_MS}. `observedValue` is the age of the last answer from Telegram, or,
+ * while Telegram never answered, the time since polling started: it grows either way.
  */
 export function pollingHealth(status: PollerStatus | null, now = Date.now()): CheckResult {
   if (status === null) return { status: "warn", output: "polling has not started" };
-  const observedValue = status.lastSuccessAt === null ? 0 : now - status.lastSuccessAt;
+  const since = status.lastSuccessAt ?? status.startedAt;
+  const observedValue = since === null ? 0 : now - since;
   if (status.lastError !== null) return { status: "warn", observedValue, output: status.lastError };
   if (status.pollSentAt !== null && now - status.pollSentAt > POLL_STALE_MS) {
     return {

@@ -13,7 +13,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import type { Startup } from "../startup.ts";
 import { LeaderLease, type LeaseStatus } from "../store/leader.ts";
 import type { KeyValueStore } from "../store/store.ts";
-import { Poller, pollingHealth } from "./polling.ts";
+import { Poller, type PollerStatus, pollingHealth } from "./polling.ts";
 import type { DrainResult, UpdateScheduler } from "./scheduler.ts";
 import type { Transport } from "./transport.ts";
 
@@ -49,12 +49,18 @@ export class PollingTransport implements Transport {
     this.#o = options;
     this.failed = new Promise((resolve) => this.#reportFailure = resolve);
     this.checks = {
-      "polling:getUpdates": () =>
+      // component:measurement, as the health draft names checks: Telegram, seen by polling.
+      "telegram:polling": () =>
         Promise.resolve(
           (this.#lease && standbyHealth(this.#lease.status)) ??
             pollingHealth(this.#poller?.status ?? null),
         ),
     };
+  }
+
+  /** How the poller is doing while this instance polls; null while it stands by. */
+  get pollerStatus(): PollerStatus | null {
+    return this.#poller?.status ?? null;
   }
 
   async start(api: Api, allowedUpdates: readonly string[]): Promise<void> {

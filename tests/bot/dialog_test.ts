@@ -86,7 +86,7 @@ testOnBothStores("dialogs through the pipeline", async (t, store) => {
     await send(2, "42");
     await send(2, "/where");
     assert.deepEqual(answers(2), [
-      "Your unfinished conversation with me expired after 1 h without activity, so I had to drop it. Please start it again.",
+      "Your unfinished conversation with me expired after 1 hour without activity, so I had to drop it. Please start it again.",
       "You are not in a dialog.",
     ]);
     assert.equal((await record(store, 2))?.v, 4);

@@ -42,7 +42,7 @@ Deno.test("admin commands answer admins with real content; everyone else gets th
     for (const check of ["database", "store", "telegram"]) {
       assert.match(health, new RegExp(`✅ <b>${check}:responseTime</b>: pass, [\\d.]+ ms`));
     }
-    assert.match(health, /<b>polling:getUpdates<\/b>: pass/);
+    assert.match(health, /<b>telegram:polling<\/b>: pass/);
   });
 
   await t.step("/metrics shows counts, rates and latency percentiles", async () => {

@@ -18,16 +18,45 @@ Deno.test("the start task's permission flags stop file reads outside data/, proc
   });
 });
 
-Deno.test("doctor reports the sandbox, the data directory, the token and the webhook", async () => {
+Deno.test("doctor reports the sandbox, the data directory, storage, Telegram's view and the webhook", async () => {
   await using api = await FakeBotApi.start();
-  const { code, stdout } = await BotProcess.run({ api, args: ["doctor"] });
+  api.pushMessage({ chatId: 42, text: "/start" });
+  api.setChatMembers(-1001234567890, { [api.botInfo.id]: "administrator" });
+  api.setForum(-1001234567890);
+  const { code, stdout } = await BotProcess.run({
+    api,
+    args: ["doctor"],
+    env: { LOG_LEVEL: "warn", ADMIN_IDS: "42,43", STAFF_CHAT_ID: "-1001234567890" },
+  });
   assert.equal(code, 0, stdout);
+  assert.match(stdout, /^ok +config +mode polling, .*, log warning\/json$/m);
   assert.match(stdout, /^ok +sandbox +may not run other programs$/m);
   assert.match(stdout, /^ok +sandbox +may not read \/etc\/passwd$/m);
   assert.match(stdout, /^ok +data +DATA_DIR \.\/data is writable$/m);
+  // The sandbox lets the program read the free space under DATA_DIR (statfs).
+  assert.match(stdout, /^ok +data +\d+ MiB free under DATA_DIR \.\/data$/m);
+  assert.match(stdout, /^ok +database +the embedded database cannot cancel a slow statement/m);
+  assert.match(stdout, /^ok +database +one connection .*; a query waits at most 5 s for it/m);
   assert.match(stdout, /^ok +telegram +token accepted: @service_desk_test_bot/m);
+  assert.match(stdout, /^ok +staff +the bot is an administrator of STAFF_CHAT_ID -1001234567890/m);
+  assert.match(stdout, /^ok +staff +.* is a forum: each request gets its own topic$/m);
+  assert.match(stdout, /^ok +admins +admin 42 .*has started the bot/m);
+  assert.match(stdout, /^WARN admins +admin 43 has not started the bot/m);
   assert.match(stdout, /^ok +webhook +none registered \(polling mode\)/m);
-  assert.match(stdout, /no problems found/);
+  // Warnings (admin 43; the migrations the first start applies) are not problems.
+  assert.match(stdout, /no problems found \(\d+ warning\(s\)\)/);
+});
+
+Deno.test("doctor fails with exit 1 when the bot cannot post in STAFF_CHAT_ID", async () => {
+  await using api = await FakeBotApi.start();
+  api.setChatMembers(-1001234567890, {});
+  const { code, stdout } = await BotProcess.run({
+    api,
+    args: ["doctor"],
+    env: { STAFF_CHAT_ID: "-1001234567890" },
+  });
+  assert.equal(code, 1, stdout);
+  assert.match(stdout, /^FAIL staff +the bot is not a member of STAFF_CHAT_ID -1001234567890/m);
 });
 
 Deno.test("doctor fails with exit 1 when Telegram refuses the token", async () => {
@@ -68,9 +97,10 @@ Deno.test("version, help and an unknown command", async (t) => {
   await t.step("help lists the commands and exit codes", async () => {
     const { code, stdout } = await BotProcess.run({ args: ["help"] });
     assert.equal(code, 0);
-    for (const word of ["healthcheck", "doctor", "version", "78"]) {
+    for (const word of ["healthcheck", "doctor", "version", "78", "77", "2 usage"]) {
       assert.match(stdout, new RegExp(word));
     }
+    assert.match(stdout, /restore FILE +restore a backup: FILE is its name in BACKUP_DIR/);
   });
   await t.step("an unknown command prints usage and exits 2", async () => {
     const { code, stderr } = await BotProcess.run({ args: ["frobnicate"] });

@@ -15,12 +15,21 @@ Deno.test("GET /health answers application/health+json with a check per componen
   const report = JSON.parse(health.body);
   assert.equal(report.status, "pass");
   assert.equal(report.serviceId, "service-desk-bot");
-  for (const name of ["telegram:responseTime", "polling:getUpdates"]) {
+  const kinds: Record<string, string> = {
+    "telegram:responseTime": "component",
+    "telegram:polling": "component",
+    "database:responseTime": "datastore",
+    "store:responseTime": "datastore",
+  };
+  for (const [name, componentType] of Object.entries(kinds)) {
     const [entry] = report.checks[name];
     assert.equal(entry.status, "pass", name);
+    assert.equal(entry.componentType, componentType, name);
     assert.equal(typeof entry.observedValue, "number");
     assert.equal(entry.observedUnit, "ms");
     assert.ok(!Number.isNaN(Date.parse(entry.time)));
+    // application/health+json: no output on a passing check.
+    assert.equal("output" in entry, false, `${name} has an output: ${entry.output}`);
   }
 
   // A flood of probes is answered from the cached getMe, not by flooding Telegram.

@@ -20,7 +20,7 @@ async function pollingCheck(
 ): Promise<{ http: number; status: string; check: HealthCheck }> {
   const res = await bot.get("/health");
   const body = JSON.parse(res.body) as { status: string; checks: Record<string, HealthCheck[]> };
-  return { http: res.status, status: body.status, check: body.checks["polling:getUpdates"]![0]! };
+  return { http: res.status, status: body.status, check: body.checks["telegram:polling"]![0]! };
 }
 
 function holderOf(bot: BotProcess): string | undefined {

@@ -114,6 +114,20 @@ Deno.test("healthHandler() reports each check's details", async () => {
   }
 });
 
+Deno.test("healthHandler() leaves output out of a passing check, keeps it for warn and fail", async () => {
+  const health = new Health();
+  const saying = (status: HealthStatus): Check => () =>
+    Promise.resolve({ status, output: `${status} note` });
+  health.register("a:responseTime", saying("pass"));
+  health.register("b:responseTime", saying("warn"));
+  health.register("c:responseTime", saying("fail"));
+  health.setPhase("ready");
+  const { report } = await get(health);
+  assert.equal("output" in entryOf(report, "a:responseTime"), false);
+  assert.equal(entryOf(report, "b:responseTime").output, "warn note");
+  assert.equal(entryOf(report, "c:responseTime").output, "fail note");
+});
+
 Deno.test("healthHandler() fails a check that throws, with its message", async () => {
   const health = new Health();
   health.register("db:responseTime", () => Promise.reject(new Error("connection refused")));

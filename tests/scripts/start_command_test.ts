@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { compileArgs, unshippedFolders } from "../../scripts/compile.ts";
 import {
   parseStartTask,
-  type PermissionSet,
   permissionFlags,
+  type PermissionSet,
   PROJECT_ROOT,
   readStartCommand,
 } from "../../scripts/start_command.ts";
