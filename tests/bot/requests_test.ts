@@ -173,6 +173,12 @@ function row(number: number, description = NASTY): RequestRow {
     updatedAt: at,
     closedAt: null,
     staffMessageId: null,
+    staffThreadId: null,
+    takenAt: null,
+    rejectReason: null,
+    rating: null,
+    ratingComment: null,
+    remindersSent: 0,
   };
 }
 

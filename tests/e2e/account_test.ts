@@ -185,8 +185,18 @@ Deno.test("account: /help lists the commands, admins also see theirs; the menu i
   const adminMenu = published[4]!;
   assert.deepEqual(adminMenu.scope, { type: "chat", chat_id: 4301 });
   assert.deepEqual(
-    (adminMenu.commands as { command: string }[]).map((c) => c.command).slice(-6),
-    ["health", "metrics", "stats", "backup", "ban", "unban"],
+    (adminMenu.commands as { command: string }[]).map((c) => c.command).slice(-9),
+    [
+      "health",
+      "metrics",
+      "stats",
+      "backup",
+      "ban",
+      "unban",
+      "broadcast",
+      "broadcast_cancel",
+      "broadcasts",
+    ],
   );
   for (const menu of menus) {
     assert.deepEqual(

@@ -57,5 +57,15 @@ Deno.test("observability: /metrics passes promtool check metrics, counters start
     assert.ok(body.split("\n").includes(`${series} 0`), `${series} is not exported at 0`);
   }
   assert.equal(metricSample(body, `bot_health_status{status="${reported}"}`), 1);
+
+  // Every family an operator can scrape is explained in the README's metrics table.
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const table = readme.slice(readme.indexOf("### Metrics"), readme.indexOf("### Logs"));
+  const families = [...body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+  assert.ok(families.length > 30, `only ${families.length} families`);
+  const undocumented = families.filter((name) =>
+    !name.startsWith("nodejs_") && !table.includes(`\`${name}\``)
+  );
+  assert.deepEqual(undocumented, [], "metrics missing from the README's table");
   assert.equal((await bot.stop()).code, 0);
 });

@@ -484,8 +484,12 @@ Deno.test("requests: /new, /my and /status end to end", async (t) => {
         assert.match(details, new RegExp(`^<b>Request #${numbers[0]}</b>`));
         assert.ok(details.includes("Request number 1 of seven"));
         assert.match(details, /<b>History<\/b>\n\d{4}-\d\d-\d\d \d\d:\d\d UTC — filed$/);
-        const back = parseMarkup(edits().at(-1)!.reply_markup)!.inline_keyboard![0]![0]!;
-        assert.equal(back.text, "◀ Back to the list");
+        const detailButtons = parseMarkup(edits().at(-1)!.reply_markup)!.inline_keyboard!.flat();
+        assert.deepEqual(detailButtons.map((b) => b.text), [
+          "💬 Conversation",
+          "◀ Back to the list",
+        ]);
+        const back = detailButtons[1]!;
         await chat.press(back.callback_data!, list!.messageId);
         assert.match(String(edits().at(-1)!.text), /page 2 of 2/);
 

@@ -12,6 +12,7 @@ import { BOT_INFO } from "../../bench/in_memory_bot_api.ts";
 import { accountFeature } from "../../src/bot/features/account.ts";
 import { staffFeature } from "../../src/bot/features/staff/staff.ts";
 import { Roles } from "../../src/bot/roles.ts";
+import { StaffChat } from "../../src/bot/staff_chat.ts";
 import { outboxJob } from "../../src/jobs/outbox.ts";
 import { logger } from "../../src/log.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
@@ -86,9 +87,15 @@ Deno.test("staff: end to end, a request filed with /new is posted to the staff c
   assert.equal(edits.length, 2);
   assert.match(String(edits[0]!.text), /In progress: taken by/);
   assert.match(String(edits[1]!.text), /Done: closed by/);
+  // The user's notices go out through the outbox, moments after the presses.
+  await api.waitFor(
+    () => api.sentMessages(chatId).length >= before + 2,
+    20_000,
+    "the user's two notices",
+  );
   assert.deepEqual(api.sentMessages(chatId).slice(before).map((m) => m.text), [
     `Хорошие новости: сотрудники взяли вашу заявку №${number} в работу.`,
-    `Ваша заявка №${number} выполнена. Спасибо за терпение! Если понадобится что-то ещё, отправьте /new.`,
+    `Ваша заявка №${number} выполнена. Спасибо за терпение! Если понадобится что-то ещё, отправьте /new.\n\nНасколько вы довольны тем, как решили заявку №${number}? Выберите оценку:`,
   ]);
   assert.equal((await bot.stop()).code, 0);
 });
@@ -115,10 +122,16 @@ async function staffDesk(api: FakeBotApi, env: Record<string, string> = {}) {
   });
   const staff = staffFeature({
     requests: storage.requests,
+    lifecycle: storage.lifecycle,
+    messages: storage.messages,
     users: storage.users,
     markBlocked: (id) => storage.userCache.markBlocked(id),
     roles,
+    staffChat: new StaffChat(config.staffChatId),
     locale: config.defaultLocale,
+    slaTakeMinutes: 0,
+    metrics: metrics.requests,
+    kickOutbox: () => {},
   });
   const bot = createBot({
     token: api.token,
@@ -145,12 +158,14 @@ async function staffDesk(api: FakeBotApi, env: Record<string, string> = {}) {
     async deliver(): Promise<void> {
       for (;;) {
         const updates: Update[] = await bot.api.getUpdates({ offset, timeout: 0 });
-        if (updates.length === 0) return;
+        if (updates.length === 0) break;
         for (const update of updates) {
           await bot.handleUpdate(update);
           offset = update.update_id + 1;
         }
       }
+      // What the updates owed (the authors' notifications) goes out, as the job would send it.
+      await this.deliverOutbox();
     },
     /** Files a request for `userId` and posts it to staff, as `/new` and the outbox do. */
     async file(userId: number, description: string): Promise<RequestRow> {
@@ -212,6 +227,7 @@ Deno.test("staff: a request is posted to the staff chat; staff take and close it
   assert.deepEqual(buttons(post.reply_markup), [
     `Take=staff:take:${request.number}`,
     `Done=staff:done:${request.number}`,
+    `Reject=staff:reject:${request.number}`,
   ]);
 
   await t_take(api, desk, request);
@@ -255,7 +271,11 @@ async function t_take(
   );
   assert.deepEqual(
     (edit.reply_markup as Keyboard).inline_keyboard.flat().map((b) => b.callback_data),
-    [`staff:done:${request.number}`],
+    [
+      `staff:release:${request.number}`,
+      `staff:done:${request.number}`,
+      `staff:reject:${request.number}`,
+    ],
   );
   assert.deepEqual(api.sentMessages(AUTHOR.ru).slice(1).map((m) => m.text), [
     `Хорошие новости: сотрудники взяли вашу заявку №${request.number} в работу.`,
@@ -297,10 +317,14 @@ async function t_close(
   assert.ok(closed?.closedAt instanceof Date);
   const edit = api.callsOf("editMessageText").at(-1)!;
   assert.match(String(edit.text), /Done: closed by <a href="tg:\/\/user\?id=5202">User<\/a>$/);
-  assert.equal(edit.reply_markup, undefined, "a closed request has no buttons");
+  assert.deepEqual(
+    (edit.reply_markup as Keyboard).inline_keyboard.flat().map((b) => b.callback_data),
+    [`staff:reopen:${request.number}`],
+    "a closed request can only be reopened",
+  );
   assert.equal(
     api.sentMessages(AUTHOR.ru).at(-1)?.text,
-    `Ваша заявка №${request.number} выполнена. Спасибо за терпение! Если понадобится что-то ещё, отправьте /new.`,
+    `Ваша заявка №${request.number} выполнена. Спасибо за терпение! Если понадобится что-то ещё, отправьте /new.\n\nНасколько вы довольны тем, как решили заявку №${request.number}? Выберите оценку:`,
   );
 
   for (const data of [`staff:done:${request.number}`, `staff:take:${request.number}`]) {
@@ -367,7 +391,7 @@ Deno.test("staff: presses of people who are not staff are refused and change not
   assert.equal(api.callsOf("getChatMember").length, asked);
   assert.equal(
     api.sentMessages(AUTHOR.uk).at(-1)?.text,
-    `Вашу заявку №${request.number} виконано. Дякуємо за терпіння! Якщо знадобиться щось іще, надішліть /new.`,
+    `Вашу заявку №${request.number} виконано. Дякуємо за терпіння! Якщо знадобиться щось іще, надішліть /new.\n\nНаскільки ви задоволені тим, як вирішили заявку №${request.number}? Оберіть оцінку:`,
   );
 });
 

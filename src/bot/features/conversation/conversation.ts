@@ -103,13 +103,14 @@ export function conversationFeature(options: ConversationOptions): Feature {
 
   composer.on("message", async (ctx, next) => {
     if (!staffChat.id || ctx.chat.id !== staffChat.id || ctx.from.is_bot) return await next();
-    const command = commandOf(ctx);
+    const text = ctx.message.text ?? ctx.message.caption ?? "";
+    // `//` is a note, whatever a client makes of the slashes.
+    const command = text.startsWith("//") ? null : commandOf(ctx);
     if (command !== null && command !== "/note") return await next();
     const content = contentOf(ctx.message);
     if (content === null) return await next();
     const number = await requestOfStaffMessage(ctx.message);
     if (number === null) return await next(); // Staff talking among themselves.
-    const text = content.text ?? "";
     const isNote = command === "/note" || text.startsWith("//");
     if (!isNote) return await relay(ctx, number, content, ctx.message.message_id, "staff");
     await messages.note({

@@ -122,6 +122,12 @@ export function staffActions(options: StaffActionsOptions) {
       if (current === null) {
         return { ok: false, answer: ctx.t("staff.answer.not_found", { number }) };
       }
+      if (current.status === "in_progress" && action === "take") {
+        return { ok: false, answer: ctx.t("staff.answer.in_progress", { number }) };
+      }
+      if (["done", "rejected", "cancelled"].includes(current.status) && action !== "reopen") {
+        return { ok: false, answer: ctx.t("staff.answer.closed", { number }) };
+      }
       const status = ctx.t(`requests.status.${current.status}` as MessageKey);
       return { ok: false, answer: ctx.t("staff.answer.not_now", { number, status }) };
     }
