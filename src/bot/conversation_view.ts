@@ -7,6 +7,7 @@ import type { ConversationMessage } from "../db/request_messages.ts";
 import type { BotContext } from "./context.ts";
 import { escapeHtml } from "./html.ts";
 import type { MessageKey } from "./i18n.ts";
+import { FILE_KINDS } from "./message_content.ts";
 
 /** A translator, like `ctx.t`. */
 type Translate = BotContext["t"];
@@ -41,34 +42,32 @@ export function messageLine(t: Translate, message: ConversationMessage, forUser:
   return t("conversation.messages.line", { date: formatTime(message.createdAt), who, text });
 }
 
-const FILE_KINDS = [
-  "photo",
-  "document",
-  "video",
-  "voice",
-  "audio",
-  "animation",
-  "sticker",
-  "video_note",
-];
-
 function fileLabel(t: Translate, kind: string): string {
-  return FILE_KINDS.includes(kind)
+  return (FILE_KINDS as readonly string[]).includes(kind)
     ? t(`conversation.file.${kind}` as MessageKey)
     : t("conversation.file.other");
 }
 
+/** Which page of which conversation to show, to whom, and where its buttons lead. */
+export interface MessagesPage {
+  number: number;
+  /** The page's messages, newest first, and how many the request has in all. */
+  page: { items: ConversationMessage[]; total: number };
+  /** The page's index, 0 for the newest. */
+  index: number;
+  /** Messages per page. */
+  size: number;
+  /** Shown to the request's author ("you", "staff"), or to staff ("user", notes included). */
+  forUser: boolean;
+  /** The button back to where the conversation was opened from. */
+  back: InlineKeyboardButton;
+  /** The callback data of the page with the given index. */
+  pageData: (index: number) => string;
+}
+
 /** A page of a request's conversation (newest page first), for staff or for its author. */
-export function messagesView(
-  t: Translate,
-  number: number,
-  page: { items: ConversationMessage[]; total: number },
-  index: number,
-  size: number,
-  forUser: boolean,
-  back: InlineKeyboardButton,
-  pageData: (index: number) => string,
-): MessagesView {
+export function messagesView(t: Translate, view: MessagesPage): MessagesView {
+  const { number, page, index, size, forUser, back, pageData } = view;
   const pages = Math.max(1, Math.ceil(page.total / size));
   const lines = [...page.items].reverse().map((m) => messageLine(t, m, forUser));
   const nav: InlineKeyboardButton[] = [];

@@ -88,16 +88,15 @@ export function requestLists(options: RequestListOptions): RequestLists {
       };
       await show(
         ctx,
-        messagesView(
-          ctx.t,
+        messagesView(ctx.t, {
           number,
           page,
           index,
-          MESSAGES_PAGE,
-          true,
-          toDetails,
-          (i) => encodeAction({ kind: "messages", number, index: i, back }),
-        ),
+          size: MESSAGES_PAGE,
+          forUser: true,
+          back: toDetails,
+          pageData: (i) => encodeAction({ kind: "messages", number, index: i, back }),
+        }),
       );
       return;
     }

@@ -160,16 +160,15 @@ export function staffFeature(options: StaffOptions): Feature {
     const back = { text: ctx.t("conversation.button.back"), callback_data: `staff:open:${number}` };
     await show(
       ctx,
-      messagesView(
-        ctx.t,
+      messagesView(ctx.t, {
         number,
         page,
         index,
-        MESSAGES_PAGE,
-        false,
+        size: MESSAGES_PAGE,
+        forUser: false,
         back,
-        (i) => `staff:m:${number}:${i}`,
-      ),
+        pageData: (i) => `staff:m:${number}:${i}`,
+      }),
       true,
     );
   });
