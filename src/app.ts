@@ -135,6 +135,8 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
       metrics,
       health,
       runner,
+      config,
+      polling: () => transport instanceof PollingTransport ? transport.pollerStatus : null,
     });
 
     transport = webhook ?? new PollingTransport({
@@ -170,8 +172,11 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
         in_flight: scheduler.inFlight,
       });
       lifetime.abort(new Error(`stopping: ${reason}`));
+      // Background rounds save their progress and end while the updates in flight finish.
+      const halted = jobs?.halt(config.shutdownTimeoutMs);
       const drain = () => scheduler.drain(config.shutdownTimeoutMs);
       const drained = transport ? await transport.stop(drain) : await drain();
+      await halted;
       // After the drain: the updates that finished have queued their events.
       await jobs?.stop(5000);
       await storage?.close(5000).catch((error) =>

@@ -10,8 +10,11 @@ import type { Storage } from "../storage.ts";
 import type { BotContext } from "./context.ts";
 import type { Feature } from "./feature.ts";
 import { serviceDeskFeatures } from "./features/index.ts";
-import { createBot } from "./pipeline.ts";
+import { createApi, createBot } from "./pipeline.ts";
 import { Roles } from "./roles.ts";
+import { FloodControl } from "./flood/flood_control.ts";
+import { floodLimits } from "./flood/limits.ts";
+import { logger } from "../log.ts";
 
 /**
  * How long an instance holds a chat while handling an update of it (renewed while it runs).
@@ -41,6 +44,14 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     staffChatId: config.staffChatId,
     store: storage.store,
   });
+  // One limiter for every message this instance sends, shared with the others through the store.
+  const flood = new FloodControl({
+    store: storage.store,
+    limits: floodLimits(config.broadcastRate),
+    metrics: metrics.background,
+    log: logger("flood"),
+  });
+  const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood };
   const features = [
     ...serviceDeskFeatures({
       config,
@@ -50,6 +61,9 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
       registry: metrics.registry,
       requestMetrics: metrics.requests,
       kickOutbox: options.kickOutbox,
+      bulkApi: createApi(api, "bulk"),
+      instanceId,
+      backgroundMetrics: metrics.background,
     }),
     ...(options.extraFeatures ?? []),
   ];
@@ -73,6 +87,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     features,
     adminIds: config.adminIds,
     onBlocked: (userId) => storage.userCache.markBlocked(userId),
+    flood,
   });
   return { bot, features };
 }

@@ -31,32 +31,29 @@ export function newJobStatus(): JobStatus {
 }
 
 /**
- * The health of `job` with `status`. `standingBy` is the instance that runs the leader jobs
- * while this one stands by (`""` while nobody holds the lease), null while this one runs them.
+ * The health of `job` with `status`: its last round's duration (`observedValue`) and start
+ * (`time`), `warn` once `warnAfter` rounds in a row failed. `standingBy` is the instance that
+ * runs the leader jobs while this one stands by (`""` while nobody holds the lease), null
+ * while this one runs them.
  */
 export function jobHealth(job: Job, status: JobStatus, standingBy: string | null): CheckResult {
-  const observedValue = status.lastDurationMs ?? 0;
+  const last: CheckResult = {
+    status: "pass",
+    observedValue: status.lastDurationMs ?? 0,
+    ...(status.lastStartedAt === null ? {} : { time: status.lastStartedAt }),
+  };
   if (job.scope !== "instance" && standingBy !== null) {
     return {
-      status: "pass",
-      observedValue,
+      ...last,
       output: standingBy ? `runs on instance ${standingBy}` : "waiting for the jobs lease",
     };
   }
   if (status.failures >= (job.warnAfter ?? 3)) {
     return {
+      ...last,
       status: "warn",
-      observedValue,
       output: `${status.failures} failed rounds in a row: ${status.lastError}`,
     };
   }
-  if (status.lastStartedAt === null) {
-    return { status: "pass", observedValue, output: "not run yet" };
-  }
-  const at = new Date(status.lastStartedAt).toISOString();
-  return {
-    status: "pass",
-    observedValue,
-    output: `last round ${status.lastOutcome ?? "running"} at ${at}`,
-  };
+  return last;
 }

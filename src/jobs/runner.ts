@@ -61,6 +61,8 @@ export class JobRunner {
   readonly #slots: CronSlots;
   /** Aborts when this instance loses the lease; a new one per term as leader. */
   #term = new AbortController();
+  /** The stop or the end of the term, whichever comes first: the signal of leader rounds. */
+  #leaderSignal: AbortSignal = this.#stop.signal;
   #lease: LeaderLease | null = null;
   #loops: Promise<void>[] = [];
   #halting: Promise<void> | null = null;
@@ -107,6 +109,8 @@ export class JobRunner {
         // A new leader runs the interval jobs at once; cron jobs keep their slots.
         onElected: () => {
           this.#term = new AbortController();
+          // Once per term, not per round: each `any` hangs a listener on the stop signal.
+          this.#leaderSignal = AbortSignal.any([this.#stop.signal, this.#term.signal]);
           for (const entry of this.#entries.values()) {
             if (entry.job.scope === "instance") continue;
             if ("cron" in entry.job.schedule) entry.wake?.();
@@ -143,7 +147,7 @@ export class JobRunner {
           jobHealth(
             entry.job,
             entry.status,
-            this.leading ? null : this.#lease?.status.holder ?? null,
+            this.leading ? null : this.#lease?.status.holder ?? "",
           ),
         ),
     ]);
@@ -238,9 +242,7 @@ export class JobRunner {
     const { job, status } = entry;
     const log = logger("jobs", job.name);
     const key = [NAMESPACES.job, job.name] as const;
-    const signal = job.scope === "instance"
-      ? this.#stop.signal
-      : AbortSignal.any([this.#stop.signal, this.#term.signal]);
+    const signal = job.scope === "instance" ? this.#stop.signal : this.#leaderSignal;
     // A slot that never reaches `done` (a crash, a stop mid-round) runs again at the next start.
     if (slot !== null) await this.#slots.mark(job.name, slot, false).catch(() => {});
     const context: JobContext = {

@@ -14,6 +14,7 @@ export const ALERT_PROBLEMS = ["store", "database", "polling", "disk", "events",
 /** Creates the background work's metrics on `registry`. */
 export function backgroundMetrics(registry: Registry) {
   const registers = [registry];
+  let newestBackup: () => Promise<number | null> = () => Promise.resolve(null);
   const priorities = ["interactive", "bulk"];
   const outboundMessages = new Counter({
     name: "bot_outbound_messages_total",
@@ -97,12 +98,21 @@ export function backgroundMetrics(registry: Registry) {
     retentionDeleted,
     /** Scheduled backups by result. */
     backups,
-    /** Unix time of the newest backup this instance wrote or found in `BACKUP_DIR`. */
+    /** Unix time of the newest complete backup in `BACKUP_DIR` (0: none), read at each scrape. */
     backupLastSuccess: new Gauge({
       name: "bot_backup_last_success_timestamp_seconds",
-      help: "Unix time of the newest complete backup in BACKUP_DIR",
+      help: "Unix time of the newest complete backup in BACKUP_DIR (0: none)",
       registers,
+      async collect() {
+        // Whoever made it (the schedule, /backup, the backup command): the directory knows.
+        const seconds = await newestBackup().catch(() => null);
+        if (seconds !== null) this.set(seconds);
+      },
     }),
+    /** Tells the backup gauge where to find the newest backup's time (Unix seconds). */
+    watchBackups(source: () => Promise<number | null>): void {
+      newestBackup = source;
+    },
     /** Infrastructure alerts by problem and change. */
     alerts,
     /** Free disk space under DATA_DIR, in bytes (absent when it cannot be measured). */

@@ -3,6 +3,7 @@
  * the one place that knows them all: to add a feature, write it as a `Feature` (see
  * `../feature.ts`) and add it to the list here.
  */
+import type { Api } from "grammy";
 import type { Registry } from "prom-client";
 import type { Config } from "../../config.ts";
 import type { Database } from "../../db/database.ts";
@@ -22,6 +23,9 @@ import { StaffChat } from "../staff_chat.ts";
 import type { RequestMetrics } from "../../metrics/requests.ts";
 import { accountFeature } from "./account.ts";
 import { adminFeature } from "./admin.ts";
+import { broadcastFeature } from "./broadcast/broadcast.ts";
+import { BroadcastRepository } from "../../db/broadcasts.ts";
+import type { BackgroundMetrics } from "../../metrics/background.ts";
 import { requestsFeature } from "./requests.ts";
 import { conversationFeature } from "./conversation/conversation.ts";
 import { staffFeature } from "./staff/staff.ts";
@@ -44,6 +48,12 @@ export interface ServiceDeskDeps {
   requestMetrics: RequestMetrics;
   /** Hurries the outbox after something was queued in it. */
   kickOutbox: () => void;
+  /** The API client for bulk messages (broadcasts), behind the replies to users. */
+  bulkApi: Api;
+  /** This instance's name among those sharing the store. */
+  instanceId: string;
+  /** The background work's metrics (broadcasts). */
+  backgroundMetrics: BackgroundMetrics;
 }
 
 /** Every feature of the service desk, in order; the fallback comes after them. */
@@ -59,6 +69,17 @@ export function serviceDeskFeatures(deps: ServiceDeskDeps): Feature[] {
       stats: () => readStats(deps.db.sql),
       backup: () => backupAndPrune({ db: deps.db, store: deps.store, config }),
       bans: userCache,
+    }),
+    broadcastFeature({
+      broadcasts: new BroadcastRepository(deps.db.sql),
+      notifiable: (afterId, limit) => deps.users.notifiable(afterId, limit),
+      markBlocked: (id) => userCache.markBlocked(id),
+      roles,
+      bulkApi: deps.bulkApi,
+      instanceId: deps.instanceId,
+      rate: config.broadcastRate,
+      kickOutbox: deps.kickOutbox,
+      metrics: deps.backgroundMetrics,
     }),
     staffFeature({
       requests: deps.requests,

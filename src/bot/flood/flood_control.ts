@@ -7,8 +7,10 @@
  * the whole bot (a private chat: Telegram's per-bot limit is the likely cause) or the group
  * for `retry_after`, for every instance.
  *
- * While the store is unreachable, each instance keeps the same logs in memory: the limits then
- * hold per instance, and the bot keeps talking.
+ * A store that no other instance shares (the embedded Deno KV) is not asked at all: the one
+ * instance keeps the logs in memory, exactly and without a write per message. While a shared
+ * store is unreachable, each instance does the same: the limits then hold per instance, and
+ * the bot keeps talking.
  */
 import type { Transformer } from "grammy";
 import { errorMessage } from "../../errors.ts";
@@ -140,7 +142,7 @@ export class FloodControl {
       scope: group ? `chat ${chat}` : "the bot",
     });
     this.#pauseLocal(key, pauseMs, windowMs);
-    if (this.#now() < this.#storeDownUntil) return;
+    if (!this.#o.store.shared || this.#now() < this.#storeDownUntil) return;
     try {
       await this.#o.store.run(pauseScript, [key], [pauseMs, windowMs]);
     } catch (error) {
@@ -170,8 +172,9 @@ export class FloodControl {
     return { rules, keys: [keys.global, keys.chat, keys.bulk] };
   }
 
-  /** One try: the store's answer, or the fallback's while the store is down. */
+  /** One try: the shared store's answer, else (unshared, or down) the logs in memory. */
   async #take(keys: StoreKey[], rules: LogRule[]): Promise<number> {
+    if (!this.#o.store.shared) return this.#takeLocal(keys, rules);
     if (this.#now() >= this.#storeDownUntil) {
       try {
         const answer = await this.#o.store.run(takeScript, keys, takeArgs(rules));
@@ -190,7 +193,7 @@ export class FloodControl {
 
   #storeFailed(error: unknown): void {
     if (this.#storeDownUntil === 0) {
-      this.#o.log.warning("the store is unreachable: flood control runs per instance", {
+      this.#o.log.warning("flood control runs per instance while the store is unreachable", {
         error: errorMessage(error),
       });
     }

@@ -85,7 +85,10 @@ export function admit(
   const kept: number[][] = [];
   for (const [i, rule] of rules.entries()) {
     const log = logs[i] ?? null;
-    const times = log === null ? [] : log.t.filter((at) => at > now - rule.windowMs);
+    // Sorted: instances' clocks differ a little, so a shared log is not always in order.
+    const times = log === null
+      ? []
+      : log.t.filter((at) => at > now - rule.windowMs).sort((a, b) => a - b);
     kept.push(times);
     if (log !== null && log.p > now) wait = Math.max(wait, log.p - now);
     const limit = Math.max(1, rule.limit);

@@ -63,6 +63,7 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
         end
         if type(log.p) == 'number' and log.p > now then wait = math.max(wait, log.p - now) end
       end
+      table.sort(times)
       logs[i] = times
       local limit = math.max(1, rule[1])
       if #times >= limit then

@@ -1,0 +1,239 @@
+/**
+ * The flood control's transformer as grammY calls it, with a stub network behind it, on real
+ * stores shared by two instances: short windows, real time. The tests that measure windows run
+ * on Redis: a Deno KV commit (an fsync) may take longer than a window on a busy machine, and
+ * the stub sees a call only once its admission was committed.
+ */
+import assert from "node:assert/strict";
+import type { Transformer } from "grammy";
+import { FloodControl, type Priority } from "../../../src/bot/flood/flood_control.ts";
+import type { FloodLimits } from "../../../src/bot/flood/limits.ts";
+import { logger } from "../../../src/log.ts";
+import { Metrics } from "../../../src/metrics/metrics.ts";
+import { openKvStore } from "../../../src/store/kv_store.ts";
+import { openRedisStore } from "../../../src/store/redis_store.ts";
+import type { KeyValueStore } from "../../../src/store/store.ts";
+import { startRedis } from "../../support/redis_server.ts";
+
+const LIMITS: FloodLimits = {
+  global: { count: 5, windowMs: 300 },
+  privateChat: { count: 3, windowMs: 3000 },
+  group: { count: 2, windowMs: 3000 },
+  reserve: 1,
+  bulk: { count: 1, windowMs: 50 },
+};
+
+type Prev = Parameters<Transformer>[0];
+type Answer = Awaited<ReturnType<Prev>>;
+
+/** A stub network that records when each call arrived and answers `answer(chat)`. */
+function network(answer: (chat: unknown) => Answer = () => ({ ok: true, result: true } as Answer)) {
+  const sent: { method: string; chat: unknown; at: number; signal: unknown }[] = [];
+  const prev: Prev = (method, payload, signal) => {
+    const chat = (payload as { chat_id?: unknown }).chat_id;
+    sent.push({ method, chat, at: performance.now(), signal });
+    return Promise.resolve(answer(chat)) as ReturnType<Prev>;
+  };
+  return { prev, sent };
+}
+
+function call(
+  flood: FloodControl,
+  priority: Priority,
+  prev: Prev,
+  chat: number,
+  signal?: AbortSignal,
+  method = "sendMessage",
+) {
+  return flood.transformer(priority)(
+    prev,
+    method as "sendMessage",
+    { chat_id: chat, text: "hi" } as never,
+    signal as never,
+  );
+}
+
+/**
+ * The stub sees a call a little after the store admitted it, which is what `JITTER_GUARD_MS`
+ * absorbs in production: windows are checked that much shorter.
+ */
+const SLACK_MS = 20;
+
+/** The most calls in any window `[t, t + windowMs - SLACK_MS)`. */
+function busiest(times: number[], windowMs: number): number {
+  windowMs -= SLACK_MS;
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; j < sorted.length; j++) {
+    while (sorted[j]! - sorted[i]! >= windowMs) i++;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
+}
+
+async function withStore(body: (store: KeyValueStore, metrics: Metrics) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "flood-test-" });
+  const store = await openKvStore(`${dir}/kv.sqlite3`);
+  using metrics = new Metrics();
+  try {
+    await body(store, metrics);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function withRedis(body: (store: KeyValueStore, metrics: Metrics) => Promise<void>) {
+  await using redis = await startRedis();
+  const store = await openRedisStore({ url: redis.url, keyPrefix: "flood-test:" });
+  using metrics = new Metrics();
+  try {
+    await body(store, metrics);
+  } finally {
+    await store.close();
+  }
+}
+
+function control(store: KeyValueStore, metrics: Metrics): FloodControl {
+  return new FloodControl({
+    store,
+    limits: LIMITS,
+    metrics: metrics.background,
+    log: logger("flood"),
+  });
+}
+
+Deno.test("FloodControl: two instances sharing a store stay together within the bot-wide limit", async () => {
+  await withRedis(async (store, metrics) => {
+    const [a, b] = [control(store, metrics), control(store, metrics)];
+    const { prev, sent } = network();
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => call(i % 2 === 0 ? a : b, "interactive", prev, 100 + i)),
+    );
+    assert.equal(sent.length, 20);
+    assert.ok(
+      busiest(sent.map((s) => s.at), 300) <= 5,
+      `5 per 300 ms: ${sent.map((s) => Math.round(s.at - sent[0]!.at))}`,
+    );
+    const waited = await metrics.background.outboundWaits.get();
+    assert.ok(waited.values.find((v) => v.labels.priority === "interactive")!.value > 0);
+  });
+});
+
+Deno.test("FloodControl: bulk messages keep their pace and leave the reserve to replies", async () => {
+  await withRedis(async (store, metrics) => {
+    const flood = control(store, metrics);
+    const { prev, sent } = network();
+    const bulk = Promise.all(
+      Array.from({ length: 12 }, (_, i) => call(flood, "bulk", prev, 200 + i)),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const asked = performance.now();
+    await call(flood, "interactive", prev, 300);
+    const replyWait = performance.now() - asked;
+    await bulk;
+    const bulkTimes = sent.filter((s) => s.chat !== 300).map((s) => s.at);
+    assert.ok(
+      busiest(bulkTimes, 50) <= 1,
+      `one bulk message per 50 ms: ${bulkTimes.map((t) => Math.round(t - bulkTimes[0]!))}`,
+    );
+    assert.ok(busiest(bulkTimes, 300) <= 4, "bulk leaves one of five to replies");
+    assert.ok(replyWait < 100, `the reply waited ${replyWait} ms`);
+  });
+});
+
+Deno.test("FloodControl: a 429 for a private chat pauses the whole bot, on every instance", async () => {
+  await withRedis(async (store, metrics) => {
+    const [a, b] = [control(store, metrics), control(store, metrics)];
+    const refused = network(() => ({
+      ok: false,
+      error_code: 429,
+      description: "Too Many Requests: retry after 1",
+      parameters: { retry_after: 1 },
+    } as Answer));
+    const answer = await call(a, "interactive", refused.prev, 400);
+    assert.equal(answer.ok, false);
+    const asked = performance.now();
+    const { prev } = network();
+    await call(b, "interactive", prev, 401);
+    assert.ok(performance.now() - asked > 900, "the other instance waited for retry_after");
+    const counted = await metrics.background.outbound429.get();
+    assert.equal(counted.values.find((v) => v.labels.scope === "bot")!.value, 1);
+  });
+});
+
+Deno.test("FloodControl: a 429 for a group pauses that group only", async () => {
+  await withRedis(async (store, metrics) => {
+    const [a, b] = [control(store, metrics), control(store, metrics)];
+    const refused = network(() => ({
+      ok: false,
+      error_code: 429,
+      description: "Too Many Requests: retry after 1",
+      parameters: { retry_after: 1 },
+    } as Answer));
+    await call(a, "interactive", refused.prev, -500);
+    const { prev, sent } = network();
+    const started = performance.now();
+    await Promise.all([call(b, "interactive", prev, -500), call(b, "interactive", prev, 501)]);
+    const at = (chat: number) => sent.find((s) => s.chat === chat)!.at - started;
+    assert.ok(at(501) < 200, "another chat goes at once");
+    assert.ok(at(-500) > 900, "the group waits for retry_after");
+  });
+});
+
+Deno.test("FloodControl: calls that post no message pass untouched", async () => {
+  await withStore(async (store, metrics) => {
+    const flood = control(store, metrics);
+    const { prev, sent } = network();
+    for (let i = 0; i < 20; i++) {
+      await call(flood, "interactive", prev, 600, undefined, "answerCallbackQuery");
+    }
+    await flood.transformer("interactive")(prev, "getUpdates", { offset: 1 } as never, undefined);
+    assert.equal(sent.length, 21);
+    const counted = await metrics.background.outboundMessages.get();
+    assert.equal(counted.values.reduce((n, v) => n + v.value, 0), 0);
+  });
+});
+
+Deno.test("FloodControl: a stop cancels a bulk wait without sending; an admitted bulk send gets no signal", async () => {
+  await withStore(async (store, metrics) => {
+    const flood = control(store, metrics);
+    const { prev, sent } = network();
+    const stop = new AbortController();
+    await call(flood, "bulk", prev, 700, stop.signal);
+    assert.equal(sent[0]!.signal, undefined, "a send in flight is never aborted");
+    const waiting = call(flood, "bulk", prev, 701, stop.signal);
+    stop.abort(new Error("stopping"));
+    await assert.rejects(waiting, /stopping/);
+    assert.equal(sent.length, 1);
+  });
+});
+
+Deno.test("FloodControl: an unshared store (the embedded one) is never asked: the limits live in memory", async () => {
+  await withStore(async (store, metrics) => {
+    const flood = control(store, metrics);
+    const { prev, sent } = network();
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => call(flood, "interactive", prev, 900 + i)),
+    );
+    assert.ok(busiest(sent.map((s) => s.at), 300) <= 5);
+    assert.deepEqual(await Array.fromAsync(store.scan("flood")), []);
+    assert.equal((await metrics.background.floodFallback.get()).values[0]!.value, 0);
+  });
+});
+
+Deno.test("FloodControl: with the store down, each instance keeps the limits in memory", async () => {
+  using metrics = new Metrics();
+  const down = {
+    shared: true,
+    run: () => Promise.reject(new Error("The client is offline")),
+  } as unknown as KeyValueStore;
+  const flood = control(down, metrics);
+  const { prev, sent } = network();
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) => call(flood, "interactive", prev, 800 + i)),
+  );
+  assert.equal(sent.length, 10);
+  assert.ok(busiest(sent.map((s) => s.at), 300) <= 5);
+  assert.ok((await metrics.background.floodFallback.get()).values[0]!.value >= 10);
+});

@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import {
+  admit,
+  floodLimits,
+  type FloodLog,
+  JITTER_GUARD_MS,
+  type LogRule,
+  pauseLog,
+  toFloodLog,
+} from "../../../src/bot/flood/limits.ts";
+
+const rule = (limit: number, windowMs: number, keep = limit): LogRule => ({
+  limit,
+  keep,
+  windowMs,
+});
+
+/** Sends as many messages as `rules` admit, asking at `times`, and keeping the logs. */
+function simulate(rules: LogRule[], times: number[]): number[] {
+  let logs: (FloodLog | null)[] = rules.map(() => null);
+  const sent: number[] = [];
+  for (const now of times) {
+    const { waitMs, writes } = admit(logs, rules, now);
+    if (waitMs > 0) continue;
+    logs = writes!.map((w) => w.log);
+    sent.push(now);
+  }
+  return sent;
+}
+
+/** The most entries of sorted `times` in any window `[t, t + windowMs)`. */
+function busiest(times: number[], windowMs: number): number {
+  let most = 0;
+  for (let i = 0, j = 0; j < times.length; j++) {
+    while (times[j]! - times[i]! >= windowMs) i++;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
+}
+
+Deno.test("admit() lets messages through up to the limit, then says how long until the oldest leaves", () => {
+  const rules = [rule(3, 1000)];
+  let logs: (FloodLog | null)[] = [null];
+  for (const now of [0, 10, 20]) {
+    const { waitMs, writes } = admit(logs, rules, now);
+    assert.equal(waitMs, 0);
+    logs = writes!.map((w) => w.log);
+  }
+  assert.deepEqual(logs[0], { t: [0, 10, 20], p: 0 });
+  assert.deepEqual(admit(logs, rules, 500), { waitMs: 500, writes: null });
+  // At 1000 the first send has left the window.
+  assert.equal(admit(logs, rules, 1000).waitMs, 0);
+});
+
+Deno.test("admit() keeps every limit: the longest wait of all rules counts", () => {
+  const logs: FloodLog[] = [{ t: [0], p: 0 }, { t: [100, 200], p: 0 }];
+  const rules = [rule(1, 300), rule(2, 1000)];
+  assert.equal(admit(logs, rules, 250).waitMs, 850);
+});
+
+Deno.test("admit() with a reserve: bulk stops below the limit, replies still pass", async (t) => {
+  const full: FloodLog = { t: [1, 2, 3, 4, 5, 6, 7, 8], p: 0 };
+  await t.step("bulk (limit 8 of 10) waits", () => {
+    assert.ok(admit([full], [rule(8, 1000, 10)], 50).waitMs > 0);
+  });
+  await t.step("interactive (limit 10) passes and the log keeps 10", () => {
+    const { waitMs, writes } = admit([full], [rule(10, 1000)], 50);
+    assert.equal(waitMs, 0);
+    assert.deepEqual(writes![0]!.log.t, [1, 2, 3, 4, 5, 6, 7, 8, 50]);
+  });
+});
+
+Deno.test("admit() waits out a pause; pauseLog() keeps the later of two pauses", () => {
+  const paused = pauseLog({ t: [5], p: 0 }, 3000, 1000, 1050);
+  assert.deepEqual(paused, { log: { t: [5], p: 3000 }, ttlMs: 2000 });
+  assert.equal(pauseLog(paused.log, 2000, 1000, 1050).log.p, 3000);
+  assert.equal(admit([paused.log], [rule(30, 1050)], 1200).waitMs, 1800);
+  assert.equal(admit([paused.log], [rule(30, 1050)], 3000).waitMs, 0);
+});
+
+Deno.test("admit() never lets more than `limit` into any window, whoever asks when", () => {
+  // Bursts and gaps: asked at irregular moments, in time order.
+  const times = Array.from({ length: 5000 }, (_, i) => Math.floor(i * 1.7 + (i % 13) * 3))
+    .sort((a, b) => a - b);
+  for (const [limit, windowMs] of [[30, 1050], [3, 3050], [1, 42]] as const) {
+    const sent = simulate([rule(limit, windowMs)], times);
+    assert.ok(busiest(sent, windowMs) <= limit, `${limit} per ${windowMs} ms`);
+    assert.ok(sent.length > 0);
+  }
+});
+
+Deno.test("admit() counts a log written by an instance whose clock is ahead", () => {
+  // Another instance wrote 100 ms "in the future"; this one's clock is behind.
+  const log: FloodLog = { t: [1000, 1100, 950], p: 0 };
+  assert.equal(admit([log], [rule(3, 1000)], 1000).waitMs, 950);
+  assert.equal(admit([log], [rule(4, 1000)], 1000).waitMs, 0);
+});
+
+Deno.test("floodLimits() keeps Telegram's limits with a guard and paces bulk evenly", async (t) => {
+  await t.step("BROADCAST_RATE 25: one bulk message per 42 ms, 24 in any second", () => {
+    const limits = floodLimits(25);
+    assert.deepEqual(limits.global, { count: 30, windowMs: 1000 + JITTER_GUARD_MS });
+    assert.equal(limits.bulk.count, 1);
+    assert.equal(limits.bulk.windowMs, 42);
+    const sent = simulate(
+      [rule(1, limits.bulk.windowMs)],
+      Array.from({ length: 3000 }, (_, i) => i),
+    );
+    assert.equal(busiest(sent, 1000), 24);
+    // Even 40 ms of jitter between sender and Telegram cannot push a second over 25.
+    const jittered = sent.map((at, i) => at + (i % 2 === 0 ? 40 : 0)).sort((a, b) => a - b);
+    assert.ok(busiest(jittered, 1000) <= 25);
+  });
+  await t.step("a rate above what the reserve leaves is capped", () => {
+    assert.equal(floodLimits(30).bulk.windowMs, Math.ceil(1050 / 25));
+  });
+});
+
+Deno.test("toFloodLog() reads what Lua wrote, also an empty list encoded as {}", () => {
+  assert.deepEqual(toFloodLog({ t: {}, p: 7 }), { t: [], p: 7 });
+  assert.deepEqual(toFloodLog({ t: [1, "x", 2] }), { t: [1, 2], p: 0 });
+  assert.equal(toFloodLog("garbage"), null);
+  assert.equal(toFloodLog(null), null);
+});

@@ -1,0 +1,95 @@
+/**
+ * The flood scripts on both stores: the Lua twin (Redis) and the TypeScript twin (Deno KV) must
+ * answer alike. Windows are an hour long, so that the real time between calls plays no part.
+ */
+import assert from "node:assert/strict";
+import type { LogRule } from "../../../src/bot/flood/limits.ts";
+import { floodKeys, pauseScript, takeArgs, takeScript } from "../../../src/bot/flood/script.ts";
+import type { KeyValueStore, StoreKey } from "../../../src/store/store.ts";
+import { testOnBothStores } from "../../support/stores.ts";
+
+const HOUR = 3_600_000;
+const rule = (limit: number, keep = limit, windowMs = HOUR): LogRule => ({ limit, keep, windowMs });
+
+function take(store: KeyValueStore, keys: StoreKey[], rules: LogRule[]): Promise<number> {
+  return store.run(takeScript, keys, takeArgs(rules)).then((answer) => answer.waitMs);
+}
+
+testOnBothStores("flood scripts", async (t, store) => {
+  const { global, chat, bulk } = floodKeys(42);
+
+  await t.step("a log lets `limit` messages through, then answers how long to wait", async () => {
+    const key: StoreKey = ["flood", "bot", "limit"];
+    const waits = [];
+    for (let i = 0; i < 5; i++) waits.push(await take(store, [key], [rule(3)]));
+    assert.deepEqual(waits.slice(0, 3), [0, 0, 0]);
+    assert.ok(waits[3]! > HOUR - 5000 && waits[3]! <= HOUR, `waited ${waits[3]}`);
+  });
+
+  await t.step("the log is stored with its window as TTL and a list of send times", async () => {
+    const key: StoreKey = ["flood", "bot", "ttl"];
+    await take(store, [key], [rule(3, 3, 60_000)]);
+    const entries = [];
+    for await (const entry of store.scan("flood")) if (entry.key[2] === "ttl") entries.push(entry);
+    assert.equal(entries.length, 1);
+    assert.ok(entries[0]!.ttlMs! > 55_000 && entries[0]!.ttlMs! <= 60_000);
+    const value = entries[0]!.value as { t: number[]; p: number };
+    assert.equal(value.t.length, 1);
+    assert.ok(Math.abs(value.t[0]! - Date.now()) < 5000);
+  });
+
+  await t.step("bulk leaves the reserve: it stops at 8 of 10, replies go on to 10", async () => {
+    const key: StoreKey = ["flood", "bot", "reserve"];
+    const bulkWaits = [];
+    for (let i = 0; i < 9; i++) bulkWaits.push(await take(store, [key], [rule(8, 10)]));
+    assert.deepEqual(bulkWaits.map((w) => w === 0), [...Array(8).fill(true), false]);
+    assert.equal(await take(store, [key], [rule(10)]), 0);
+    assert.equal(await take(store, [key], [rule(10)]), 0);
+    assert.ok(await take(store, [key], [rule(10)]) > 0);
+  });
+
+  await t.step("every key must allow it; a refused message is recorded in none", async () => {
+    const rules = [rule(30), rule(2), rule(100)];
+    assert.equal(await take(store, [global, chat, bulk], rules), 0);
+    assert.equal(await take(store, [global, chat, bulk], rules), 0);
+    assert.ok(await take(store, [global, chat, bulk], rules) > 0, "the chat is full");
+    const [g, c, b] = await store.getMany([global, chat, bulk]) as { t: number[] }[];
+    assert.deepEqual([g!.t.length, c!.t.length, b!.t.length], [2, 2, 2]);
+    // Another chat still gets through the same bot-wide log.
+    const other = floodKeys(43);
+    assert.equal(await take(store, [global, other.chat, bulk], rules), 0);
+  });
+
+  await t.step("a pause holds every message until it ends, and keeps the send times", async () => {
+    const key: StoreKey = ["flood", "bot", "paused"];
+    await take(store, [key], [rule(30)]);
+    const until = await store.run(pauseScript, [key], [5000, 1050]);
+    assert.ok(Math.abs(until - (Date.now() + 5000)) < 2000);
+    const wait = await take(store, [key], [rule(30)]);
+    assert.ok(wait > 3000 && wait <= 5000, `waited ${wait}`);
+    // A shorter pause on top does not shorten it.
+    assert.equal(await store.run(pauseScript, [key], [1000, 1050]), until);
+    assert.equal(((await store.get(key)) as { t: number[] }).t.length, 1);
+  });
+
+  await t.step("a pause on an empty log is read back by both twins", async () => {
+    const key: StoreKey = ["flood", "bot", "paused-empty"];
+    await store.run(pauseScript, [key], [5000, 1050]);
+    assert.ok(await take(store, [key], [rule(30)]) > 3000);
+  });
+
+  await t.step("under 200 concurrent callers exactly the limit passes", async () => {
+    const key: StoreKey = ["flood", "bot", "hammer"];
+    const waits = await Promise.all(
+      Array.from({ length: 200 }, () => take(store, [key], [rule(30)])),
+    );
+    assert.equal(waits.filter((w) => w === 0).length, 30);
+  });
+
+  await t.step("a value that is not a log counts as an empty one", async () => {
+    const key: StoreKey = ["flood", "bot", "garbage"];
+    await store.set(key, "not a log");
+    assert.equal(await take(store, [key], [rule(1)]), 0);
+    assert.ok(await take(store, [key], [rule(1)]) > 0);
+  });
+});
