@@ -1,9 +1,10 @@
 // deno-lint-ignore-file no-console -- a benchmark prints its figures
 /**
  * What `deno task bench` runs: the start-up and throughput measurements of the real program,
- * storage, dialogs, the webhook comparison with a bare grammY bot and a typical template
- * (`webhook_compare.ts`) and backups, printed as a Markdown report, then the in-process
- * micro-benchmarks (`deno bench`).
+ * the polling delay with a slow chat (`polling_delay.ts`), storage, dialogs, the webhook
+ * comparison with a bare grammY bot and a typical template (`webhook_compare.ts`), backups,
+ * flood control and broadcasts (`flood_bench.ts`), printed as a Markdown report, then the
+ * in-process micro-benchmarks (`deno bench`).
  *
  * @module
  */
@@ -11,6 +12,8 @@ import { PROJECT_ROOT } from "../scripts/start_command.ts";
 import { startPostgres } from "../tests/support/postgres_server.ts";
 import { startRedis } from "../tests/support/redis_server.ts";
 import { BENCH_ROWS, benchBackup } from "./backup_bench.ts";
+import { formatPollingDelayReport, measurePollingDelay } from "./polling_delay.ts";
+import { benchFlood } from "./flood_bench.ts";
 import { formatStartupReport, measureStartup } from "./startup.ts";
 import { markdownTable, median, perSecond } from "./stats.ts";
 import { benchStorage, formatStorageReport } from "./storage_bench.ts";
@@ -171,6 +174,14 @@ export async function runAll(): Promise<number> {
   }
   console.log();
 
+  const delays = [];
+  for (const slowChat of [false, true]) {
+    progress(`polling delay: ${slowChat ? "one chat slow" : "no slow chat"} …`);
+    delays.push(await measurePollingDelay({ slowChat }));
+  }
+  console.log(formatPollingDelayReport(delays));
+  console.log();
+
   progress("storage: server (Postgres + Redis) and embedded (PGlite + Deno KV) …");
   console.log(formatStorageReport(await benchStorage((text) => progress(`storage: ${text}`))));
   console.log();
@@ -190,6 +201,10 @@ export async function runAll(): Promise<number> {
 
   progress(`backup and restore: ${BENCH_ROWS} users and requests on both backends …`);
   console.log(formatBackupReport(await benchBackup()));
+  console.log();
+
+  progress("flood control and broadcasts: Redis, Postgres, an in-memory Bot API …");
+  console.log(await benchFlood());
   console.log();
 
   progress(`micro-benchmarks: deno ${MICRO_BENCH_ARGS.join(" ")}`);

@@ -26,6 +26,11 @@ export const NAMESPACES = {
   flood: "flood",
   /** Infrastructure alerts: which problems are open and who sees them, by problem. */
   alert: "alert",
+  /**
+   * The polling inbox: updates received and not yet finished, with the instances' claims on
+   * them; every key has the entity `polling` (one Redis Cluster slot, one script's keys).
+   */
+  inbox: "inbox",
 } as const;
 
 /** Namespaces whose keys `backup` saves: losing them would lose users' dialogs. */

@@ -26,10 +26,30 @@ export interface PollerOptions {
   /** Most updates per poll (1–100). @default 100 */
   limit?: number;
   /**
-   * While fetched updates are still being handled, how long to wait for them before polling
-   * again (which makes Telegram re-send the unfinished ones). @default 500
+   * Where fetched updates are recorded before they are confirmed to Telegram (see
+   * `inbox.ts`); without it, or while it fails, an update is confirmed only once handled.
+   */
+  inbox?: UpdateJournal | null;
+  /** Longest wait for the inbox to record a batch; later counts as not recorded. @default 2000 */
+  recordTimeoutMs?: number;
+  /**
+   * Most fetched updates in flight (running or queued in the scheduler); polling waits while
+   * there are more, so that a backlog stays at Telegram instead of in memory. @default 1000
+   */
+  maxInFlight?: number;
+  /**
+   * While updates that are not recorded in the inbox are still being handled, how long to wait
+   * for them before polling again (which makes Telegram re-send them). @default 500
    */
   redeliveryPauseMs?: number;
+}
+
+/** What the poller needs of the inbox (`UpdateInbox`). */
+export interface UpdateJournal {
+  /** Records a batch; resolves true once it is durable, false when it could not be. */
+  record(updates: readonly Update[]): Promise<boolean>;
+  /** Told once an update finished. */
+  finished(updateId: number): void;
 }
 
 /** What the poller last saw, for the health check. */
@@ -45,11 +65,15 @@ export interface PollerStatus {
 }
 
 /**
- * Long polling that confirms an update to Telegram only once it has been handled.
+ * Long polling that confirms an update to Telegram only once it is safe: recorded in the inbox
+ * (which replays it after a crash or a takeover if it did not finish) or handled.
  *
- * Telegram's `offset` confirms every update below it, so the poller always asks with the
- * lowest id still in flight. Before polling it waits briefly for the updates in flight; any
- * Telegram re-sends are recognised and skipped. A stop confirms exactly what finished.
+ * Telegram's `offset` confirms every update below it. Each fetched batch is handed to the
+ * scheduler and recorded in the inbox in one round trip; once recorded, the next poll asks
+ * past it at once, so a slow update holds up nobody. An update the inbox could not record (the
+ * store is down, or there is no inbox) keeps the offset at its id until it finished: the
+ * poller then waits briefly before polling again, and skips what Telegram re-sends. A stop
+ * confirms what finished or was recorded.
  */
 export class Poller {
   readonly #o: Required<PollerOptions>;
@@ -58,6 +82,8 @@ export class Poller {
   readonly #received = new Set<number>();
   /** Received updates still being handled, by id. */
   readonly #inFlight = new Map<number, Promise<void>>();
+  /** Ids in flight that the inbox has not recorded: Telegram must not be told of them yet. */
+  readonly #unrecorded = new Set<number>();
   #maxReceived = -1;
   #confirmed = 0;
   #loop: Promise<void> | null = null;
@@ -69,12 +95,23 @@ export class Poller {
   };
 
   constructor(options: PollerOptions) {
-    this.#o = { timeoutSeconds: 30, limit: 100, redeliveryPauseMs: 500, ...options };
+    this.#o = {
+      timeoutSeconds: 30,
+      limit: 100,
+      redeliveryPauseMs: 500,
+      recordTimeoutMs: 2000,
+      maxInFlight: 1000,
+      inbox: null,
+      ...options,
+    };
   }
 
-  /** The offset to poll with: the lowest unfinished id, or one past the last received. */
+  /**
+   * The offset to poll with: the lowest id in flight that the inbox has not recorded, or one
+   * past the last received.
+   */
   get offset(): number {
-    return this.#inFlight.size > 0 ? Math.min(...this.#inFlight.keys()) : this.#maxReceived + 1;
+    return this.#unrecorded.size > 0 ? Math.min(...this.#unrecorded) : this.#maxReceived + 1;
   }
 
   /** What the last polls saw. */
@@ -98,8 +135,8 @@ export class Poller {
   }
 
   /**
-   * Tells Telegram which updates are done, without fetching new work. Call after the
-   * scheduler drained: ids still in flight (abandoned) stay unconfirmed and come back.
+   * Tells Telegram which updates are done or recorded, without fetching new work. Call after
+   * the scheduler drained: unrecorded ids still in flight stay unconfirmed and come back.
    */
   async confirm(signal?: AbortSignal): Promise<void> {
     const offset = this.offset;
@@ -109,18 +146,26 @@ export class Poller {
   }
 
   async #run(): Promise<void> {
-    const { api, scheduler, log, metrics } = this.#o;
+    const { api, log, metrics } = this.#o;
     const signal = this.#abort.signal;
     let failures = 0;
     this.#status.startedAt = Date.now();
     while (!signal.aborted) {
-      if (this.#inFlight.size > 0) {
-        // Polling now would only bring back the unfinished updates: give them a moment.
+      if (this.#unrecorded.size > 0) {
+        // Polling now would only bring back the unrecorded updates: give them a moment.
         await Promise.race([
-          Promise.all(this.#inFlight.values()),
+          Promise.all([...this.#unrecorded].map((id) => this.#inFlight.get(id))),
           delay(this.#o.redeliveryPauseMs, signal).catch(() => {}),
         ]);
         if (signal.aborted) break;
+      }
+      if (this.#inFlight.size >= this.#o.maxInFlight) {
+        // A backlog: let some of it finish before fetching more.
+        await Promise.race([
+          Promise.race(this.#inFlight.values()),
+          delay(this.#o.redeliveryPauseMs, signal).catch(() => {}),
+        ]);
+        continue;
       }
       let updates: Update[];
       const offset = this.offset;
@@ -164,25 +209,56 @@ export class Poller {
       };
       this.#confirmed = Math.max(this.#confirmed, offset);
       this.#forgetBelow(offset);
-      for (const raw of updates) {
-        const id = raw.update_id;
-        if (!Number.isSafeInteger(id) || id < offset || this.#received.has(id)) continue;
-        this.#received.add(id);
-        this.#maxReceived = Math.max(this.#maxReceived, id);
-        const checked = checkUpdate(raw);
-        if (!checked.ok) {
-          // Confirmed with the next poll like any other: asking again would bring it back.
-          metrics.updatesDropped.inc({ reason: "malformed" });
-          log.warning("dropped malformed update {update_id}: {problem}", {
-            update_id: id,
-            problem: checked.problem,
-          });
-          continue;
-        }
-        const update = checked.update;
-        this.#inFlight.set(id, scheduler.schedule(update).finally(() => this.#inFlight.delete(id)));
-      }
+      await this.#accept(updates, offset);
     }
+  }
+
+  /** Schedules the new updates of a poll's answer and records them in the inbox. */
+  async #accept(updates: Update[], offset: number): Promise<void> {
+    const { scheduler, log, metrics, inbox } = this.#o;
+    const fresh: Update[] = [];
+    for (const raw of updates) {
+      const id = raw.update_id;
+      if (!Number.isSafeInteger(id) || id < offset || this.#received.has(id)) continue;
+      this.#received.add(id);
+      this.#maxReceived = Math.max(this.#maxReceived, id);
+      const checked = checkUpdate(raw);
+      if (!checked.ok) {
+        // Confirmed with the next poll like any other: asking again would bring it back.
+        metrics.updatesDropped.inc({ reason: "malformed" });
+        log.warning("dropped malformed update {update_id}: {problem}", {
+          update_id: id,
+          problem: checked.problem,
+        });
+        continue;
+      }
+      fresh.push(checked.update);
+    }
+    if (fresh.length === 0) return;
+    // Recorded before it runs, so that the inbox knows the batch when its updates finish.
+    const recording = inbox?.record(fresh);
+    for (const update of fresh) {
+      const id = update.update_id;
+      this.#unrecorded.add(id);
+      this.#inFlight.set(
+        id,
+        scheduler.schedule(update).finally(() => {
+          this.#inFlight.delete(id);
+          this.#unrecorded.delete(id);
+          inbox?.finished(id);
+        }),
+      );
+    }
+    if (recording === undefined) return;
+    // The next poll confirms the batch to Telegram: only once the inbox holds it.
+    const timeout = new AbortController();
+    const recorded = await Promise.race([
+      recording,
+      delay(this.#o.recordTimeoutMs, timeout.signal).then(() => false, () => false),
+    ]);
+    timeout.abort();
+    if (!recorded) return;
+    for (const update of fresh) this.#unrecorded.delete(update.update_id);
   }
 
   #forgetBelow(offset: number): void {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 import { startRedis } from "../support/redis_server.ts";
-import { BotProcess, metricSample } from "./program.ts";
+import { BotProcess, type LogLine, metricSample } from "./program.ts";
 
 const ELECTED = /^took the polling lease as /;
 /** The leader's lease TTL (10 s) plus a renewal interval and start-up slack. */
@@ -110,4 +110,105 @@ Deno.test("polling leader lease: of three instances sharing Redis one polls; a s
   assert.deepEqual([701, 702, 703].map((chat) => api.sentMessages(chat).length), [1, 1, 1]);
   assert.equal((await lastStandby.stop()).code, 0);
   assert.equal(api.pendingCount(), 0);
+});
+
+/** How many times `bot` ran update `id` to its end (dropped as a duplicate does not count). */
+function runs(bot: BotProcess, id: number): LogLine[] {
+  return bot.logs(/^update /).filter((line) =>
+    line.update_id === id && line.outcome !== "duplicate"
+  );
+}
+
+/** A button press whose answer Telegram takes `ms` to accept; resolves once it is in flight. */
+async function slowUpdate(api: FakeBotApi, chatId: number, ms: number): Promise<number> {
+  api.delay("answerCallbackQuery", ms);
+  const answers = api.callsOf("answerCallbackQuery").length;
+  const id = api.pushCallbackQuery({ chatId, data: "no:such:button" });
+  await api.waitFor(
+    () => api.callsOf("answerCallbackQuery").length > answers,
+    15_000,
+    "the slow update in flight",
+  );
+  return id;
+}
+
+/** Two instances sharing Redis and Postgres, once one of them leads. */
+async function twoInstances(
+  api: FakeBotApi,
+  env: Record<string, string>,
+): Promise<{ leader: BotProcess; standby: BotProcess } & AsyncDisposable> {
+  const a = await BotProcess.start({ api, env });
+  const b = await BotProcess.start({ api, env });
+  await Promise.all([a.waitReady(), b.waitReady()]);
+  await api.waitFor(() => [a, b].some((bot) => holderOf(bot)), 10_000, "a leader");
+  const leader = holderOf(a) ? a : b;
+  return {
+    leader,
+    standby: leader === a ? b : a,
+    async [Symbol.asyncDispose]() {
+      await a[Symbol.asyncDispose]();
+      await b[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("polling leader lease: a killed leader's slow update is handled once by its successor, nothing twice", async () => {
+  await using api = await FakeBotApi.start();
+  await using redis = await startRedis();
+  await using pg = await startPostgres();
+  const env = { REDIS_URL: redis.url, DATABASE_URL: await pg.createDatabase("leader_kill") };
+  await using bots = await twoInstances(api, env);
+  const { leader, standby } = bots;
+
+  const slow = await slowUpdate(api, 711, 60_000);
+  const quick = [712, 713].map((chatId) => api.pushMessage({ chatId, text: "/help" }));
+  await api.waitFor(() => api.sentMessages().length === 2, 15_000, "the quick replies");
+  await leader.waitFor(() => quick.every((id) => runs(leader, id).length === 1) || undefined);
+  leader.kill("SIGKILL");
+  await leader.status;
+  api.delay("answerCallbackQuery", 0);
+
+  await standby.waitForLog(ELECTED, TAKEOVER_AFTER_CRASH_MS);
+  await standby.waitFor(() => runs(standby, slow)[0], 15_000, "the slow update replayed");
+  const after = api.pushMessage({ chatId: 714, text: "/help" });
+  await standby.waitFor(() => runs(standby, after)[0], 15_000, "the successor's next update");
+  assert.equal(runs(leader, slow).length, 0, "cut off by the kill");
+  assert.equal(runs(standby, slow).length, 1, "handled once by the successor");
+  for (const id of quick) assert.equal(runs(standby, id).length, 0, `update ${id} not again`);
+  assert.deepEqual([712, 713, 714].map((chat) => api.sentMessages(chat).length), [1, 1, 1]);
+  assert.equal(runs(standby, after).length, 1);
+  assert.equal((await standby.stop()).code, 0);
+  assert.equal(api.pendingCount(), 0);
+});
+
+Deno.test("polling leader lease: what a stopping leader abandoned is replayed by its successor only after it exited", async () => {
+  await using api = await FakeBotApi.start();
+  await using redis = await startRedis();
+  await using pg = await startPostgres();
+  const env = {
+    REDIS_URL: redis.url,
+    DATABASE_URL: await pg.createDatabase("leader_abandon"),
+    SHUTDOWN_TIMEOUT: "1",
+  };
+  await using bots = await twoInstances(api, env);
+  const { leader, standby } = bots;
+
+  const stuck = await slowUpdate(api, 721, 60_000);
+  leader.kill("SIGTERM");
+  assert.equal((await leader.status).code, 0);
+  const exitedAt = Date.now();
+  assert.deepEqual(leader.logs(/^stopped after/)[0]?.abandoned, [stuck]);
+  api.delay("answerCallbackQuery", 0);
+
+  // The successor polls at once: new updates are not held up by the abandoned one...
+  await standby.waitForLog(ELECTED, TAKEOVER_AFTER_RELEASE_MS);
+  api.pushMessage({ chatId: 722, text: "/help" });
+  await api.waitFor(() => api.sentMessages(722).length === 1, 15_000, "the successor's reply");
+  // ...and it runs the abandoned one once the old leader's claim on it lapsed.
+  const replayed = await standby.waitFor(() => runs(standby, stuck)[0], 40_000, "the replay");
+  const startedAt = Date.parse(String(replayed.time)) - Number(replayed.duration_ms);
+  assert.ok(startedAt > exitedAt, "never while the old leader could still be running it");
+  assert.equal(runs(standby, stuck).length, 1);
+  assert.equal(runs(leader, stuck).length, 0);
+  assert.equal((await standby.stop()).code, 0);
 });

@@ -360,7 +360,7 @@ Deno.test("requests: /new, /my and /status end to end", async (t) => {
       ]);
 
       // The program dies after filing the request and before it could save that the form is
-      // done or confirm the update: Telegram delivers the same update to the next program.
+      // done: the next program handles the same update again (from the polling inbox).
       await chat.toSummary("Delivered twice by Telegram");
       const again = chat.button(/Confirm/);
       api.delay("answerCallbackQuery", 30_000);
@@ -377,7 +377,6 @@ Deno.test("requests: /new, /my and /status end to end", async (t) => {
       program = await BotProcess.start({ api, cwd, env });
       await program.waitReady();
       await chat.handled(update);
-      assert.ok(api.redelivered().includes(update), "the update was delivered again");
 
       const created = chat.messages().filter((m) => /created/.test(m.text)).map((m) => m.text);
       assert.equal(created.length, 2, created.join("\n"));

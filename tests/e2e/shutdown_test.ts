@@ -65,7 +65,7 @@ Deno.test("SIGTERM with 50 slow updates in flight finishes and confirms them all
   }
 });
 
-Deno.test("SIGTERM past SHUTDOWN_TIMEOUT abandons the unfinished update, which Telegram delivers again", async () => {
+Deno.test("SIGTERM past SHUTDOWN_TIMEOUT abandons the unfinished update, which the restart handles again", async () => {
   await using api = await FakeBotApi.start();
   const cwd = await Deno.makeTempDir({ prefix: "bot-e2e-" });
   try {
@@ -81,7 +81,7 @@ Deno.test("SIGTERM past SHUTDOWN_TIMEOUT abandons the unfinished update, which T
     first.kill("SIGTERM");
     assert.equal((await first.status).code, 0);
     assert.deepEqual(first.logs(/^stopped after/)[0]?.abandoned, [stuck]);
-    assert.equal(api.pendingCount(), 1, "the abandoned update stays unconfirmed");
+    // Telegram may consider it delivered: it is kept in the polling inbox.
 
     api.delay("sendMessage", 0);
     await using second = await BotProcess.start({ api, cwd });
