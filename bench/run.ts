@@ -153,8 +153,12 @@ export async function runAll(): Promise<number> {
     ].join("\n"),
   );
 
-  progress("start-up: 5 runs, 5 s idle each …");
-  console.log(formatStartupReport(await measureStartup(5)));
+  progress("start-up: embedded (first and later) and server backends, 3 runs each, 40 s idle …");
+  console.log(
+    formatStartupReport(
+      await measureStartup({ progress: (text) => progress(`start-up: ${text}`) }),
+    ),
+  );
   console.log();
 
   const results: ThroughputResult[] = [];

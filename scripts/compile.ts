@@ -2,7 +2,8 @@
 /**
  * `deno task compile`: builds the single binary with exactly the `start` task's permissions
  * (its permission set in deno.json, spelled out as flags so that they resolve against the
- * working directory at run time, as the README's sandbox section says) and unstable features.
+ * working directory at run time, as the README's sandbox section says), unstable features
+ * and V8 flags.
  * Migrations and PGlite's files are imports (text and bytes), so they are embedded with the
  * module graph. `deno compile` downloads its runtime (denort), so this runs on a machine with
  * internet access or in the Dockerfile's build stage.
@@ -53,14 +54,15 @@ export function compileArgs(
   target?: string,
   exclude: string[] = [],
 ): string[] {
-  // --watch and similar run-only flags would make deno compile fail.
-  const permissionFlags = flags.filter((flag) =>
-    /^--(allow|deny|ignore|unstable)-/.test(flag) || flag === "--no-prompt"
+  // --watch and similar run-only flags would make deno compile fail. The V8 flags (memory
+  // and WebAssembly settings) are embedded in the binary like the permissions.
+  const runtimeFlags = flags.filter((flag) =>
+    /^--(allow|deny|ignore|unstable)-|^--v8-flags=/.test(flag) || flag === "--no-prompt"
   );
   return [
     "compile",
     "--frozen",
-    ...permissionFlags,
+    ...runtimeFlags,
     ...exclude.flatMap((path) => ["--exclude", path]),
     ...(target ? ["--target", target] : []),
     "--output",

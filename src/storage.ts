@@ -19,7 +19,6 @@ import type { Logger } from "./log.ts";
 import type { Startup } from "./startup.ts";
 import type { Metrics } from "./metrics/metrics.ts";
 import { openKvStore } from "./store/kv_store.ts";
-import { openRedisStore } from "./store/redis_store.ts";
 import type { KeyValueStore } from "./store/store.ts";
 import { UserCache } from "./store/user_cache.ts";
 
@@ -67,6 +66,8 @@ export function kvPath(dataDir: string): string {
 /** Opens the key-value store the configuration names. */
 export async function openStore(config: Config): Promise<KeyValueStore> {
   if (config.store.url !== null) {
+    // The Redis client (hundreds of modules) is loaded only when it is used.
+    const { openRedisStore } = await import("./store/redis_store.ts");
     return await openRedisStore({
       url: config.store.url,
       keyPrefix: config.store.keyPrefix,

@@ -5,15 +5,43 @@
  * and SQL as to a real server. The socket is also how `backup`, `restore` and `migrate`
  * reach the database while the bot runs: PGlite itself can be opened by one process only.
  */
-import { PGlite } from "@electric-sql/pglite";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import type { PGlite } from "@electric-sql/pglite";
 import { DatabaseError } from "../errors.ts";
-import { pgliteAssets } from "./pglite_assets.ts";
+
+/**
+ * Postgres settings of the embedded database, given at each start on top of PGlite's own
+ * (so they also apply to a database created by an older version). PGlite's Postgres lives
+ * in WebAssembly memory, which only grows: every page it ever touched stays resident.
+ * Postgres's defaults are for a server: shared_buffers alone (128 MB, zeroed at start)
+ * was a third of the process's memory. The database of one bot instance is small and the
+ * files sit in the operating system's cache anyway; PGlite serves one session, so a few
+ * connection slots (and the locks and process entries sized by them) are enough.
+ */
+export const EMBEDDED_SETTINGS: Readonly<Record<string, string>> = {
+  shared_buffers: "4MB",
+  max_connections: "8",
+  autovacuum_worker_slots: "1",
+  max_wal_senders: "0",
+  max_replication_slots: "0",
+  // Caps what an index build or a vacuum may take (and keep, see above).
+  maintenance_work_mem: "16MB",
+};
 
 /** Where the embedded database keeps its files and its socket. */
 export function embeddedPaths(dataDir: string): { dir: string; socket: string } {
   const base = dataDir.replace(/\/+$/, "");
   return { dir: `${base}/pglite`, socket: `${base}/pglite.sock` };
+}
+
+/** Whether `dir` is missing or empty: no database was made there yet. */
+async function holdsNothing(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
+  }
 }
 
 /** Whether a process is serving the embedded database on `socket` right now. */
@@ -53,9 +81,25 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
   await Deno.remove(socket).catch(() => {});
   await Deno.mkdir(dataDir, { recursive: true });
 
+  // Loaded only here: PGlite's code and its WebAssembly and data files (16 MB of bytes)
+  // would otherwise sit in the memory of every process, also those that use Postgres.
+  const [{ PGlite }, { PGLiteSocketServer }, { pgliteAssets }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("@electric-sql/pglite-socket"),
+    import("./pglite_assets.ts"),
+  ]);
   let db: PGlite;
   try {
-    db = await PGlite.create(dir, { ...(await pgliteAssets()) });
+    // A first start copies a database made in advance (`pglite_template.ts`) instead of
+    // running initdb. A folder holding anything else is PGlite's business, as before.
+    if (await holdsNothing(dir)) await (await import("./pglite_template.ts")).unpackTemplate(dir);
+    db = await PGlite.create(dir, {
+      ...(await pgliteAssets()),
+      startParams: [
+        ...PGlite.defaultStartParams,
+        ...Object.entries(EMBEDDED_SETTINGS).flatMap(([name, value]) => ["-c", `${name}=${value}`]),
+      ],
+    });
   } catch (error) {
     throw new DatabaseError(`could not open the embedded database in ${dir}`, { cause: error });
   }

@@ -38,7 +38,8 @@ Deno.test("staff tools: /queue and /find; every action tells the user in Russian
   assert.match(desk.texts(STAFF).at(-1)!, /Nothing found for <code>#999<\/code>/);
   const open = desk.button(STAFF, `staff:open:${a}`);
   await desk.press(STAFF, open.data, STAFF, open.messageId);
-  const view = () => String(desk.api.callsOf("editMessageText").filter((e) => e.chat_id === STAFF).at(-1)?.text);
+  const view = () =>
+    String(desk.api.callsOf("editMessageText").filter((e) => e.chat_id === STAFF).at(-1)?.text);
   assert.match(view(), new RegExp(`<b>Request #${a}</b> · Hardware\\nStatus: <b>new</b>`));
 
   // Each action, from the /queue view, is told to the user in their language.
@@ -50,13 +51,15 @@ Deno.test("staff tools: /queue and /find; every action tells the user in Russian
     );
     assert.ok(text);
   };
-  for (const [action, expected] of [
-    ["take", `Хорошие новости: сотрудники взяли вашу заявку №${a} в работу.`],
-    ["release", `Ваша заявка №${a} снова в очереди`],
-    ["take", `Хорошие новости`],
-    ["done", `Ваша заявка №${a} выполнена.`],
-    ["reopen", `Ваша заявка №${a} снова открыта`],
-  ] as const) {
+  for (
+    const [action, expected] of [
+      ["take", `Хорошие новости: сотрудники взяли вашу заявку №${a} в работу.`],
+      ["release", `Ваша заявка №${a} снова в очереди`],
+      ["take", `Хорошие новости`],
+      ["done", `Ваша заявка №${a} выполнена.`],
+      ["reopen", `Ваша заявка №${a} снова открыта`],
+    ] as const
+  ) {
     const before = desk.texts(OLYA).length;
     await desk.press(STAFF, `staff:${action}:${a}`, STAFF, open.messageId);
     await desk.api.waitFor(() => desk.texts(OLYA).length > before || undefined, 20_000, action);
@@ -66,7 +69,10 @@ Deno.test("staff tools: /queue and /find; every action tells the user in Russian
 
   // Reject asks for the reason; the staff member's next message is it.
   await desk.press(STAFF_CHAT, `staff:reject:${b}`, STAFF, post.message_id);
-  assert.match(desk.texts(STAFF_CHAT).at(-1)!, new RegExp(`Rejecting request #${b}: send the reason`));
+  assert.match(
+    desk.texts(STAFF_CHAT).at(-1)!,
+    new RegExp(`Rejecting request #${b}: send the reason`),
+  );
   await desk.say({ chatId: STAFF_CHAT, userId: STAFF, text: "Доступ выдаёт <отдел> кадров" });
   const rejected = await desk.api.waitFor(
     () => desk.texts(IVAN).find((t) => t.startsWith("К сожалению")),
@@ -81,7 +87,10 @@ Deno.test("staff tools: /queue and /find; every action tells the user in Russian
   assert.match(String(card?.text), /⛔ Rejected by .*: Доступ выдаёт &lt;отдел&gt; кадров$/);
   // A forged press changes nothing.
   await desk.press(STAFF_CHAT, `staff:take:${b}`, STRANGER, post.message_id);
-  assert.equal(desk.api.callsOf("answerCallbackQuery").at(-1)?.text, "Sorry, only staff can take and close requests.");
+  assert.equal(
+    desk.api.callsOf("answerCallbackQuery").at(-1)?.text,
+    "Sorry, only staff can take and close requests.",
+  );
   assert.equal((await desk.bot.stop()).code, 0);
 });
 
@@ -93,7 +102,11 @@ Deno.test("staff tools: a request nobody takes in SLA_TAKE_MINUTES is brought up
   const waitingPost = await desk.post(waiting);
   await desk.press(STAFF_CHAT, `staff:take:${taken}`, STAFF, takenPost.message_id);
   // Both were filed "two minutes ago": the clock is moved, not waited for.
-  const db = await openDatabase({ config: testDatabaseConfig(null), dataDir: `${desk.cwd}/data`, embedded: "share" });
+  const db = await openDatabase({
+    config: testDatabaseConfig(null),
+    dataDir: `${desk.cwd}/data`,
+    embedded: "share",
+  });
   try {
     await db.sql`update requests set created_at = now() - interval '2 minutes'`;
   } finally {
@@ -104,17 +117,42 @@ Deno.test("staff tools: a request nobody takes in SLA_TAKE_MINUTES is brought up
     30_000,
     "a reminder",
   );
-  assert.match(String(reminder.params.text), new RegExp(`^⏰ Request #${waiting} has been waiting 2 minutes`));
-  assert.equal((reminder.params.reply_parameters as { message_id: number }).message_id, waitingPost.message_id);
+  assert.match(
+    String(reminder.params.text),
+    new RegExp(`^⏰ Request #${waiting} has been waiting 2 minutes`),
+  );
+  assert.equal(
+    (reminder.params.reply_parameters as { message_id: number }).message_id,
+    waitingPost.message_id,
+  );
   await new Promise((resolve) => setTimeout(resolve, 6000));
   const reminders = desk.sent(STAFF_CHAT).filter((s) => String(s.params.text).startsWith("⏰"));
   assert.equal(reminders.length, 1, "once per period, and none for the taken request");
 
   // Done → the user rates it 5 with a comment → /stats shows it.
   await desk.press(STAFF_CHAT, `staff:done:${taken}`, STAFF, takenPost.message_id);
-  await desk.api.waitFor(() => { try { return desk.button(IVAN, `rate:${taken}:`); } catch { return undefined; } }, 20_000, "the rating buttons");
-  await desk.press(IVAN, `rate:${taken}:5`, IVAN, desk.button(IVAN, `rate:${taken}:5`).messageId, "ru");
-  assert.match(desk.texts(IVAN).at(-1)!, /Спасибо за оценку заявки №\d+: ★★★★★\nЕсли хотите, напишите короткий отзыв/);
+  await desk.api.waitFor(
+    () => {
+      try {
+        return desk.button(IVAN, `rate:${taken}:`);
+      } catch {
+        return undefined;
+      }
+    },
+    20_000,
+    "the rating buttons",
+  );
+  await desk.press(
+    IVAN,
+    `rate:${taken}:5`,
+    IVAN,
+    desk.button(IVAN, `rate:${taken}:5`).messageId,
+    "ru",
+  );
+  assert.match(
+    desk.texts(IVAN).at(-1)!,
+    /Спасибо за оценку заявки №\d+: ★★★★★\nЕсли хотите, напишите короткий отзыв/,
+  );
   await desk.say({ chatId: IVAN, text: "Быстро и вежливо", languageCode: "ru" });
   assert.equal(desk.texts(IVAN).at(-1), "Спасибо, отзыв сохранён.");
   await desk.say({ chatId: ADMIN, text: "/stats" });

@@ -157,16 +157,23 @@ testOnBothBackends("createBackup() and restoreBackup()", async (t, ctx) => {
       requests: 5,
       request_history: 8,
       outbox: 0,
+      request_messages: 0,
+      broadcasts: 0,
+      broadcast_recipients: 0,
     });
     assert.equal(backup.keys, 2);
     assert.equal(backup.schemaVersion, SHIPPED);
     const manifest = await verifyBackup(backup.path);
+    // Each table after those it references (so that restoring in this order keeps the keys).
     assert.deepEqual(Object.keys(manifest.tables), [
+      "broadcasts",
+      "broadcast_recipients",
       "events",
       "outbox",
       "users",
       "requests",
       "request_history",
+      "request_messages",
     ]);
     assert.equal(manifest.database, ctx.backend);
     assert.equal(manifest.store, "kv");

@@ -133,12 +133,10 @@ export function adminFeature(options: AdminOptions): Feature {
           duration: formatDuration(stats.medianCloseSeconds, ctx),
           done: stats.done,
         }),
-      stats.averageRating === null
-        ? ctx.t("admin.stats.no_rating")
-        : ctx.t("admin.stats.rating", {
-          rating: stats.averageRating.toFixed(1),
-          count: stats.ratings,
-        }),
+      stats.averageRating === null ? ctx.t("admin.stats.no_rating") : ctx.t("admin.stats.rating", {
+        rating: stats.averageRating.toFixed(1),
+        count: stats.ratings,
+      }),
     ];
     await html(ctx, lines.join("\n"));
   });
