@@ -66,7 +66,7 @@ export function testOnBothBackends(
       await body(t, {
         backend: "pglite",
         async fresh(options) {
-          // A new PGlite costs seconds (initdb), so later calls reuse it with an empty schema.
+          // A new PGlite costs about half a second, so later calls reuse it with an empty schema.
           if (db && !options) {
             await db.sql.unsafe("drop schema public cascade; create schema public").simple();
             return db;
