@@ -219,10 +219,10 @@ Deno.test("the request views escape user text so that Telegram parses them", asy
       ),
       text,
     );
-    assert.deepEqual(details.keyboard?.inline_keyboard, [[{
-      text: "◀ Back to the list",
-      callback_data: "my:p:1",
-    }]]);
+    assert.deepEqual(details.keyboard?.inline_keyboard, [
+      [{ text: "💬 Conversation", callback_data: "my:m:7:0:1" }],
+      [{ text: "◀ Back to the list", callback_data: "my:p:1" }],
+    ]);
   });
   await t2.step("detailsView() shows the newest 20 changes of a long history", () => {
     const history: HistoryRow[] = Array.from({ length: 45 }, (_, i) => ({
