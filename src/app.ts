@@ -4,8 +4,8 @@
  */
 import { Api, type Bot } from "grammy";
 import type { BotContext } from "./bot/context.ts";
-import { allowedUpdates, type Feature, publishMenus } from "./bot/feature.ts";
-import { buildBot } from "./bot/build.ts";
+import { allowedUpdates, publishMenus } from "./bot/feature.ts";
+import { type BotExtensions, buildBot } from "./bot/build.ts";
 import { telegramCheck } from "./bot/telegram_check.ts";
 import type { Config } from "./config.ts";
 import { Health } from "./health.ts";
@@ -19,7 +19,7 @@ import { startStorage, type Storage } from "./storage.ts";
 import { PollingTransport } from "./transport/polling_transport.ts";
 import { UpdateScheduler } from "./transport/scheduler.ts";
 import type { Transport } from "./transport/transport.ts";
-import { WebhookTransport } from "./transport/webhook.ts";
+import { webhookReplyOf, WebhookTransport } from "./transport/webhook.ts";
 
 /** What a stop did, for the summary line. */
 export interface StopSummary {
@@ -51,11 +51,8 @@ export interface App {
   stop(reason: string): Promise<StopSummary>;
 }
 
-/** What a program adds to the built-in features (the tests' own dialogs, for one). */
-export interface AppExtensions {
-  /** Features run after the service desk's own and before the fallback. */
-  features?: readonly Feature[];
-}
+/** What a program adds to the built-in bot (the tests' own dialogs, for one). */
+export type AppExtensions = BotExtensions;
 
 /** Builds the application from a resolved configuration (wiring only). */
 export function createApp(config: Config, extensions: AppExtensions = {}): App {
@@ -71,7 +68,7 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
   let jobs: JobRunner | null = null;
   let transport: Transport | null = null;
   const scheduler = new UpdateScheduler({
-    handle: (update) => bot!.handleUpdate(update),
+    handle: (update) => bot!.handleUpdate(update, webhookReplyOf(update)),
     concurrency: config.updateConcurrency,
     metrics,
     onError: (update, error) =>
@@ -109,7 +106,7 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
       metrics,
       health,
       instanceId,
-      extraFeatures: extensions.features ?? [],
+      extensions,
       kickOutbox: () => runner.trigger(OUTBOX_JOB),
     });
     bot = built;

@@ -87,6 +87,8 @@ export interface RecordedCall {
   at: number;
   /** The JSON body that was answered; `undefined` while the request is still pending. */
   response: unknown;
+  /** How the call came: a request of its own, or in a webhook's response body. */
+  via: "request" | "webhook-reply";
 }
 
 /** One webhook POST attempt made by the fake. */
@@ -704,17 +706,23 @@ export class FakeBotApi implements AsyncDisposable {
     } catch (e) {
       return json(400, fail(400, `Bad Request: ${e instanceof Error ? e.message : String(e)}`));
     }
-    const answer = await this.#invoke(method, params, () => request.signal);
+    const answer = await this.#invoke(method, params, () => request.signal, "request");
     return json(answer.status, answer.body);
   }
 
-  async #invoke(method: string, params: Params, signal: ClientSignal): Promise<Answer> {
+  async #invoke(
+    method: string,
+    params: Params,
+    signal: ClientSignal,
+    via: RecordedCall["via"],
+  ): Promise<Answer> {
     const entry = this.#handlers.get(method.toLowerCase());
     const call: RecordedCall = {
       method: entry?.name ?? method,
       params,
       at: Date.now(),
       response: undefined,
+      via,
     };
     this.calls.push(call);
     const answer = await this.#run(method.toLowerCase(), entry?.handler, params, signal);
@@ -1037,7 +1045,7 @@ export class FakeBotApi implements AsyncDisposable {
     } catch {
       return;
     }
-    await this.#invoke(method, params, () => this.#closeController.signal);
+    await this.#invoke(method, params, () => this.#closeController.signal, "webhook-reply");
   }
 
   #scheduleRetry(id: number): void {

@@ -13,7 +13,7 @@ import { serviceDeskFeatures } from "./features/index.ts";
 import { createApi, createBot } from "./pipeline.ts";
 import { Roles } from "./roles.ts";
 import { FloodControl } from "./flood/flood_control.ts";
-import { floodLimits } from "./flood/limits.ts";
+import { type FloodLimits, floodLimits } from "./flood/limits.ts";
 import { logger } from "../log.ts";
 
 /**
@@ -30,10 +30,21 @@ export interface BuildBotOptions {
   health: Pick<Health, "report">;
   /** This instance's name among those sharing the store. */
   instanceId: string;
-  /** Features a program adds after the service desk's own. */
-  extraFeatures?: readonly Feature[];
+  /** What a program adds (the tests' own dialogs, the benchmarks' flood limits). */
+  extensions?: BotExtensions;
   /** Hurries the outbox after something was queued in it. */
   kickOutbox: () => void;
+}
+
+/** What a program adds to the built-in bot. */
+export interface BotExtensions {
+  /** Features run after the service desk's own and before the fallback. */
+  features?: readonly Feature[];
+  /**
+   * The outbound flood limits instead of Telegram's: the benchmarks shorten the windows, since
+   * their fake Bot API takes any rate. @default `floodLimits(BROADCAST_RATE)`
+   */
+  floodLimits?: FloodLimits;
 }
 
 /** Builds the bot and returns it with its features. */
@@ -47,7 +58,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
   // One limiter for every message this instance sends, shared with the others through the store.
   const flood = new FloodControl({
     store: storage.store,
-    limits: floodLimits(config.broadcastRate),
+    limits: options.extensions?.floodLimits ?? floodLimits(config.broadcastRate),
     metrics: metrics.background,
     log: logger("flood"),
   });
@@ -65,7 +76,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
       instanceId,
       backgroundMetrics: metrics.background,
     }),
-    ...(options.extraFeatures ?? []),
+    ...(options.extensions?.features ?? []),
   ];
   const bot = createBot({
     token: config.botToken,

@@ -1,10 +1,11 @@
-import type { Context } from "grammy";
-import type { Locale } from "../config.ts";
+import { Context } from "grammy";
+import { type Locale, SUPPORTED_LOCALES } from "../config.ts";
 import type { UserRow } from "../db/users.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, logger } from "../log.ts";
 import type { Json } from "../store/store.ts";
 import type { DialogSession } from "./dialog/session.ts";
-import type { MessageKey } from "./i18n.ts";
+import { type MessageKey, translate } from "./i18n.ts";
+import { updateIds } from "./update_info.ts";
 
 /** What the pipeline adds to grammY's context for every feature. */
 export interface PipelineFlavor {
@@ -31,3 +32,57 @@ export interface PipelineFlavor {
 
 /** The context every middleware of the bot receives. */
 export type BotContext = Context & PipelineFlavor;
+
+/** The logger every update's own logger is bound from. */
+export const UPDATE_LOG: Logger = logger("update");
+
+/** A translator into one locale. */
+type Translator = PipelineFlavor["t"];
+
+/** One translator per locale, made once: what `ctx.t` hands out. */
+const TRANSLATORS = Object.fromEntries(
+  SUPPORTED_LOCALES.map((locale): [Locale, Translator] => [
+    locale,
+    (key, params) => translate(locale, key, params),
+  ]),
+) as Record<Locale, Translator>;
+
+/**
+ * The context grammY makes for each update of the bot (`ContextConstructor`): the pipeline's
+ * additions that need no per-update work are accessors on the class instead of closures and
+ * objects the context stage made for every update. `t` is the translator of the `locale` at the
+ * time it is read (features pass it on as a plain function), one made once per locale; `log` is
+ * bound to the update's ids on first use, so an update that logs nothing costs no logger. Both
+ * may be replaced for the rest of the update by assigning them.
+ */
+export class PipelineContext extends Context implements PipelineFlavor {
+  declare locale: Locale;
+  declare updateType: string;
+  declare user: UserRow | null;
+  declare dialog: DialogSession;
+  declare cachedProfile: Json | undefined;
+  declare outcome: PipelineFlavor["outcome"];
+  #log: Logger | undefined;
+  #t: Translator | undefined;
+
+  get t(): Translator {
+    return this.#t ?? TRANSLATORS[this.locale];
+  }
+
+  set t(t: Translator) {
+    this.#t = t;
+  }
+
+  get log(): Logger {
+    this.#log ??= UPDATE_LOG.with({
+      update_id: this.update.update_id,
+      update_type: this.updateType,
+      ...updateIds(this.update),
+    });
+    return this.#log;
+  }
+
+  set log(log: Logger) {
+    this.#log = log;
+  }
+}

@@ -4,7 +4,7 @@ import type { Locale } from "../config.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { apiRetry } from "./api_retry.ts";
 import type { FloodControl, Priority } from "./flood/flood_control.ts";
-import type { BotContext } from "./context.ts";
+import { type BotContext, PipelineContext } from "./context.ts";
 import { fallbackFeature } from "./features/fallback.ts";
 import { greetingFeature } from "./features/account.ts";
 import { contextStage } from "./middleware/context.ts";
@@ -53,6 +53,18 @@ export interface CreateBotOptions {
   /** The outbound flood control every message waits for; without it nothing waits. */
   flood?: FloodControl;
 }
+
+/**
+ * The methods whose first call in an update may travel in the webhook's 200 instead of a request
+ * of its own ("reply to the webhook"): Telegram makes it once it has the 200, which comes only
+ * after the update was handled and remembered. Only calls whose result no code reads (grammY
+ * answers `true`) and that need no retry qualify: if the 200 is lost, Telegram sends the update
+ * again, the gate drops it as handled, and the call is not made. `answerCallbackQuery` is such a
+ * call: it only stops the button's spinner (with a toast); losing it costs nothing but the
+ * spinner running out, and a late one is refused by Telegram anyway. Replies (`sendMessage`) are
+ * not: they are retried on 429 and 5xx and pass the flood control, and the user waits for them.
+ */
+export const WEBHOOK_REPLY_METHODS: ReadonlySet<string> = new Set(["answerCallbackQuery"]);
 
 /** One named stage of the pipeline. */
 export interface Stage {
@@ -113,11 +125,13 @@ function pipeline(options: CreateBotOptions) {
 /** Builds the grammY bot: API client with flood control, retries and metrics, and the pipeline. */
 export function createBot(options: CreateBotOptions): Bot<BotContext> {
   const bot = new Bot<BotContext>(options.token, {
+    ContextConstructor: PipelineContext,
     ...(options.botInfo ? { botInfo: options.botInfo } : {}),
     client: {
       apiRoot: options.apiRoot,
       // Long polls take 30 s; anything much slower than that is a dead connection.
       timeoutSeconds: 60,
+      canUseWebhookReply: (method) => WEBHOOK_REPLY_METHODS.has(method),
       ...(options.fetch ? { fetch: options.fetch as never } : {}),
     },
   });

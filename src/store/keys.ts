@@ -16,10 +16,14 @@ export function keyParts(key: StoreKey): [string, string, ...string[]] {
   return [namespace, String(entity), ...rest.map(String)];
 }
 
-/** The Redis key of `key`; the entity in braces is the Redis Cluster hash tag. */
+/**
+ * The Redis key of `key`; the entity in braces is the Redis Cluster hash tag. (Built part by
+ * part without intermediate arrays: every store call of every update spells its keys here.)
+ */
 export function toRedisKey(prefix: string, key: StoreKey): string {
-  const [namespace, entity, ...rest] = keyParts(key).map(escapePart);
-  return `${prefix}${namespace}:{${entity}}${rest.map((part) => `:${part}`).join("")}`;
+  let text = `${prefix}${escapePart(key[0])}:{${escapePart(key[1])}}`;
+  for (let i = 2; i < key.length; i++) text += `:${escapePart(key[i]!)}`;
+  return text;
 }
 
 /** The {@link StoreKey} spelled by `redisKey`, or `null` when it is not one of ours. */
@@ -42,9 +46,14 @@ export function namespacePattern(prefix: string, namespace: string): string {
 }
 
 const SPECIAL = /[%:{}]/g;
+const HAS_SPECIAL = /[%:{}]/;
 const ENCODED = /%(25|3A|7B|7D)/gi;
 
-function escapePart(part: string): string {
+/** A part as it appears in a Redis key: decimal for a number, escaped for a string. */
+function escapePart(part: string | number): string {
+  // A number's decimal digits (and sign, dot, exponent) need no escaping.
+  if (typeof part === "number") return String(part);
+  if (!HAS_SPECIAL.test(part)) return part;
   return part.replace(
     SPECIAL,
     (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,

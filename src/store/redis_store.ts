@@ -1,6 +1,7 @@
 /**
  * {@link KeyValueStore} on Redis (node-redis), for running several instances against one
- * Redis. Keys are spelled by `keys.ts`; atomic scripts run as Lua via EVALSHA.
+ * Redis. Keys are spelled by `keys.ts`; atomic scripts run as Lua via EVALSHA, the calls made
+ * while one is on its way sent together as one (`script_batch.ts`).
  */
 
 import { createClient, ErrorReply, type RedisClientType } from "redis";
@@ -8,6 +9,7 @@ import { errorMessage, StoreUnavailableError } from "../errors.ts";
 import { type Logger, logger } from "../log.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { fromRedisKey, namespacePattern, toRedisKey } from "./keys.ts";
+import { type BatchSender, CALL_FAILED, ScriptBatcher } from "./script_batch.ts";
 import type {
   AtomicScript,
   Json,
@@ -103,6 +105,7 @@ export class RedisStore implements KeyValueStore {
   readonly #prefix: string;
   readonly #log: Logger;
   readonly #shas = new Map<string, Promise<string>>();
+  readonly #batcher = new ScriptBatcher(this.#sender());
   #closing: Promise<void> | null = null;
 
   /** Wraps a connected client; use {@link openRedisStore}. */
@@ -167,36 +170,77 @@ export class RedisStore implements KeyValueStore {
     } while (cursor !== "0");
   }
 
-  async run<Args extends Json[], Result extends Json>(
+  run<Args extends Json[], Result extends Json>(
     script: AtomicScript<Args, Result>,
     keys: readonly StoreKey[],
     args: Args,
   ): Promise<Result> {
-    const options = {
-      keys: keys.map((key) => this.#key(key)),
-      arguments: [String(Date.now()), ...args.map((arg) => JSON.stringify(arg))],
+    if (this.#closing) {
+      return Promise.reject(new StoreUnavailableError("the Redis store is closed"));
+    }
+    const encoded = [String(Date.now())];
+    for (const arg of args) encoded.push(JSON.stringify(arg));
+    return new Promise<Result>((resolve, reject) => {
+      this.#batcher.add({
+        script: script as unknown as AtomicScript<Json[], Json>,
+        keys: keys.map((key) => this.#key(key)),
+        args: encoded,
+        resolve(reply) {
+          if (reply.startsWith(CALL_FAILED)) {
+            reject(scriptError(script.name, new ErrorReply(reply.slice(CALL_FAILED.length))));
+            return;
+          }
+          try {
+            resolve(JSON.parse(reply) as Result);
+          } catch (error) {
+            reject(error);
+          }
+        },
+        reject,
+      });
+    });
+  }
+
+  /** How the batcher reaches Redis: one script as it is, or a composed batch. */
+  #sender(): BatchSender {
+    return {
+      single: async ({ script, keys, args }) => {
+        const reply = await this.#eval(script.name, script.lua, { keys, arguments: args });
+        if (typeof reply !== "string") {
+          throw new Error(
+            `script ${script.name} returned ${typeof reply} instead of cjson.encode(...)`,
+          );
+        }
+        return reply;
+      },
+      many: (lua, batch, calls) =>
+        this.#eval(
+          `batch of ${[...new Set(calls.map((call) => call.script.name))].join(", ")}`,
+          lua,
+          { keys: [], arguments: [batch] },
+        ),
     };
-    const sha = await this.#sha(script.lua);
-    let reply: unknown;
+  }
+
+  /** EVALSHA, or EVAL when Redis no longer has the script (a restart, SCRIPT FLUSH). */
+  async #eval(
+    name: string,
+    lua: string,
+    options: { keys: string[]; arguments: string[] },
+  ): Promise<unknown> {
+    const sha = await this.#sha(lua);
     try {
-      reply = await this.#call(null, () => this.#client.evalSha(sha, options));
+      return await this.#call(null, () => this.#client.evalSha(sha, options));
     } catch (error) {
       if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
-        throw scriptError(script.name, error);
+        throw scriptError(name, error);
       }
-      // The script cache is empty after a restart or SCRIPT FLUSH; EVAL refills it.
       try {
-        reply = await this.#call(null, () => this.#client.eval(script.lua, options));
+        return await this.#call(null, () => this.#client.eval(lua, options));
       } catch (error) {
-        throw scriptError(script.name, error);
+        throw scriptError(name, error);
       }
     }
-    if (typeof reply !== "string") {
-      throw new Error(
-        `script ${script.name} returned ${typeof reply} instead of cjson.encode(...)`,
-      );
-    }
-    return JSON.parse(reply) as Result;
   }
 
   async ping(): Promise<number> {

@@ -4,8 +4,14 @@
  * been handled, so that Telegram re-sends anything a crash interrupted. A body that is JSON
  * with a numeric `update_id` always gets 200, even when the update is malformed (it is
  * dropped, logged and counted): an error answer would only make Telegram send it again.
+ *
+ * The 200 may carry one Bot API call for Telegram to make ("reply to the webhook"): the first call
+ * of the update whose method the bot allows for it (`WEBHOOK_REPLY_METHODS` in
+ * `bot/pipeline.ts`), which saves that call's own request. Telegram makes it only if the 200
+ * arrives, so it is safe exactly for calls whose result nobody reads and that need no retry.
  */
 import type { Api } from "grammy";
+import type { Update } from "grammy/types";
 import type { WebhookConfig } from "../config.ts";
 import { webhookCheck } from "../bot/telegram_check.ts";
 import { checkUpdate } from "../bot/update_check.ts";
@@ -15,6 +21,22 @@ import type { Startup } from "../startup.ts";
 import { secureEquals } from "../util/secure_compare.ts";
 import type { DrainResult, UpdateScheduler } from "./scheduler.ts";
 import type { Transport } from "./transport.ts";
+
+/** Where a handled update's webhook reply goes: grammY's `webhookReplyEnvelope`. */
+export interface WebhookReplyEnvelope {
+  send(payload: string): Promise<void>;
+}
+
+/** The envelope of each update received by a webhook handler while it is being handled. */
+const envelopes = new WeakMap<Update, WebhookReplyEnvelope>();
+
+/**
+ * The envelope for `update`'s webhook reply when it came through a webhook handler, for
+ * `bot.handleUpdate(update, envelope)`; undefined otherwise (polling).
+ */
+export function webhookReplyOf(update: Update): WebhookReplyEnvelope | undefined {
+  return envelopes.get(update);
+}
 
 /** Largest webhook body accepted; real updates are a few kilobytes. */
 export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
@@ -35,6 +57,13 @@ export interface WebhookHandlerOptions {
   maxBodyBytes?: number;
   /** Longest time to receive the whole body, in ms. @default 30000 */
   bodyTimeoutMs?: number;
+  /**
+   * Whether the server hands over requests whose body it has already read whole, within its
+   * own size limit and time (the program's HTTP server does): the body is then taken at once
+   * instead of through a guarded stream reader, which cost more than the rest of the request's
+   * parsing. @default false
+   */
+  buffered?: boolean;
 }
 
 /** The webhook endpoint; see the module documentation. */
@@ -44,6 +73,12 @@ export function webhookHandler(
   const { secret, scheduler, accepting, log, metrics } = options;
   const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
+  const read = options.buffered
+    ? async (req: Request) => {
+      const body = await req.bytes();
+      return body.byteLength > limit ? "too_large" as const : body;
+    }
+    : (req: Request) => readLimited(req, limit, bodyTimeoutMs);
   const refuse = async (req: Request, status: number, message: string) => {
     metrics.webhookRejected.inc({ status: String(status) });
     await req.body?.cancel().catch(() => {});
@@ -54,7 +89,7 @@ export function webhookHandler(
   };
   return async function webhook(req) {
     const given = req.headers.get("x-telegram-bot-api-secret-token") ?? "";
-    if (!(await secureEquals(given, secret))) {
+    if (!secureEquals(given, secret)) {
       log.warning("webhook request with a wrong or missing secret token refused");
       return refuse(req, 401, "wrong secret token");
     }
@@ -62,7 +97,7 @@ export function webhookHandler(
     if (!accepting()) return refuse(req, 503, "shutting down, retry later");
     const declared = Number(req.headers.get("content-length") ?? "0");
     if (declared > limit) return refuse(req, 413, `body over ${limit} bytes`);
-    const body = await readLimited(req, limit, bodyTimeoutMs);
+    const body = await read(req);
     if (body === "too_large") return refuse(req, 413, `body over ${limit} bytes`);
     if (body === "timeout") return refuse(req, 408, "body not received in time");
     const parsed = parseJson(body);
@@ -79,8 +114,17 @@ export function webhookHandler(
       });
       return Response.json({ ok: true, dropped: true });
     }
+    let reply: string | null = null;
+    envelopes.set(checked.update, {
+      send(payload) {
+        reply = payload;
+        return Promise.resolve();
+      },
+    });
     await scheduler.schedule(checked.update);
-    return Response.json({ ok: true });
+    // Only now: the update is handled and remembered, so Telegram may take it as done.
+    if (reply === null) return Response.json({ ok: true });
+    return new Response(reply as string, { headers: { "content-type": "application/json" } });
   };
 }
 
@@ -127,10 +171,12 @@ async function readLimited(
   }
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** The parsed JSON body, or undefined when it is not UTF-8 JSON. */
 function parseJson(body: Uint8Array): unknown {
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    return JSON.parse(utf8.decode(body));
   } catch {
     return undefined;
   }
@@ -185,6 +231,8 @@ export class WebhookTransport implements Transport {
         accepting: () => this.#accepting,
         log: options.log,
         metrics: options.metrics,
+        // Served by src/http/, which reads each body whole (1 MiB at most, 30 s) before this.
+        buffered: true,
       }),
     };
     const probe = webhookCheck(() => options.probeApi(), options.webhook.url);

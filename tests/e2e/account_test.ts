@@ -108,6 +108,8 @@ Deno.test("account: /language switches the language of every later answer, also 
         "the button's answer",
       );
       assert.equal(answered.text, "Готово: відтепер я говоритиму з вами українською.");
+      // Polling has no webhook response to carry it: the answer is a request of its own.
+      assert.equal(api.calls.find((c) => c.method === "answerCallbackQuery")?.via, "request");
       const edit = await api.waitFor(() => api.callsOf("editMessageText")[0], 20_000, "an edit");
       assert.equal(edit.text, answered.text);
       assert.equal(edit.reply_markup, undefined, "the buttons are gone");

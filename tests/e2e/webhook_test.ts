@@ -141,3 +141,47 @@ Deno.test("webhook mode: during a stop new deliveries get 503 and Telegram retri
   );
   assert.equal((await next.stop()).code, 0);
 });
+
+Deno.test("webhook mode: a button's answer travels in the webhook's 200, the rest as requests", async () => {
+  await using api = await FakeBotApi.start();
+  await using bot = await startWebhookBot(api);
+  const chatId = 17;
+  api.pushMessage({ chatId, text: "/language" });
+  await api.waitFor(
+    () => api.sentMessages(chatId).some((m) => /^Choose the language/.test(m.text)) || undefined,
+    15_000,
+    "the language question",
+  );
+
+  const press = api.pushCallbackQuery({ chatId, data: "lang:uk" });
+  const answer = await api.waitFor(
+    () => api.calls.find((c) => c.method === "answerCallbackQuery"),
+    15_000,
+    "the button's answer",
+  );
+  // Telegram made the call from the 200 of the press's POST: the bot made no request for it.
+  assert.equal(answer.via, "webhook-reply");
+  assert.equal(answer.params.text, "Готово: відтепер я говоритиму з вами українською.");
+  assert.deepEqual(answer.response, { ok: true, result: true });
+  assert.ok(api.webhookPosts.some((p) => p.updateId === press && p.status === 200));
+  // The edit's result is read (and it may need a retry): it stays a request of its own.
+  const edit = await api.waitFor(
+    () => api.calls.find((c) => c.method === "editMessageText"),
+    15_000,
+    "the edit",
+  );
+  assert.equal(edit.via, "request");
+  assert.equal(edit.params.text, answer.params.text);
+
+  // A second press of a stale button: answered again, in its own 200.
+  api.pushCallbackQuery({ chatId, data: "lang:de" });
+  const refused = await api.waitFor(
+    () => api.calls.filter((c) => c.method === "answerCallbackQuery")[1],
+    15_000,
+    "the second answer",
+  );
+  assert.equal(refused.via, "webhook-reply");
+  assert.match(String(refused.params.text), /^Ця кнопка більше не працює/);
+  assert.equal(api.calls.filter((c) => c.via === "webhook-reply").length, 2);
+  assert.equal((await bot.stop()).code, 0);
+});

@@ -3,7 +3,11 @@ import type { Update } from "grammy/types";
 import { logger } from "../../src/log.ts";
 import { Metrics } from "../../src/metrics/metrics.ts";
 import { UpdateScheduler } from "../../src/transport/scheduler.ts";
-import { MAX_WEBHOOK_BODY_BYTES, webhookHandler } from "../../src/transport/webhook.ts";
+import {
+  MAX_WEBHOOK_BODY_BYTES,
+  webhookHandler,
+  webhookReplyOf,
+} from "../../src/transport/webhook.ts";
 import { textMessage } from "../updates.ts";
 
 const SECRET = "webhook_SECRET-123";
@@ -25,14 +29,20 @@ class Harness implements Disposable {
       this.handled.push(update);
     },
   });
-  readonly handler = webhookHandler({
-    secret: SECRET,
-    scheduler: this.scheduler,
-    accepting: () => this.accepting,
-    log: logger("test"),
-    metrics: this.metrics,
-    maxBodyBytes: LIMIT,
-  });
+  readonly handler;
+
+  /** `buffered`: as the program's HTTP server serves the handler (bodies read whole). */
+  constructor(options: { buffered?: boolean } = {}) {
+    this.handler = webhookHandler({
+      secret: SECRET,
+      scheduler: this.scheduler,
+      accepting: () => this.accepting,
+      log: logger("test"),
+      metrics: this.metrics,
+      maxBodyBytes: LIMIT,
+      ...options,
+    });
+  }
 
   async rejected(status: number): Promise<number> {
     const text = await this.metrics.registry.getSingleMetricAsString("bot_webhook_rejected_total");
@@ -376,4 +386,51 @@ Deno.test("webhookHandler() gives up on a body that does not arrive in time (408
   const res = await handler(post(stream));
   assert.equal(res.status, 408);
   assert.deepEqual(h.handled, []);
+});
+
+Deno.test("webhookHandler() behind a server that reads bodies whole takes the body at once", async (t) => {
+  await t.step("an update is handled and answered 200", async () => {
+    using h = new Harness({ buffered: true });
+    const res = await h.handler(post(new TextEncoder().encode(JSON.stringify(UPDATE))));
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true });
+    assert.deepEqual(h.handled, [UPDATE]);
+  });
+
+  await t.step("a body over the limit still gets 413", async () => {
+    using h = new Harness({ buffered: true });
+    const res = await h.handler(post(JSON.stringify({ ...UPDATE, pad: "x".repeat(LIMIT) })));
+    assert.equal(res.status, 413);
+    await res.body?.cancel();
+    assert.deepEqual(h.handled, []);
+    assert.equal(await h.rejected(413), 1);
+  });
+
+  await t.step("a body that is no JSON still gets 400", async () => {
+    using h = new Harness({ buffered: true });
+    const res = await h.handler(post("{not json"));
+    assert.equal(res.status, 400);
+    await res.body?.cancel();
+    assert.deepEqual(h.handled, []);
+  });
+});
+
+Deno.test("webhookHandler() answers with the call the update handed to its envelope", async () => {
+  const payload = JSON.stringify({ method: "answerCallbackQuery", callback_query_id: "q1" });
+  using metrics = new Metrics();
+  const handler = webhookHandler({
+    secret: SECRET,
+    scheduler: new UpdateScheduler({
+      // What grammY does with the first call a method allows: hand it over, answer `true`.
+      handle: async (update) => await webhookReplyOf(update)?.send(payload),
+    }),
+    accepting: () => true,
+    log: logger("test"),
+    metrics,
+  });
+  const res = await handler(post(JSON.stringify(UPDATE)));
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/json");
+  assert.equal(await res.text(), payload);
+  assert.equal(webhookReplyOf({ update_id: 9 } as Update), undefined, "no envelope outside");
 });

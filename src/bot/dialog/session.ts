@@ -34,10 +34,9 @@ export const NO_DIALOG: Readonly<LoadedDialog> = {
   expired: null,
 };
 
-/** Reads a stored record at time `nowMs` into what features see. */
-export function readRecord(raw: string | undefined, nowMs: number): LoadedDialog {
-  if (raw === undefined) return NO_DIALOG;
-  const record = JSON.parse(raw) as DialogRecord;
+/** Reads a stored record (as the gate loaded it) at time `nowMs` into what features see. */
+export function readRecord(record: DialogRecord | undefined, nowMs: number): LoadedDialog {
+  if (record === undefined) return NO_DIALOG;
   if (record.s === null) return { version: record.v, state: null, data: null, expired: null };
   if (record.sAt <= nowMs) return { version: record.v, state: null, data: null, expired: record.s };
   const data = record.d !== null && record.dAt > nowMs ? JSON.parse(record.d) as Json : null;

@@ -1,8 +1,8 @@
 /**
  * Outbound flood control: every message the bot posts (replies, relays, notifications,
  * broadcasts) waits here until Telegram's limits allow it, in logs that all instances share
- * through the store (`script.ts`, one round trip per message), so that N instances together
- * stay under the limits. Replies to users go first: bulk messages (broadcasts) leave a
+ * through the store (`script.ts`: one script call per message, or one for all the messages
+ * asking at the same time, `take_batch.ts`), so that N instances together stay under the limits. Replies to users go first: bulk messages (broadcasts) leave a
  * reserve of the bot-wide limit to them and keep their own pace. A 429 from Telegram pauses
  * the whole bot (a private chat: Telegram's per-bot limit is the likely cause) or the group
  * for `retry_after`, for every instance.
@@ -19,7 +19,8 @@ import type { BackgroundMetrics } from "../../metrics/background.ts";
 import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import { delay } from "../../util/delay.ts";
 import { admit, type FloodLimits, type FloodLog, type LogRule, pauseLog } from "./limits.ts";
-import { floodKeys, pauseScript, takeArgs, takeScript } from "./script.ts";
+import { floodKeys, pauseScript } from "./script.ts";
+import { TakeBatch } from "./take_batch.ts";
 
 /** Who is waiting for a message: a user (a reply) or nobody in particular (a broadcast). */
 export type Priority = "interactive" | "bulk";
@@ -76,10 +77,12 @@ export class FloodControl {
   readonly #now: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #local = new Map<string, FloodLog>();
+  readonly #takes: TakeBatch;
   #storeDownUntil = 0;
 
   constructor(options: FloodControlOptions) {
     this.#o = options;
+    this.#takes = new TakeBatch(options.store);
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? delay;
   }
@@ -177,12 +180,12 @@ export class FloodControl {
     if (!this.#o.store.shared) return this.#takeLocal(keys, rules);
     if (this.#now() >= this.#storeDownUntil) {
       try {
-        const answer = await this.#o.store.run(takeScript, keys, takeArgs(rules));
+        const waitMs = await this.#takes.take(keys, rules);
         if (this.#storeDownUntil !== 0) {
           this.#storeDownUntil = 0;
           this.#o.log.info("flood control is shared through the store again");
         }
-        return answer.waitMs;
+        return waitMs;
       } catch (error) {
         this.#storeFailed(error);
       }

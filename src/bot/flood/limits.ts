@@ -107,6 +107,59 @@ export function admit(
   };
 }
 
+/** One log's rule in a take: `[key index, limit, keep, windowMs]` (see `script.ts`). */
+type Need = readonly [keyIndex: number, limit: number, keep: number, windowMs: number];
+
+/**
+ * Several messages' takes over shared logs, decided in order as {@link admit} would decide each
+ * alone on the logs the earlier ones left: per take 0 (admitted) or how long to wait, and per
+ * log the write it needs (undefined: untouched). The reference of the take script's Lua.
+ */
+export function admitTakes(
+  logs: readonly (FloodLog | null)[],
+  takes: readonly (readonly Need[])[],
+  now: number,
+): { waits: number[]; writes: ({ log: FloodLog; ttlMs: number } | undefined)[] } {
+  const loaded = new Map<number, { times: number[]; pause: number }>();
+  const touched = new Map<number, { keep: number; windowMs: number }>();
+  const load = (i: number, windowMs: number) => {
+    let log = loaded.get(i);
+    if (log === undefined) {
+      const stored = logs[i] ?? null;
+      const times = stored === null ? [] : stored.t.filter((at) => at > now - windowMs);
+      log = { times: times.sort((a, b) => a - b), pause: stored?.p ?? 0 };
+      loaded.set(i, log);
+    }
+    return log;
+  };
+  const waits = takes.map((take) => {
+    let wait = 0;
+    for (const [i, limit, , windowMs] of take) {
+      const { times, pause } = load(i, windowMs);
+      if (pause > now) wait = Math.max(wait, pause - now);
+      const room = Math.max(1, limit);
+      if (times.length >= room) wait = Math.max(wait, times[times.length - room]! + windowMs - now);
+    }
+    if (wait > 0) return Math.ceil(wait);
+    for (const [i, , keep, windowMs] of take) {
+      const { times } = loaded.get(i)!;
+      times.push(now);
+      if (times.length > 1 && times[times.length - 2]! > now) times.sort((a, b) => a - b);
+      touched.set(i, { keep, windowMs });
+    }
+    return 0;
+  });
+  const writes = logs.map((_, i) => {
+    const rule = touched.get(i);
+    if (rule === undefined) return undefined;
+    return {
+      log: { t: loaded.get(i)!.times.slice(-rule.keep), p: 0 },
+      ttlMs: Math.max(1, Math.ceil(rule.windowMs)),
+    };
+  });
+  return { waits, writes };
+}
+
 /**
  * `log` paused until `until` (a later pause already there is kept), and how long to keep it:
  * while paused, and for its window, in which its send times still count.

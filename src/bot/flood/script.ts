@@ -2,9 +2,10 @@
  * The flood limits of `limits.ts` as atomic store scripts, each written as Lua for Redis and as
  * TypeScript for Deno KV, so that every instance of the bot shares one set of logs:
  *
- * - {@link takeScript}, before each outgoing message: checks the bot-wide log, the chat's log
- *   and (for bulk messages) the broadcast pace, and records the send in all of them, or says
- *   how long to wait. One round trip per message.
+ * - {@link takeScript}, before outgoing messages: checks the bot-wide log, the chat's log and
+ *   (for bulk messages) the broadcast pace, and records the send in all of them, or says how
+ *   long to wait, for each of the messages that asked at the same time (`take_batch.ts`), in
+ *   the order they asked. One script call for all of them.
  * - {@link pauseScript}, after Telegram answered 429: pauses a log (the bot's or the chat's)
  *   for `retry_after`, so that every instance waits it out.
  *
@@ -15,7 +16,7 @@
  */
 import { NAMESPACES } from "../../store/namespaces.ts";
 import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../../store/store.ts";
-import { admit, type LogRule, pauseLog, toFloodLog } from "./limits.ts";
+import { admitTakes, type LogRule, pauseLog, toFloodLog } from "./limits.ts";
 
 /** The keys of one message to `chat`: the bot's log, the chat's log and the broadcast pace. */
 export function floodKeys(
@@ -28,65 +29,95 @@ export function floodKeys(
   };
 }
 
-/** Arguments of {@link takeScript}: one `[limit, keep, windowMs]` per key, in key order. */
-export type TakeArgs = [rules: [number, number, number][]];
+/**
+ * One message's take: the logs it needs, each as `[key index (0-based, into the script's
+ * keys), limit, keep, windowMs]` (see {@link LogRule}). One key always comes with one window.
+ */
+export type TakeSpec = [keyIndex: number, limit: number, keep: number, windowMs: number][];
 
-/** What {@link takeScript} answers: 0 when the message may go now. */
+/** Arguments of {@link takeScript}: the takes of several messages, decided in order. */
+export type TakeArgs = [takes: TakeSpec[]];
+
+/** What {@link takeScript} answers: per take, 0 when the message may go now, else the wait. */
 export interface TakeAnswer {
-  waitMs: number;
+  waits: number[];
   [key: string]: Json;
 }
 
-/** The rules as the script takes them. */
-export function takeArgs(rules: readonly LogRule[]): TakeArgs {
-  return [rules.map((rule) => [rule.limit, rule.keep, rule.windowMs])];
+/** One message's take over `rules`, one per key in key order. */
+export function takeSpec(rules: readonly LogRule[], keyIndexes?: readonly number[]): TakeSpec {
+  return rules.map((rule, i) => [keyIndexes?.[i] ?? i, rule.limit, rule.keep, rule.windowMs]);
 }
 
-/** Checks and records one send in every log of its keys; see the module documentation. */
+/** The arguments of a single take over `rules`, one per key in key order. */
+export function takeArgs(rules: readonly LogRule[]): TakeArgs {
+  return [[takeSpec(rules)]];
+}
+
+/**
+ * Checks and records the sends of several messages in turn, as if each took alone in that
+ * order, reading and writing each log once: many messages sent at the same time (replies to
+ * many chats) share the bot-wide log, whose decoding and encoding was most of a take's cost in
+ * Redis. See the module documentation.
+ */
 export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
   name: "flood_take",
   lua: `
     local now = tonumber(ARGV[1])
-    local rules = cjson.decode(ARGV[2])
-    local wait = 0
+    local takes = cjson.decode(ARGV[2])
     local logs = {}
-    for i, rule in ipairs(rules) do
-      local window = rule[3]
+    local function load(i, window)
+      if logs[i] then return logs[i] end
       local raw = redis.call('GET', KEYS[i])
-      local log = raw and cjson.decode(raw) or nil
-      local times = {}
-      if type(log) == 'table' then
-        if type(log.t) == 'table' then
-          for _, at in ipairs(log.t) do
-            if type(at) == 'number' and at > now - window then times[#times + 1] = at end
+      local stored = raw and cjson.decode(raw) or nil
+      local log = {times = {}, pause = 0, dirty = false}
+      if type(stored) == 'table' then
+        if type(stored.t) == 'table' then
+          for _, at in ipairs(stored.t) do
+            if type(at) == 'number' and at > now - window then log.times[#log.times + 1] = at end
           end
         end
-        if type(log.p) == 'number' and log.p > now then wait = math.max(wait, log.p - now) end
+        if type(stored.p) == 'number' then log.pause = stored.p end
       end
-      table.sort(times)
-      logs[i] = times
-      local limit = math.max(1, rule[1])
-      if #times >= limit then
-        wait = math.max(wait, times[#times - limit + 1] + window - now)
+      table.sort(log.times)
+      logs[i] = log
+      return log
+    end
+    local waits = {}
+    for t, take in ipairs(takes) do
+      local wait = 0
+      for _, need in ipairs(take) do
+        local log = load(need[1] + 1, need[4])
+        if log.pause > now then wait = math.max(wait, log.pause - now) end
+        local times, limit = log.times, math.max(1, need[2])
+        if #times >= limit then wait = math.max(wait, times[#times - limit + 1] + need[4] - now) end
+      end
+      waits[t] = math.ceil(wait)
+      if wait <= 0 then
+        for _, need in ipairs(take) do
+          local log = logs[need[1] + 1]
+          local times = log.times
+          times[#times + 1] = now
+          if #times > 1 and times[#times - 1] > now then table.sort(times) end
+          log.keep, log.window, log.dirty = need[3], need[4], true
+        end
       end
     end
-    if wait > 0 then return cjson.encode({waitMs = math.ceil(wait)}) end
-    for i, rule in ipairs(rules) do
-      local times = logs[i]
-      times[#times + 1] = now
-      local kept = {}
-      for j = math.max(1, #times - rule[2] + 1), #times do kept[#kept + 1] = times[j] end
-      redis.call('SET', KEYS[i], cjson.encode({t = kept, p = 0}), 'PX',
-        math.max(1, math.ceil(rule[3])))
+    for i, log in pairs(logs) do
+      if log.dirty then
+        local kept = {}
+        for j = math.max(1, #log.times - log.keep + 1), #log.times do kept[#kept + 1] = log.times[j] end
+        redis.call('SET', KEYS[i], cjson.encode({t = kept, p = 0}), 'PX',
+          math.max(1, math.ceil(log.window)))
+      end
     end
-    return cjson.encode({waitMs = 0})`,
-  apply(current, [rules], nowMs) {
-    const parsed: LogRule[] = rules.map(([limit, keep, windowMs]) => ({ limit, keep, windowMs }));
-    const { waitMs, writes } = admit(current.map(toFloodLog), parsed, nowMs);
-    const scriptWrites: ScriptWrite[] = writes === null
-      ? []
-      : writes.map(({ log, ttlMs }) => ({ value: log as unknown as Json, ttlMs }));
-    return { writes: scriptWrites, result: { waitMs } };
+    return cjson.encode({waits = waits})`,
+  apply(current, [takes], nowMs) {
+    const { waits, writes } = admitTakes(current.map(toFloodLog), takes, nowMs);
+    const scriptWrites: ScriptWrite[] = writes.map((write) =>
+      write === undefined ? undefined : { value: write.log as unknown as Json, ttlMs: write.ttlMs }
+    );
+    return { writes: scriptWrites, result: { waits } };
   },
 };
 

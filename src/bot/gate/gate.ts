@@ -21,6 +21,7 @@ import { delay } from "../../util/delay.ts";
 import type { BotContext } from "../context.ts";
 import { DialogSession, readRecord } from "../dialog/session.ts";
 import { LocalGate } from "./local_gate.ts";
+import { type HeldLease, LeaseRenewals } from "./lease_renewal.ts";
 import { notify } from "../reply.ts";
 
 /** Options of {@link createGate}. */
@@ -44,12 +45,20 @@ export interface GateOptions {
 }
 
 /** What the gate hands to the commit stage for one update. */
-interface Ticket {
+interface Ticket extends HeldLease {
+  ctx: BotContext;
   keys: GateKeys;
   token: string;
   /** The store was unreachable at the gate: nothing to commit but the local dedup. */
   local: boolean;
 }
+
+/** The label of each store call in `bot_store_round_trip_seconds`, made once. */
+const SCRIPT_LABELS = {
+  gate: { script: "gate" },
+  finish: { script: "finish" },
+  "renew-lease": { script: "renew-lease" },
+} as const;
 
 /**
  * The pipeline's gate and commit stages, which share the store and the in-memory fallback.
@@ -83,10 +92,12 @@ export function createGate(options: GateOptions): {
   const maxWaitMs = 2 * leaseMs + 1000;
   let storeDown = false;
 
-  async function timed<T>(script: string, call: () => Promise<T>): Promise<T> {
+  const renewals = new LeaseRenewals<Ticket>(renew, Math.max(100, Math.floor(leaseMs / 4)));
+
+  async function timed<T>(script: keyof typeof SCRIPT_LABELS, call: Promise<T>): Promise<T> {
     const started = performance.now();
-    const result = await call();
-    metrics.storeRoundTrip.observe({ script }, (performance.now() - started) / 1000);
+    const result = await call;
+    metrics.storeRoundTrip.observe(SCRIPT_LABELS[script], (performance.now() - started) / 1000);
     return result;
   }
 
@@ -124,7 +135,7 @@ export function createGate(options: GateOptions): {
     for (let attempt = 0;; attempt++) {
       let verdict: GateVerdict;
       try {
-        verdict = await timed("gate", () => store.run(gateScript, storeKeys, args)) as GateVerdict;
+        verdict = await timed("gate", store.run(gateScript, storeKeys, args)) as GateVerdict;
       } catch (error) {
         if (!(error instanceof StoreUnavailableError)) throw error;
         storeFailed(error);
@@ -160,17 +171,22 @@ export function createGate(options: GateOptions): {
       if (stored?.kind === "pass") {
         ctx.dialog = new DialogSession(readRecord(stored.dialog, stored.at));
         if (stored.profileRead) {
-          ctx.cachedProfile = stored.profile === undefined ? null : JSON.parse(stored.profile);
+          ctx.cachedProfile = stored.profile ?? null;
         }
       } else {
         ctx.dialog = new DialogSession(null);
       }
-      tickets.set(ctx, { keys, token, local: stored === null });
-      const renewal = leaseMs > 0 && stored !== null ? renewWhileRunning(ctx, keys, token) : null;
+      const ticket: Ticket = { ctx, keys, token, local: stored === null, renewedAt: 0 };
+      tickets.set(ctx, ticket);
+      const renewed = leaseMs > 0 && stored !== null;
+      if (renewed) {
+        ticket.renewedAt = performance.now();
+        renewals.add(ticket);
+      }
       try {
         return await next();
       } finally {
-        if (renewal !== null) clearInterval(renewal);
+        if (renewed) renewals.delete(ticket);
       }
     }
     ctx.outcome = verdict.kind;
@@ -183,19 +199,13 @@ export function createGate(options: GateOptions): {
     await notify(ctx, text);
   };
 
-  /** Keeps the chat's lease while a long update runs. */
-  function renewWhileRunning(
-    ctx: BotContext,
-    keys: GateKeys,
-    token: string,
-  ): ReturnType<typeof setInterval> {
-    return setInterval(() => {
-      timed("renew-lease", () => store.run(renewLeaseScript, [keys.lease], [token, leaseMs]))
-        .then(({ held }) => {
-          if (!held) ctx.log.warning("lost the chat's lease while handling the update");
-        })
-        .catch((error) => ctx.log.warning("could not renew the chat's lease", { error }));
-    }, Math.max(100, Math.floor(leaseMs / 3)));
+  /** Renews the chat's lease of a long update (called by {@link LeaseRenewals}). */
+  function renew({ ctx, keys, token }: Ticket): void {
+    timed("renew-lease", store.run(renewLeaseScript, [keys.lease], [token, leaseMs]))
+      .then(({ held }) => {
+        if (!held) ctx.log.warning("lost the chat's lease while handling the update");
+      })
+      .catch((error) => ctx.log.warning("could not renew the chat's lease", { error }));
   }
 
   const commit: MiddlewareFn<BotContext> = async function commit(ctx, next) {
@@ -221,13 +231,10 @@ export function createGate(options: GateOptions): {
       ttlMs: recordTtlMs,
     };
     try {
+      const { seen, dialog, lease } = ticket.keys;
       const result = await timed(
         "finish",
-        () =>
-          store.run(finishScript, [ticket.keys.seen, ticket.keys.dialog, ticket.keys.lease], [
-            ticket.token,
-            write,
-          ]),
+        store.run(finishScript, [seen, dialog, lease], [ticket.token, write]),
       );
       storeAnswered();
       if (write === null) {

@@ -19,6 +19,13 @@ const BUCKET_LIMIT = 100_000;
 export class LocalGate {
   readonly #config: RateLimitConfig;
   readonly #seen = new Set<number>();
+  /**
+   * The remembered ids in the order they came, as a ring: the slot written next holds the
+   * oldest. (Deleting a Set's first entry after many deletions makes V8 skip every deleted
+   * slot to find it, which grew costly once the Set was full.)
+   */
+  readonly #order: (number | undefined)[] = new Array(SEEN_LIMIT);
+  #next = 0;
   readonly #buckets = new Map<number, BucketState>();
 
   constructor(config: RateLimitConfig) {
@@ -27,9 +34,12 @@ export class LocalGate {
 
   /** Remembers that `updateId` was handled. */
   markSeen(updateId: number): void {
+    if (this.#seen.has(updateId)) return;
+    const oldest = this.#order[this.#next];
+    if (oldest !== undefined) this.#seen.delete(oldest);
+    this.#order[this.#next] = updateId;
+    this.#next = (this.#next + 1) % SEEN_LIMIT;
     this.#seen.add(updateId);
-    // A Set iterates in insertion order: the first entry is the oldest.
-    if (this.#seen.size > SEEN_LIMIT) this.#seen.delete(this.#seen.values().next().value!);
   }
 
   /** The verdict for `updateId` from `sender`, as the gate script would give it. */

@@ -64,10 +64,10 @@ export type GateVerdict =
   | Exclude<Verdict, { kind: "pass" }>
   | {
     kind: "pass";
-    /** The dialog record as stored (JSON text), renewed if it was alive; absent when none. */
-    dialog?: string;
-    /** The cached profile (JSON text); absent when not cached or not read. */
-    profile?: string;
+    /** The dialog record as stored, renewed if it was alive; absent when none. */
+    dialog?: DialogRecord;
+    /** The cached profile as stored; absent when not cached or not read. */
+    profile?: Json;
     /** Whether the profile key was read (a private chat). */
     profileRead: boolean;
     /** The time the script ran at, in ms since epoch. */
@@ -152,13 +152,14 @@ export const gateScript: AtomicScript<GateArgs, GateVerdict & Record<string, Jso
       if verdict.kind ~= 'pass' then return cjson.encode(verdict) end
     end
     if lease_ms > 0 then redis.call('SET', KEYS[4], token, 'PX', lease_ms) end
-    local result = {kind = 'pass', at = now, profileRead = KEYS[5] ~= nil}
-    result.dialog = touch_dialog(KEYS[3], now, tonumber(ARGV[9]), tonumber(ARGV[10]))
-    if KEYS[5] then
-      local profile = redis.call('GET', KEYS[5])
-      if profile then result.profile = profile end
-    end
-    return cjson.encode(result)`,
+    -- The stored dialog and profile are JSON already: spliced in as they are, not encoded again.
+    local answer = '{"kind":"pass","at":' .. string.format('%.0f', now) .. ',"profileRead":' ..
+      (KEYS[5] and 'true' or 'false')
+    local dialog = touch_dialog(KEYS[3], now, tonumber(ARGV[9]), tonumber(ARGV[10]))
+    if dialog then answer = answer .. ',"dialog":' .. dialog end
+    local profile = KEYS[5] and redis.call('GET', KEYS[5])
+    if profile then answer = answer .. ',"profile":' .. profile end
+    return answer .. '}'`,
   apply(
     current,
     args,
@@ -192,8 +193,8 @@ export const gateScript: AtomicScript<GateArgs, GateVerdict & Record<string, Jso
       at: nowMs,
       profileRead: current.length > 4,
     };
-    if (touched.record !== null) result.dialog = JSON.stringify(touched.record);
-    if (profile !== null && profile !== undefined) result.profile = JSON.stringify(profile);
+    if (touched.record !== null) result.dialog = touched.record;
+    if (profile !== null && profile !== undefined) result.profile = profile;
     return { writes, result };
   },
 };

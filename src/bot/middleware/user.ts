@@ -4,7 +4,7 @@ import type { TelegramProfile, UserRow } from "../../db/users.ts";
 import type { Locale } from "../../config.ts";
 import type { Json } from "../../store/store.ts";
 import type { BotContext } from "../context.ts";
-import { pickLocale, translate } from "../i18n.ts";
+import { pickLocale } from "../i18n.ts";
 import { errorMessage } from "../../errors.ts";
 
 /** What the user stage needs: cached profile lookups. */
@@ -56,10 +56,8 @@ export function userStage(options: UserStageOptions): MiddlewareFn<BotContext> {
         ctx.outcome = "banned";
         return;
       }
-      if (ctx.user?.locale) {
-        ctx.locale = pickLocale(ctx.user.locale, options.defaultLocale);
-        ctx.t = (key, params) => translate(ctx.locale, key, params);
-      }
+      // `ctx.t` follows `ctx.locale`.
+      if (ctx.user?.locale) ctx.locale = pickLocale(ctx.user.locale, options.defaultLocale);
     }
     await next();
   };

@@ -237,3 +237,26 @@ Deno.test("FloodControl: with the store down, each instance keeps the limits in 
   assert.ok(busiest(sent.map((s) => s.at), 300) <= 5);
   assert.ok((await metrics.background.floodFallback.get()).values[0]!.value >= 10);
 });
+
+Deno.test("FloodControl: messages asking at the same time take their turns in one store call", async () => {
+  await withRedis(async (store, metrics) => {
+    const runs: string[] = [];
+    const counting: KeyValueStore = Object.create(store, {
+      run: {
+        value: (...args: Parameters<KeyValueStore["run"]>) => {
+          runs.push(args[0].name);
+          return store.run(...args);
+        },
+      },
+    });
+    const flood = control(counting, metrics);
+    const { prev, sent } = network();
+    // Five private chats, the bot-wide limit five: all go, in one call; the sixth must wait.
+    await Promise.all([1, 2, 3, 4, 5].map((chat) => call(flood, "interactive", prev, chat)));
+    assert.equal(sent.length, 5);
+    assert.deepEqual(runs, ["flood_take"]);
+    const started = performance.now();
+    await call(flood, "interactive", prev, 6);
+    assert.ok(performance.now() - started >= LIMITS.global.windowMs - 100, "the sixth waited");
+  });
+});

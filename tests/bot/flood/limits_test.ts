@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   admit,
+  admitTakes,
   floodLimits,
   type FloodLog,
   JITTER_GUARD_MS,
@@ -121,4 +122,48 @@ Deno.test("toFloodLog() reads what Lua wrote, also an empty list encoded as {}",
   assert.deepEqual(toFloodLog({ t: [1, "x", 2] }), { t: [1, 2], p: 0 });
   assert.equal(toFloodLog("garbage"), null);
   assert.equal(toFloodLog(null), null);
+});
+
+Deno.test("admitTakes() decides several messages as admit() would one after another", () => {
+  // Three logs: the bot-wide one (5 per 1000 ms) and two chats (2 per 3000 ms each).
+  const windows = [1000, 3000, 3000];
+  const counts = [5, 2, 2];
+  const need = (i: number) => [i, counts[i]!, counts[i]!, windows[i]!] as const;
+  const random = (() => {
+    let seed = 7;
+    return () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  })();
+  for (let round = 0; round < 200; round++) {
+    const now = 10_000;
+    const logs = counts.map(() =>
+      random() < 0.3 ? null : {
+        t: Array.from(
+          { length: Math.floor(random() * 6) },
+          () => now - Math.floor(random() * 4000),
+        ),
+        p: random() < 0.1 ? now + 500 : 0,
+      }
+    );
+    const takes = Array.from(
+      { length: 1 + Math.floor(random() * 6) },
+      () => random() < 0.5 ? [need(0), need(1)] : [need(0), need(2)],
+    );
+    // One after another with admit(), each on what the ones before left.
+    const current = [...logs];
+    const expected = takes.map((take) => {
+      const { waitMs, writes } = admit(
+        take.map(([i]) => current[i] ?? null),
+        take.map(([, limit, keep, windowMs]) => ({ limit, keep, windowMs })),
+        now,
+      );
+      writes?.forEach((write, j) => current[take[j]![0]] = write.log);
+      return waitMs;
+    });
+    const { waits, writes } = admitTakes(logs, takes, now);
+    assert.deepEqual(waits, expected, `round ${round}`);
+    for (const [i, write] of writes.entries()) {
+      if (write === undefined) assert.equal(current[i], logs[i], `round ${round}: log ${i}`);
+      else assert.deepEqual(write.log, current[i], `round ${round}: log ${i}`);
+    }
+  }
 });

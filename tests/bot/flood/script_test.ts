@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import type { LogRule } from "../../../src/bot/flood/limits.ts";
-import { floodKeys, pauseScript, takeArgs, takeScript } from "../../../src/bot/flood/script.ts";
+import {
+  floodKeys,
+  pauseScript,
+  takeArgs,
+  takeScript,
+  takeSpec,
+} from "../../../src/bot/flood/script.ts";
 import type { KeyValueStore, StoreKey } from "../../../src/store/store.ts";
 import { testOnBothStores } from "../../support/stores.ts";
 
@@ -12,7 +18,7 @@ const HOUR = 3_600_000;
 const rule = (limit: number, keep = limit, windowMs = HOUR): LogRule => ({ limit, keep, windowMs });
 
 function take(store: KeyValueStore, keys: StoreKey[], rules: LogRule[]): Promise<number> {
-  return store.run(takeScript, keys, takeArgs(rules)).then((answer) => answer.waitMs);
+  return store.run(takeScript, keys, takeArgs(rules)).then((answer) => answer.waits[0]!);
 }
 
 testOnBothStores("flood scripts", async (t, store) => {
@@ -84,6 +90,28 @@ testOnBothStores("flood scripts", async (t, store) => {
       Array.from({ length: 200 }, () => take(store, [key], [rule(30)])),
     );
     assert.equal(waits.filter((w) => w === 0).length, 30);
+  });
+
+  await t.step("one call decides several messages in order, as separate calls would", async () => {
+    const shared: StoreKey = ["flood", "bot", "many-all"];
+    const a: StoreKey = ["flood", "bot", "many-a"];
+    const b: StoreKey = ["flood", "bot", "many-b"];
+    const rules = [rule(4), rule(2)];
+    const overA = takeSpec(rules, [0, 1]);
+    const overB = takeSpec(rules, [0, 2]);
+    const { waits } = await store.run(takeScript, [shared, a, b], [[
+      overA,
+      overA,
+      overA,
+      overB,
+      overB,
+      overB,
+    ]]);
+    // Chat a is full after two; b gets two of what the bot-wide log has left (4 in all).
+    assert.deepEqual(waits.map((wait) => wait === 0), [true, true, false, true, true, false]);
+    const [all, inA, inB] = await store.getMany([shared, a, b]) as { t: number[] }[];
+    assert.deepEqual([all!.t.length, inA!.t.length, inB!.t.length], [4, 2, 2]);
+    assert.ok(waits[2]! > HOUR - 5000 && waits[5]! > HOUR - 5000);
   });
 
   await t.step("a value that is not a log counts as an empty one", async () => {

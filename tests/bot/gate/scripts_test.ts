@@ -189,7 +189,7 @@ testOnBothStores("gate and finish scripts", async (t, store) => {
     const old = Date.now() - 10 * 60_000;
     await finish(store, call, write(0, "form:age", { name: "Ada 🚀" }, old));
     const verdict = passed(await gate(store, { ...call, updateId: 2 }));
-    const renewed = JSON.parse(verdict.dialog!) as DialogRecord;
+    const renewed = verdict.dialog!;
     assert.equal(renewed.sAt, verdict.at + HOUR);
     assert.equal(renewed.dAt, verdict.at + HOUR);
     assert.equal(renewed.d, JSON.stringify({ name: "Ada 🚀" }));
@@ -200,7 +200,7 @@ testOnBothStores("gate and finish scripts", async (t, store) => {
     const recent = Date.now() - 30_000;
     await finish(store, call, write(0, "form:age", { name: "Ada" }, recent));
     const verdict = passed(await gate(store, { ...call, updateId: 2 }));
-    assert.equal((JSON.parse(verdict.dialog!) as DialogRecord).sAt, recent + HOUR);
+    assert.equal(verdict.dialog!.sAt, recent + HOUR);
     assert.equal((await store.get(["fsm", 24, 24]) as DialogRecord).sAt, recent + HOUR);
   });
 
@@ -236,7 +236,7 @@ testOnBothStores("gate and finish scripts", async (t, store) => {
     await store.set(["user", 30], { id: 30, firstName: "Ada" });
     const own = passed(await gate(store, { chat: 30, updateId: 1, limit: false }));
     assert.equal(own.profileRead, true);
-    assert.deepEqual(JSON.parse(own.profile!), { id: 30, firstName: "Ada" });
+    assert.deepEqual(own.profile, { id: 30, firstName: "Ada" });
     const group = passed(await gate(store, { chat: -100, sender: 30, updateId: 2, limit: false }));
     assert.equal(group.profileRead, false);
     assert.equal(group.profile, undefined);

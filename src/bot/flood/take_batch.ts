@@ -1,0 +1,86 @@
+/**
+ * The flood control's takes, sent to the store together: the messages that ask for their turn
+ * while a take is on its way (replies to many chats at once, under load) go in the next call,
+ * ONE run of the take script for all of them, in the order they asked. The script then reads
+ * and writes the bot-wide log once for the lot instead of once per message, and the store gets
+ * one call instead of many. A message that finds nothing on its way goes at once (in a
+ * microtask, so that those asking in the same tick go together): no added wait at low load.
+ *
+ * Each message's answer is exactly what it would have got asking alone at that point, so the
+ * limits hold as before, across instances too; if the call fails, every message in it gets the
+ * error and falls back as before.
+ */
+import type { KeyValueStore, StoreKey } from "../../store/store.ts";
+import type { LogRule } from "./limits.ts";
+import { takeScript, type TakeSpec, takeSpec } from "./script.ts";
+
+/** One message waiting for the next call. */
+interface Pending {
+  keys: readonly StoreKey[];
+  rules: readonly LogRule[];
+  resolve(waitMs: number): void;
+  reject(error: unknown): void;
+}
+
+/** Most messages decided in one call. */
+const MAX_TAKES = 64;
+
+/** Batches concurrent takes into one script call; see the module documentation. */
+export class TakeBatch {
+  readonly #store: KeyValueStore;
+  #pending: Pending[] = [];
+  #inFlight = false;
+  #scheduled = false;
+
+  constructor(store: KeyValueStore) {
+    this.#store = store;
+  }
+
+  /** The wait for one message over `keys` with `rules` (0: it may go now, and is recorded). */
+  take(keys: readonly StoreKey[], rules: readonly LogRule[]): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ keys, rules, resolve, reject });
+      if (this.#scheduled || this.#inFlight) return;
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#send();
+      });
+    });
+  }
+
+  #send(): void {
+    if (this.#inFlight || this.#pending.length === 0) return;
+    const batch = this.#pending.splice(0, MAX_TAKES);
+    this.#inFlight = true;
+    const { keys, takes } = merge(batch);
+    this.#store.run(takeScript, keys, [takes])
+      .then(({ waits }) => batch.forEach((take, i) => take.resolve(waits[i]!)))
+      .catch((error) => batch.forEach((take) => take.reject(error)))
+      .finally(() => {
+        this.#inFlight = false;
+        this.#send();
+      });
+  }
+}
+
+/** The distinct keys of `batch` and each take over them. */
+function merge(batch: readonly Pending[]): { keys: StoreKey[]; takes: TakeSpec[] } {
+  const keys: StoreKey[] = [];
+  const index = new Map<string, number>();
+  const takes = batch.map(({ keys: own, rules }) =>
+    takeSpec(
+      rules,
+      own.map((key) => {
+        const name = key.join("\u0000");
+        let i = index.get(name);
+        if (i === undefined) {
+          i = keys.push(key) - 1;
+          index.set(name, i);
+        }
+        return i;
+      }),
+    )
+  );
+  return { keys, takes };
+}
