@@ -1,6 +1,9 @@
 /**
  * Micro-benchmarks of the in-process pieces: one update through the real grammY pipeline
- * (with an in-memory `fetch`, so no network), and the per-chat scheduler.
+ * (with an in-memory `fetch`, so no network), bare and with everything the program runs per
+ * update in webhook mode with Redis (gate, user cache, commit, chat lease, rate limit, flood
+ * control) on a store in memory (`memory_store.ts`: the pipeline's own CPU, no store I/O), and
+ * the per-chat scheduler.
  *
  * Run with `deno bench --allow-net --allow-env --allow-read --allow-write
  * bench/pipeline_bench.ts`.
@@ -9,7 +12,13 @@
  */
 import type { Update } from "grammy/types";
 import { BOT_INFO, cannedFetch } from "./in_memory_bot_api.ts";
+import { FloodControl } from "../src/bot/flood/flood_control.ts";
 import { createBot } from "../src/bot/pipeline.ts";
+import type { UserRepository, UserRow } from "../src/db/users.ts";
+import { logger } from "../src/log.ts";
+import { UserCache } from "../src/store/user_cache.ts";
+import { benchFloodLimits } from "./bench_program.ts";
+import { MemoryStore } from "./memory_store.ts";
 import { Metrics } from "../src/metrics/metrics.ts";
 import { UpdateScheduler } from "../src/transport/scheduler.ts";
 import { textMessage } from "../tests/updates.ts";
@@ -49,6 +58,67 @@ Deno.bench({
   group: "pipeline",
   async fn() {
     await bot.handleUpdate(textUpdate);
+  },
+});
+
+const HOUR = 3_600_000;
+const store = new MemoryStore();
+/** The database's side of the user cache: every user is known. */
+const users = {
+  upsert: (profile) =>
+    Promise.resolve(
+      {
+        ...profile,
+        locale: null,
+        notifications: true,
+        createdAt: new Date(0),
+        lastSeenAt: new Date(0),
+        blockedAt: null,
+        bannedAt: null,
+      } satisfies UserRow,
+    ),
+} as Pick<UserRepository, "upsert"> as UserRepository;
+
+const protectedBot = createBot({
+  token: "123456:BENCH-token_abcdefghijklmnopqrstuvwxyz",
+  apiRoot: "http://bot-api.invalid",
+  defaultLocale: "en",
+  metrics,
+  botInfo: BOT_INFO,
+  fetch: cannedFetch,
+  users: new UserCache({ store, users, ttlMs: HOUR, metrics }),
+  gate: {
+    store,
+    // On, with a bucket nobody empties: paid for, never triggered.
+    rateLimit: {
+      enabled: true,
+      capacity: 1_000_000,
+      windowMs: 60_000,
+      banAfter: 5,
+      banMs: 60_000,
+      adminExempt: false,
+    },
+    fsm: { stateTtlMs: HOUR, dataTtlMs: HOUR },
+    adminIds: [],
+    leaseMs: 10_000,
+    instanceId: "bench",
+  },
+  flood: new FloodControl({
+    store,
+    limits: benchFloodLimits(),
+    metrics: metrics.background,
+    log: logger("flood"),
+  }),
+});
+
+let nextUpdateId = 1_000;
+Deno.bench({
+  name: "handleUpdate: plain text with gate, commit, lease, limiter and flood control",
+  group: "pipeline",
+  async fn() {
+    const updateId = nextUpdateId++;
+    // Different chats in turn: each update is new, no chat exceeds its flood limit.
+    await protectedBot.handleUpdate(privateText(updateId, 5_000 + (updateId % 1_000), "hi"));
   },
 });
 

@@ -10,6 +10,7 @@
  * @module
  */
 import { BotProcess, freePort, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
+import { BENCH_PROGRAM } from "./bench_program.ts";
 import type { Update } from "grammy/types";
 import { createClient } from "redis";
 import { FakeBotApi } from "../tests/fake_bot_api.ts";
@@ -95,6 +96,7 @@ export async function measureWebhookThroughput(
   await using api = await FakeBotApi.start();
   await using bot = await BotProcess.start({
     api,
+    entry: BENCH_PROGRAM,
     env: { ...webhookEnv(freePort(), SECRET), ...env },
   });
   await bot.waitReady();
@@ -160,7 +162,7 @@ export async function measurePollingThroughput(
 ): Promise<ThroughputResult> {
   const { updates, chats, warmup, timeoutMs } = withDefaults(options);
   await using api = await FakeBotApi.start();
-  await using bot = await BotProcess.start({ api });
+  await using bot = await BotProcess.start({ api, entry: BENCH_PROGRAM });
   await bot.waitReady();
   const push = (count: number, offset: number) => {
     for (let i = offset; i < offset + count; i++) {

@@ -7,8 +7,11 @@
  * - peer: `bench/peer/`, what a typical production grammY template does per update
  *   (`limit()` and `session()` on Redis via ioredis, one Postgres upsert of the user), then
  *   the `/help` reply: the bar to beat;
- * - ours: the real program (`tests/e2e/program.ts`) in webhook mode on the same Redis and
- *   Postgres, rate limiting on with a limit nobody reaches, LOG_LEVEL=warning.
+ * - ours: the real program (`bench/bench_program.ts`, run as `tests/e2e/program.ts` runs it) in
+ *   webhook mode on the same Redis and Postgres, rate limiting on with a limit nobody reaches,
+ *   LOG_LEVEL=warning, and its flood control on with limits no burst reaches
+ *   (`benchFloodLimits()`: each reply still takes its turn in the shared logs; Telegram's real
+ *   30 a second would time nothing but the limiter).
  *
  * Each bot runs as its own process (floor and peer from their own deno.json and deno.lock),
  * against one throwaway Redis, one throwaway Postgres (a database per bot) and one fake Bot
@@ -32,6 +35,7 @@
 import type { Update } from "grammy/types";
 import { PROJECT_ROOT } from "../scripts/start_command.ts";
 import { BotProcess, freePort, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
+import { BENCH_PROGRAM } from "./bench_program.ts";
 import { FAKE_TOKEN, FakeBotApi } from "../tests/fake_bot_api.ts";
 import { startPostgres } from "../tests/support/postgres_server.ts";
 import { startRedis } from "../tests/support/redis_server.ts";
@@ -87,6 +91,11 @@ export interface BurstFigures {
   queries: Record<string, number> | null;
   /** CPU time of the bot's process (user + system), from the burst's start to its settling. */
   cpuMicros: number;
+  /**
+   * CPU time of the Redis server (`INFO cpu`) over the same span: the servers share the
+   * machine's cores with the bots, so what an update costs them counts too.
+   */
+  redisCpuMicros: number;
   /** The bot's VmRSS right after the burst. */
   rssBytes: number;
   /** CPU time of this process (load generator and fake Bot API) while the POSTs ran. */
@@ -195,6 +204,7 @@ async function burst(
   const queriesBefore = bot.database ? await queries.snapshot(bot.database) : null;
   const sentBefore = api.sentMessages().length;
   const cpuBefore = await sampleProcess(bot.pid);
+  const redisCpuBefore = await stats.cpuMs();
   const loadBefore = await sampleProcess(Deno.pid);
   const started = performance.now();
 
@@ -205,6 +215,7 @@ async function burst(
   const { rssBytes } = await sampleProcess(bot.pid);
   await bot.settle();
   const cpu = (await sampleProcess(bot.pid)).cpuMicros - cpuBefore.cpuMicros;
+  const redisCpu = (await stats.cpuMs()) - redisCpuBefore;
   // Marks first, INFO second: the mark's ECHO falls inside this delta and is left out below.
   const scriptsAfter = await scripts?.mark();
   const commandsAfter = await stats.snapshot();
@@ -234,6 +245,7 @@ async function burst(
     scriptCommands,
     queries: queriesBefore && queriesAfter ? queryDelta(queriesBefore, queriesAfter) : null,
     cpuMicros: cpu,
+    redisCpuMicros: redisCpu * 1000,
     rssBytes,
     loadCpuMicros: loadCpu,
   };
@@ -324,6 +336,7 @@ export async function benchWebhookCompare(
   const oursDb = "compare_ours";
   await using ours = await BotProcess.start({
     api,
+    entry: BENCH_PROGRAM,
     env: {
       ...webhookEnv(freePort(), SECRET),
       REDIS_URL: redis.url,
@@ -342,7 +355,7 @@ export async function benchWebhookCompare(
     contestant("peer", peer.pid, peer.url, peerDb, concurrency),
     contestant(
       "ours",
-      await childPid(`${PROJECT_ROOT}/main.ts`),
+      await childPid(`${PROJECT_ROOT}/${BENCH_PROGRAM}`),
       ours.url,
       oursDb,
       concurrency,

@@ -25,6 +25,7 @@ function summary(timed: BurstFigures[], counted: BurstFigures | undefined) {
     p50: median(timed.map((b) => percentile(b.latenciesMs, 50))),
     p99: median(timed.map((b) => percentile(b.latenciesMs, 99))),
     cpuPerUpdate: median(timed.map((b) => b.cpuMicros / b.updates)),
+    redisCpuPerUpdate: median(timed.map((b) => b.redisCpuMicros / b.updates)),
     rss: median(timed.map((b) => b.rssBytes)),
     /** Updates of the accounting burst, which the counts below are over. */
     counted: counted?.updates ?? NaN,
@@ -77,6 +78,7 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
       fixed(sum(s.commands.values()) / s.counted),
       s.queries ? fixed(sum(s.queries.values()) / s.counted, 3) : "– (none)",
       `${Math.round(s.cpuPerUpdate)} µs`,
+      s.redisCpuPerUpdate >= 0.5 ? `${Math.round(s.redisCpuPerUpdate)} µs` : "–",
       mib(s.rss),
     ];
   });
@@ -140,7 +142,9 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
     `${options.concurrency} POSTs in flight over keep-alive connections; ${options.rounds} ` +
     `rounds (floor, peer, ours in turn) after a warm-up of ${options.warmup} updates per bot. ` +
     "Time, CPU and memory are medians over the rounds; Redis and Postgres counts come from " +
-    "one more, untimed burst per bot with Redis MONITOR attached.",
+    "one more, untimed burst per bot with Redis MONITOR attached. Ours runs with all its " +
+    "protection on, its flood control included (every reply takes its turn in the shared logs, " +
+    "under limits no burst reaches: `bench/bench_program.ts`).",
     "",
     markdownTable(
       [
@@ -152,6 +156,7 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
         "Redis commands / update (incl. in scripts)",
         "Postgres queries / update",
         "bot CPU / update",
+        "Redis CPU / update",
         "RSS after",
       ],
       rows,
@@ -187,6 +192,8 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
     `- Postgres queries: ${queryNote}.`,
     "- bot CPU: utime + stime of the bot's process (`/proc/<pid>/stat`, all threads) from the",
     `  first POST to ${figures.settleMs} ms after the last 200 (and ours' event log written).`,
+    "- Redis CPU: `used_cpu_user` + `used_cpu_sys` of the shared Redis (`INFO cpu`) over the",
+    "  same span; the floor uses no Redis (what shows is the others' background work).",
     "- RSS after: VmRSS of the bot's process (`/proc/<pid>/status`) right after the burst.",
     "- Every burst must bring the fake Bot API one `sendMessage` per update. The load generator",
     "  and the fake share this process; its CPU during the bursts, in shares of one core: " +
