@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Composer } from "grammy";
+import type { Update } from "grammy/types";
 import type { BotContext } from "../../src/bot/context.ts";
 import { translate } from "../../src/bot/i18n.ts";
 import { createBot } from "../../src/bot/pipeline.ts";
@@ -13,18 +14,23 @@ function recordingBot() {
   return { bot, calls };
 }
 
-Deno.test("fallback answers a button nobody handled, so the client stops spinning", async () => {
-  const { bot, calls } = recordingBot();
-  await bot.handleUpdate({
+/** A press of a button whose data no feature knows, from Ada in `languageCode`. */
+function forgedPress(languageCode: string): Update {
+  return {
     update_id: 1,
     callback_query: {
       id: "q1",
-      from: { id: 7, is_bot: false, first_name: "Ada", language_code: "ru" },
+      from: { id: 7, is_bot: false, first_name: "Ada", language_code: languageCode },
       chat_instance: "c",
       data: "forged:data",
       message: { message_id: 3, date: 0, chat: { id: 7, type: "private", first_name: "Ada" } },
     },
-  });
+  };
+}
+
+Deno.test("fallback answers a button nobody handled, so the client stops spinning", async () => {
+  const { bot, calls } = recordingBot();
+  await bot.handleUpdate(forgedPress("ru"));
   assert.deepEqual(calls, [{
     method: "answerCallbackQuery",
     body: {
@@ -53,16 +59,7 @@ Deno.test("through a webhook, the button's answer travels in the 200; a reply st
       return Promise.resolve();
     },
   };
-  await bot.handleUpdate({
-    update_id: 1,
-    callback_query: {
-      id: "q1",
-      from: { id: 7, is_bot: false, first_name: "Ada", language_code: "en" },
-      chat_instance: "c",
-      data: "forged:data",
-      message: { message_id: 3, date: 0, chat: { id: 7, type: "private", first_name: "Ada" } },
-    },
-  }, envelope);
+  await bot.handleUpdate(forgedPress("en"), envelope);
   assert.equal(calls.length, 0, "no request of its own");
   assert.equal(replies.length, 1);
   assert.deepEqual(JSON.parse(replies[0]!).method, "answerCallbackQuery");
