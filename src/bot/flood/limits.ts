@@ -75,36 +75,17 @@ export interface Admission {
  * Whether one message may go at `now` under every rule (each with its own log): it may when
  * no log is paused and each has fewer than its `limit` sends in its window. Admitted, each
  * log gets `now` appended; otherwise the answer is how long until the last obstacle is gone.
+ * ({@link admitTakes} with this one message.)
  */
 export function admit(
   logs: readonly (FloodLog | null)[],
   rules: readonly LogRule[],
   now: number,
 ): Admission {
-  let wait = 0;
-  const kept: number[][] = [];
-  for (const [i, rule] of rules.entries()) {
-    const log = logs[i] ?? null;
-    // Sorted: instances' clocks differ a little, so a shared log is not always in order.
-    const times = log === null
-      ? []
-      : log.t.filter((at) => at > now - rule.windowMs).sort((a, b) => a - b);
-    kept.push(times);
-    if (log !== null && log.p > now) wait = Math.max(wait, log.p - now);
-    const limit = Math.max(1, rule.limit);
-    if (times.length >= limit) {
-      // The send that has to leave the window before there is room again.
-      wait = Math.max(wait, times[times.length - limit]! + rule.windowMs - now);
-    }
-  }
-  if (wait > 0) return { waitMs: Math.ceil(wait), writes: null };
-  return {
-    waitMs: 0,
-    writes: rules.map((rule, i) => ({
-      log: { t: [...kept[i]!, now].slice(-rule.keep), p: 0 },
-      ttlMs: rule.windowMs,
-    })),
-  };
+  const take = rules.map((rule, i): Need => [i, rule.limit, rule.keep, rule.windowMs]);
+  const { waits: [waitMs], writes } = admitTakes(rules.map((_, i) => logs[i] ?? null), [take], now);
+  if (waitMs! > 0) return { waitMs: waitMs!, writes: null };
+  return { waitMs: 0, writes: writes.map((write) => write!) };
 }
 
 /** One log's rule in a take: `[key index, limit, keep, windowMs]` (see `script.ts`). */
@@ -127,6 +108,7 @@ export function admitTakes(
     if (log === undefined) {
       const stored = logs[i] ?? null;
       const times = stored === null ? [] : stored.t.filter((at) => at > now - windowMs);
+      // Sorted: instances' clocks differ a little, so a shared log is not always in order.
       log = { times: times.sort((a, b) => a - b), pause: stored?.p ?? 0 };
       loaded.set(i, log);
     }
