@@ -8,7 +8,7 @@ import type { Api } from "grammy";
 import { Alerter } from "../../src/jobs/alerter.ts";
 import { logger } from "../../src/log.ts";
 import { Metrics } from "../../src/metrics/metrics.ts";
-import { openKvStore } from "../../src/store/kv_store.ts";
+import { tempKvStore } from "../support/stores.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 
 const ADMINS = [1, 2];
@@ -50,15 +50,9 @@ function alerter(
 }
 
 async function withStore(body: (store: KeyValueStore, metrics: Metrics) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "alerter-test-" });
-  const store = await openKvStore(`${dir}/kv.sqlite3`);
+  await using store = await tempKvStore("alerter-test-");
   using metrics = new Metrics();
-  try {
-    await body(store, metrics);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await body(store, metrics);
 }
 
 const texts = (api: ReturnType<typeof fakeApi>, chat: number) =>

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Job } from "../../src/jobs/job.ts";
 import { JobRunner } from "../../src/jobs/runner.ts";
 import { Metrics } from "../../src/metrics/metrics.ts";
-import { openKvStore } from "../../src/store/kv_store.ts";
+import { tempKvStore } from "../support/stores.ts";
 import { leaseKey } from "../../src/store/lease.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 
@@ -23,16 +23,7 @@ async function until(probe: () => boolean, timeoutMs: number, what: string): Pro
 }
 
 /** A Deno KV store in a temp dir; `shared` runners treat it as if other instances used it. */
-async function tempStore(): Promise<KeyValueStore & AsyncDisposable> {
-  const dir = await Deno.makeTempDir({ prefix: "runner-test-" });
-  const store = await openKvStore(`${dir}/kv.sqlite3`);
-  return Object.assign(store, {
-    async [Symbol.asyncDispose]() {
-      await store.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  });
-}
+const tempStore = () => tempKvStore("runner-test-");
 
 function runner(
   store: KeyValueStore,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Job } from "../../src/jobs/job.ts";
 import { JobRunner } from "../../src/jobs/runner.ts";
 import { Metrics } from "../../src/metrics/metrics.ts";
-import { openKvStore } from "../../src/store/kv_store.ts";
+import { tempKvStore } from "../support/stores.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { nextCronTime, parseCron, previousCronTime } from "../../src/util/cron.ts";
 
@@ -15,15 +15,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT_KEY = ["job", "every-minute", "slot"] as const;
 
 async function withStore(body: (store: KeyValueStore, metrics: Metrics) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "slots-test-" });
-  const store = await openKvStore(`${dir}/kv.sqlite3`);
+  await using store = await tempKvStore("slots-test-");
   using metrics = new Metrics();
-  try {
-    await body(store, metrics);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await body(store, metrics);
 }
 
 /** A runner whose clock reads `offsetMs` ahead of the real one. */

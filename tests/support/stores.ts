@@ -7,6 +7,20 @@ import { openRedisStore } from "../../src/store/redis_store.ts";
 import type { KeyValueStore } from "../../src/store/store.ts";
 import { startRedis } from "./redis_server.ts";
 
+/** A Deno KV store in a fresh temp dir, closed and removed when disposed. */
+export async function tempKvStore(
+  prefix = "store-test-",
+): Promise<KeyValueStore & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const store = await openKvStore(`${dir}/kv.sqlite3`);
+  return Object.assign(store, {
+    async [Symbol.asyncDispose]() {
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  });
+}
+
 /** Registers `Deno.test("<name> (redis)")` and `Deno.test("<name> (kv)")`. */
 export function testOnBothStores(
   name: string,
@@ -22,13 +36,7 @@ export function testOnBothStores(
     }
   });
   Deno.test(`${name} (kv)`, async (t) => {
-    const dir = await Deno.makeTempDir({ prefix: "store-test-" });
-    const store = await openKvStore(`${dir}/kv.sqlite3`);
-    try {
-      await body(t, store);
-    } finally {
-      await store.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using store = await tempKvStore();
+    await body(t, store);
   });
 }

@@ -10,7 +10,7 @@ import { FloodControl, type Priority } from "../../../src/bot/flood/flood_contro
 import type { FloodLimits } from "../../../src/bot/flood/limits.ts";
 import { logger } from "../../../src/log.ts";
 import { Metrics } from "../../../src/metrics/metrics.ts";
-import { openKvStore } from "../../../src/store/kv_store.ts";
+import { tempKvStore } from "../../support/stores.ts";
 import { openRedisStore } from "../../../src/store/redis_store.ts";
 import type { KeyValueStore } from "../../../src/store/store.ts";
 import { startRedis } from "../../support/redis_server.ts";
@@ -35,6 +35,16 @@ function network(answer: (chat: unknown) => Answer = () => ({ ok: true, result: 
     return Promise.resolve(answer(chat)) as ReturnType<Prev>;
   };
   return { prev, sent };
+}
+
+/** Telegram's 429 asking to wait a second. */
+function tooManyRequests(): Answer {
+  return {
+    ok: false,
+    error_code: 429,
+    description: "Too Many Requests: retry after 1",
+    parameters: { retry_after: 1 },
+  } as Answer;
 }
 
 function call(
@@ -72,15 +82,9 @@ function busiest(times: number[], windowMs: number): number {
 }
 
 async function withStore(body: (store: KeyValueStore, metrics: Metrics) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "flood-test-" });
-  const store = await openKvStore(`${dir}/kv.sqlite3`);
+  await using store = await tempKvStore("flood-test-");
   using metrics = new Metrics();
-  try {
-    await body(store, metrics);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await body(store, metrics);
 }
 
 async function withRedis(body: (store: KeyValueStore, metrics: Metrics) => Promise<void>) {
@@ -145,12 +149,7 @@ Deno.test("FloodControl: bulk messages keep their pace and leave the reserve to 
 Deno.test("FloodControl: a 429 for a private chat pauses the whole bot, on every instance", async () => {
   await withRedis(async (store, metrics) => {
     const [a, b] = [control(store, metrics), control(store, metrics)];
-    const refused = network(() => ({
-      ok: false,
-      error_code: 429,
-      description: "Too Many Requests: retry after 1",
-      parameters: { retry_after: 1 },
-    } as Answer));
+    const refused = network(tooManyRequests);
     const answer = await call(a, "interactive", refused.prev, 400);
     assert.equal(answer.ok, false);
     const asked = performance.now();
@@ -165,12 +164,7 @@ Deno.test("FloodControl: a 429 for a private chat pauses the whole bot, on every
 Deno.test("FloodControl: a 429 for a group pauses that group only", async () => {
   await withRedis(async (store, metrics) => {
     const [a, b] = [control(store, metrics), control(store, metrics)];
-    const refused = network(() => ({
-      ok: false,
-      error_code: 429,
-      description: "Too Many Requests: retry after 1",
-      parameters: { retry_after: 1 },
-    } as Answer));
+    const refused = network(tooManyRequests);
     await call(a, "interactive", refused.prev, -500);
     const { prev, sent } = network();
     const started = performance.now();
