@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 import { startRedis } from "../support/redis_server.ts";
-import { BotProcess, type LogLine, metricSample } from "./program.ts";
+import { BotProcess, type LogLine, metricSample, slowUpdate } from "./program.ts";
 
 const ELECTED = /^took the polling lease as /;
 /** The leader's lease TTL (10 s) plus a renewal interval and start-up slack. */
@@ -117,19 +117,6 @@ function runs(bot: BotProcess, id: number): LogLine[] {
   return bot.logs(/^update /).filter((line) =>
     line.update_id === id && line.outcome !== "duplicate"
   );
-}
-
-/** A button press whose answer Telegram takes `ms` to accept; resolves once it is in flight. */
-async function slowUpdate(api: FakeBotApi, chatId: number, ms: number): Promise<number> {
-  api.delay("answerCallbackQuery", ms);
-  const answers = api.callsOf("answerCallbackQuery").length;
-  const id = api.pushCallbackQuery({ chatId, data: "no:such:button" });
-  await api.waitFor(
-    () => api.callsOf("answerCallbackQuery").length > answers,
-    15_000,
-    "the slow update in flight",
-  );
-  return id;
 }
 
 /** Two instances sharing Redis and Postgres, once one of them leads. */

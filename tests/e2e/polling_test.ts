@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
-import { BotProcess } from "./program.ts";
+import { BotProcess, slowUpdate } from "./program.ts";
 
 Deno.test("polling mode: /start and /help are answered in the user's language", async () => {
   await using api = await FakeBotApi.start();
@@ -134,23 +134,6 @@ function handled(bot: BotProcess, id: number): number {
   return bot.logs(/^update /).filter((line) =>
     line.update_id === id && line.outcome !== "duplicate"
   ).length;
-}
-
-/**
- * A button press in chat `chatId` whose answer Telegram takes `ms` to accept: an update that
- * stays in flight that long, as one waiting out a 429 or uploading a large file would. Resolves
- * once the bot is waiting for that answer.
- */
-async function slowUpdate(api: FakeBotApi, chatId: number, ms: number): Promise<number> {
-  api.delay("answerCallbackQuery", ms);
-  const answers = api.callsOf("answerCallbackQuery").length;
-  const id = api.pushCallbackQuery({ chatId, data: "no:such:button" });
-  await api.waitFor(
-    () => api.callsOf("answerCallbackQuery").length > answers,
-    15_000,
-    "the slow update in flight",
-  );
-  return id;
 }
 
 Deno.test("polling mode: a slow update holds up no other chat", async () => {

@@ -255,3 +255,21 @@ export class BotProcess implements AsyncDisposable {
     if (this.#ownsCwd) await Deno.remove(this.cwd, { recursive: true }).catch(() => {});
   }
 }
+
+/**
+ * A button press in chat `chatId` whose answer Telegram takes `ms` to accept: an update that
+ * stays in flight that long, as one waiting out a 429 or uploading a large file would. Resolves
+ * once the bot is waiting for that answer. Polling mode only: in webhook mode the answer travels
+ * in the webhook's 200, once the update is done.
+ */
+export async function slowUpdate(api: FakeBotApi, chatId: number, ms: number): Promise<number> {
+  api.delay("answerCallbackQuery", ms);
+  const answers = api.callsOf("answerCallbackQuery").length;
+  const id = api.pushCallbackQuery({ chatId, data: "no:such:button" });
+  await api.waitFor(
+    () => api.callsOf("answerCallbackQuery").length > answers,
+    15_000,
+    "the slow update in flight",
+  );
+  return id;
+}
