@@ -9,7 +9,7 @@ import { APPLICATION_NAME } from "../db/database.ts";
 import type { MigrationStatus } from "../db/migrate.ts";
 import { DatabaseError } from "../errors.ts";
 import { openStorage, type Storage } from "../storage.ts";
-import { createBackup, pruneBackups } from "./backup.ts";
+import { backupAndPrune } from "./backup.ts";
 import { restoreBackup } from "./restore.ts";
 import { runningBot } from "./running_bot.ts";
 
@@ -84,7 +84,7 @@ export async function migrateCommand(config: Config, args: string[], print: Prin
 /** `backup`: writes one backup file to BACKUP_DIR and prunes old ones. */
 export async function backupCommand(config: Config, print: Print): Promise<number> {
   return await withStorage(config, "backup", async ({ db, store }) => {
-    const result = await createBackup({ db, store, config, dir: config.backupDir });
+    const { result, pruned: deleted } = await backupAndPrune({ db, store, config });
     const rows = Object.entries(result.tables).map(([table, n]) => `${table} ${n}`).join(", ");
     print(`backup written: ${result.path}`);
     print(
@@ -93,7 +93,6 @@ export async function backupCommand(config: Config, print: Print): Promise<numbe
       } ms; schema version ` +
         `${result.schemaVersion}; rows: ${rows}; dialog keys: ${result.keys}`,
     );
-    const deleted = await pruneBackups(config.backupDir, config.backupRetentionDays);
     if (deleted.length > 0) {
       print(
         `deleted ${deleted.length} backup(s) older than ${config.backupRetentionDays} days: ${
