@@ -12,11 +12,11 @@
 import { BotProcess, freePort, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
 import { BENCH_PROGRAM } from "./bench_program.ts";
 import type { Update } from "grammy/types";
-import { createClient } from "redis";
 import { FakeBotApi } from "../tests/fake_bot_api.ts";
 import { textMessage } from "../tests/updates.ts";
 import { sampleSum, scrape } from "./prometheus.ts";
 import { markdownTable, mib, ms, percentile, perSecond } from "./stats.ts";
+import { RespClient } from "../src/store/resp.ts";
 
 /** Options of {@link measureWebhookThroughput} and {@link measurePollingThroughput}. */
 export interface ThroughputOptions {
@@ -306,33 +306,30 @@ async function scrapeEventsWritten(
   }
 }
 
-/** What {@link RedisCommandStats} uses of a node-redis client. */
-interface InfoClient {
-  info(section: string): Promise<unknown>;
-  close(): Promise<unknown>;
-}
-
 /**
  * Counts a Redis's commands by name from `INFO commandstats`, over one connection of its own
  * that sends nothing but INFO (which {@link commandDelta} leaves out).
  */
 export class RedisCommandStats implements AsyncDisposable {
-  readonly #client: InfoClient;
+  readonly #client: RespClient;
 
-  private constructor(client: InfoClient) {
+  private constructor(client: RespClient) {
     this.#client = client;
   }
 
   /** Connects to `url`. */
   static async open(url: string): Promise<RedisCommandStats> {
-    const client = createClient({ url });
-    await client.connect();
+    const client = await RespClient.connect({
+      url,
+      connectTimeoutMs: 5_000,
+      reconnect: (_retries, cause) => cause,
+    });
     return new RedisCommandStats(client);
   }
 
   /** Calls so far per command (`evalsha`, `get`, `client|setinfo`, …) since the server started. */
   async snapshot(): Promise<Map<string, number>> {
-    const text = String(await this.#client.info("commandstats"));
+    const text = String(await this.#client.send(["INFO", "commandstats"]));
     const calls = new Map<string, number>();
     for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
       calls.set(match[1]!, Number(match[2]));
@@ -342,14 +339,14 @@ export class RedisCommandStats implements AsyncDisposable {
 
   /** CPU time the server has used since it started (`used_cpu_user` + `used_cpu_sys`), in ms. */
   async cpuMs(): Promise<number> {
-    const text = String(await this.#client.info("cpu"));
+    const text = String(await this.#client.send(["INFO", "cpu"]));
     const seconds = (name: string) => Number(new RegExp(`^${name}:(\\S+)`, "m").exec(text)?.[1]);
     return (seconds("used_cpu_user") + seconds("used_cpu_sys")) * 1000;
   }
 
   /** The server's `redis_version`. */
   async version(): Promise<string> {
-    const text = String(await this.#client.info("server"));
+    const text = String(await this.#client.send(["INFO", "server"]));
     return /^redis_version:(\S+)/m.exec(text)?.[1] ?? "?";
   }
 

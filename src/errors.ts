@@ -1,6 +1,6 @@
 /**
  * The program's few error classes, and how errors are told to a human in one line. Foreign
- * errors (postgres.js, node-redis, grammY, Deno) are converted at the boundary that meets
+ * errors (postgres.js, Redis, grammY, Deno) are converted at the boundary that meets
  * them; an error that restarting the program cannot fix is marked `permanent`, so that the
  * start-up stops retrying it and the program exits with {@link EXIT_REFUSED}.
  */

@@ -1,15 +1,14 @@
 /**
- * {@link KeyValueStore} on Redis (node-redis), for running several instances against one
- * Redis. Keys are spelled by `keys.ts`; atomic scripts run as Lua via EVALSHA, the calls made
- * while one is on its way sent together as one (`script_batch.ts`).
+ * {@link KeyValueStore} on Redis (through the small RESP client of `resp.ts`), for running
+ * several instances against one Redis. Keys are spelled by `keys.ts`; atomic scripts run as Lua
+ * via EVALSHA, the calls made while one is on its way sent together as one (`script_batch.ts`).
  */
 
-import { Buffer } from "node:buffer";
-import { createClient, ErrorReply, type RedisClientType } from "redis";
 import { errorMessage, StoreUnavailableError } from "../errors.ts";
-import { type Logger, logger } from "../log.ts";
+import { logger } from "../log.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { fromRedisKey, namespacePattern, toRedisKey } from "./keys.ts";
+import { type Arg, RedisReplyError, type Reply, RespClient } from "./resp.ts";
 import { type BatchSender, CALL_FAILED, ScriptBatcher } from "./script_batch.ts";
 import type {
   AtomicScript,
@@ -30,8 +29,6 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
 }
 
-type Client = RedisClientType;
-
 const RECONNECT_BACKOFF = { baseMs: 100, maxMs: 2_000 };
 const LOG_INTERVAL_MS = 10_000;
 // Redis' answers to a wrong or missing password.
@@ -47,41 +44,34 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
   const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
   const log = logger("store");
   const shouldLog = throttle(LOG_INTERVAL_MS);
-  const deadline = performance.now() + connectTimeoutMs;
   let everReady = false;
-  const client = createClient({
-    url: options.url,
-    // Without this, commands issued while disconnected wait for the reconnect: callers
-    // would hang instead of failing over to their degraded path.
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: connectTimeoutMs,
-      reconnectStrategy(retries, cause) {
+  const deadline = performance.now() + connectTimeoutMs;
+  let client: RespClient;
+  try {
+    client = await RespClient.connect({
+      url: options.url,
+      connectTimeoutMs,
+      reconnect(retries, cause, everReady) {
         if (everReady) return backoffDelay(retries, RECONNECT_BACKOFF);
         // A refused password stays refused: say so at once instead of at the deadline.
-        if (cause instanceof Error && CREDENTIALS_REFUSED.test(cause.message)) return cause;
-        // node-redis retries the first connect forever too; returning an Error ends it.
+        if (CREDENTIALS_REFUSED.test(cause.message)) return cause;
         const left = deadline - performance.now();
-        if (left <= 0) return cause instanceof Error ? cause : new Error(String(cause));
+        if (left <= 0) return cause;
         return Math.min(left, backoffDelay(retries, RECONNECT_BACKOFF));
       },
-    },
-  });
-  // An EventEmitter 'error' without a listener would crash the process.
-  client.on("error", (error: unknown) => {
-    if (!shouldLog(String(error))) return;
-    const message = everReady ? "redis connection lost: {error}" : "redis connect failed: {error}";
-    log.warn(message, { error: String(error) });
-  });
-  client.on("ready", () => {
-    if (everReady) log.info("redis connection restored");
-    everReady = true;
-  });
-  try {
-    await client.connect();
+      onError(error) {
+        if (!shouldLog(error.message)) return;
+        const message = everReady
+          ? "redis connection lost: {error}"
+          : "redis connect failed: {error}";
+        log.warn(message, { error: error.message });
+      },
+      onReady() {
+        if (everReady) log.info("redis connection restored");
+        everReady = true;
+      },
+    });
   } catch (error) {
-    // Stops any retry still scheduled, so nothing outlives the failed open.
-    client.destroy();
     const message = errorMessage(error);
     if (CREDENTIALS_REFUSED.test(message)) {
       throw new StoreUnavailableError(
@@ -95,72 +85,61 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
       { cause: error },
     );
   }
-  return new RedisStore(client, options.keyPrefix, log);
+  return new RedisStore(client, options.keyPrefix);
 }
 
 /** The Redis {@link KeyValueStore}; create it with {@link openRedisStore}. */
 export class RedisStore implements KeyValueStore {
   readonly backend = "redis" as const;
   readonly shared = true;
-  readonly #client: Client;
+  readonly #client: RespClient;
   readonly #prefix: string;
-  readonly #log: Logger;
   readonly #shas = new Map<string, Promise<string>>();
   readonly #batcher = new ScriptBatcher(this.#sender());
   #closing: Promise<void> | null = null;
 
   /** Wraps a connected client; use {@link openRedisStore}. */
-  constructor(client: Client, keyPrefix: string, log: Logger) {
+  constructor(client: RespClient, keyPrefix: string) {
     this.#client = client;
     this.#prefix = keyPrefix;
-    this.#log = log;
   }
 
   async get(key: StoreKey): Promise<Json> {
-    const reply = await this.#call("GET", () => this.#client.get(this.#key(key)));
-    return decode(reply);
+    return decode(await this.#call("GET", ["GET", this.#key(key)]));
   }
 
   async getMany(keys: readonly StoreKey[]): Promise<Json[]> {
     if (keys.length === 0) return [];
-    const replies = await this.#call(
-      "MGET",
-      () => this.#client.mGet(keys.map((k) => this.#key(k))),
-    );
-    return replies.map(decode);
+    const replies = await this.#call("MGET", ["MGET", ...keys.map((k) => this.#key(k))]);
+    return (replies as Reply[]).map(decode);
   }
 
   async set(key: StoreKey, value: Json, options: SetOptions = {}): Promise<void> {
     const ttlMs = options.ttlMs ?? null;
-    const expiration = ttlMs === null
-      ? undefined
-      : { expiration: { type: "PX" as const, value: Math.max(1, Math.ceil(ttlMs)) } };
-    await this.#call(
-      "SET",
-      () => this.#client.set(this.#key(key), JSON.stringify(value), expiration),
-    );
+    const command = ["SET", this.#key(key), JSON.stringify(value)];
+    if (ttlMs !== null) command.push("PX", String(Math.max(1, Math.ceil(ttlMs))));
+    await this.#call("SET", command);
   }
 
   async delete(key: StoreKey): Promise<void> {
-    await this.#call("DEL", () => this.#client.del(this.#key(key)));
+    await this.#call("DEL", ["DEL", this.#key(key)]);
   }
 
   async *scan(namespace: string): AsyncIterable<StoreEntry> {
     const MATCH = namespacePattern(this.#prefix, namespace);
     let cursor = "0";
     do {
-      const page = await this.#call("SCAN", () => this.#client.scan(cursor, { MATCH, COUNT: 500 }));
-      cursor = String(page.cursor);
-      const keys = page.keys.map(String);
-      if (keys.length === 0) continue;
-      const replies = await this.#call("SCAN", () => {
-        // Pipelines skip node-redis' offline check and would wait for the next reconnect try.
-        if (!this.#client.isReady) throw new Error("The client is offline");
-        const batch = this.#client.multi();
-        for (const key of keys) batch.get(key).pTTL(key);
-        return batch.execAsPipeline();
-      });
-      for (const [i, redisKey] of keys.entries()) {
+      const page = await this.#call("SCAN", ["SCAN", cursor, "MATCH", MATCH, "COUNT", "500"]);
+      const [next, found] = page as [string, string[]];
+      cursor = next;
+      if (found.length === 0) continue;
+      // Sent in one tick, so they travel pipelined: one write, one round trip.
+      const replies = await Promise.all(
+        found.flatMap((
+          key,
+        ) => [this.#call("SCAN", ["GET", key]), this.#call("SCAN", ["PTTL", key])]),
+      );
+      for (const [i, redisKey] of found.entries()) {
         const value = replies[2 * i];
         const pttl = Number(replies[2 * i + 1]);
         const key = fromRedisKey(this.#prefix, redisKey);
@@ -188,7 +167,7 @@ export class RedisStore implements KeyValueStore {
         args: encoded,
         resolve(reply) {
           if (reply.startsWith(CALL_FAILED)) {
-            reject(scriptError(script.name, new ErrorReply(reply.slice(CALL_FAILED.length))));
+            reject(scriptError(script.name, new RedisReplyError(reply.slice(CALL_FAILED.length))));
             return;
           }
           try {
@@ -206,7 +185,7 @@ export class RedisStore implements KeyValueStore {
   #sender(): BatchSender {
     return {
       single: async ({ script, keys, args }) => {
-        const reply = await this.#eval(script.name, script.lua, { keys, arguments: args });
+        const reply = await this.#eval(script.name, script.lua, keys, args);
         if (typeof reply !== "string") {
           throw new Error(
             `script ${script.name} returned ${typeof reply} instead of cjson.encode(...)`,
@@ -218,26 +197,24 @@ export class RedisStore implements KeyValueStore {
         this.#eval(
           `batch of ${[...new Set(calls.map((call) => call.script.name))].join(", ")}`,
           lua,
-          { keys: [], arguments: [utf8(batch)] },
+          [],
+          [ENCODER.encode(batch)],
         ),
     };
   }
 
   /** EVALSHA, or EVAL when Redis no longer has the script (a restart, SCRIPT FLUSH). */
-  async #eval(
-    name: string,
-    lua: string,
-    options: { keys: string[]; arguments: (string | Buffer)[] },
-  ): Promise<unknown> {
+  async #eval(name: string, lua: string, keys: string[], args: Arg[]): Promise<unknown> {
     const sha = await this.#sha(lua);
+    const rest = [String(keys.length), ...keys, ...args];
     try {
-      return await this.#call(null, () => this.#client.evalSha(sha, options));
+      return await this.#call(null, ["EVALSHA", sha, ...rest]);
     } catch (error) {
-      if (!(error instanceof ErrorReply && error.message.startsWith("NOSCRIPT"))) {
+      if (!(error instanceof RedisReplyError && error.message.startsWith("NOSCRIPT"))) {
         throw scriptError(name, error);
       }
       try {
-        return await this.#call(null, () => this.#client.eval(lua, options));
+        return await this.#call(null, ["EVAL", lua, ...rest]);
       } catch (error) {
         throw scriptError(name, error);
       }
@@ -246,7 +223,7 @@ export class RedisStore implements KeyValueStore {
 
   async ping(): Promise<number> {
     const started = performance.now();
-    await this.#call("PING", () => this.#client.ping());
+    await this.#call("PING", ["PING"]);
     return performance.now() - started;
   }
 
@@ -256,18 +233,8 @@ export class RedisStore implements KeyValueStore {
   }
 
   async #shutdown(): Promise<void> {
-    const client = this.#client;
-    if (client.isReady) {
-      try {
-        // Lets commands in flight finish; `quit` is the name before node-redis 5.
-        await ("close" in client ? client.close() : (client as Client).quit());
-        return;
-      } catch (error) {
-        this.#log.debug("redis close failed, destroying: {error}", { error: String(error) });
-      }
-    }
-    // Not connected: drop the socket and stop reconnecting.
-    client.destroy();
+    // Lets commands in flight finish, and stops reconnecting.
+    await this.#client.close();
   }
 
   #key(key: StoreKey): string {
@@ -289,12 +256,12 @@ export class RedisStore implements KeyValueStore {
    * Runs one client call, turning connection failures into StoreUnavailableError. With
    * `command` null, error replies pass through untouched for the caller to judge.
    */
-  async #call<T>(command: string | null, fn: () => Promise<T>): Promise<T> {
+  async #call(command: string | null, args: readonly Arg[]): Promise<Reply> {
     if (this.#closing) throw new StoreUnavailableError("the Redis store is closed");
     try {
-      return await fn();
+      return await this.#client.send(args);
     } catch (error) {
-      if (error instanceof ErrorReply) {
+      if (error instanceof RedisReplyError) {
         if (command === null) throw error;
         throw new StoreUnavailableError(`Redis refused ${command}: ${error.message}`, {
           cause: error,
@@ -308,23 +275,13 @@ export class RedisStore implements KeyValueStore {
 }
 
 function scriptError(name: string, error: unknown): unknown {
-  if (!(error instanceof ErrorReply)) return error;
+  if (!(error instanceof RedisReplyError)) return error;
   if (TRANSIENT_REPLY.test(error.message)) {
     return new StoreUnavailableError(`Redis refused script ${name}: ${error.message}`, {
       cause: error,
     });
   }
   return new Error(`script ${name} failed: ${error.message}`, { cause: error });
-}
-
-/**
- * A long argument as bytes: node-redis writes a string argument to the socket as a string, and
- * Deno's Node socket encodes strings to UTF-8 slowly (writing the batches as strings cost about
- * a tenth of the program's main thread under load); `TextEncoder` is native and fast.
- */
-function utf8(text: string): Buffer {
-  const bytes = ENCODER.encode(text);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const ENCODER = new TextEncoder();

@@ -16,7 +16,7 @@
  * batch has run in Redis: a process killed before that has had no answer, as before.
  *
  * The price: a batch's keys belong to different chats, so different Redis Cluster slots. Only a
- * single Redis (node-redis `createClient`) is supported; on a cluster a batch would be refused
+ * single Redis (one connection, `resp.ts`) is supported; on a cluster a batch would be refused
  * with CROSSSLOT.
  */
 import type { AtomicScript, Json } from "./store.ts";
@@ -47,8 +47,8 @@ export const FIELD_SEPARATOR = "\u001e";
  * the batch refers to them (1-based). The batch is ONE argument, `ARGV[1]`: its fields joined
  * by {@link FIELD_SEPARATOR}: the number of calls, then per call its script, its number of keys,
  * its number of arguments, its keys and its arguments. (One flat string instead of a Redis
- * argument per key and value: node-redis concatenates each argument into the command, and
- * writing that long concatenation to the socket cost more CPU than all the rest of a batch.)
+ * argument per key and value: each argument costs the client a length header and a copy, and
+ * Redis an argument object of its own.)
  * The keys are not declared in `KEYS`: a batch spans chats, so Redis Cluster could not run it
  * anyway. Answers one string per call: the script's reply, or {@link CALL_FAILED} and the
  * error's message.

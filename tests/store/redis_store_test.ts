@@ -147,7 +147,7 @@ Deno.test("RedisStore fails fast while Redis is down and recovers when it is bac
     assert.equal(await store.get(["k", 1]), "after");
 
     const messages = lines.map((line) => JSON.parse(line).msg as string);
-    const refused = messages.filter((msg) => msg.includes("ECONNREFUSED"));
+    const refused = messages.filter((msg) => /refused/.test(msg));
     assert.equal(refused.length, 1, messages.join("\n"));
     assert.ok(messages.includes("redis connection restored"), messages.join("\n"));
   } finally {

@@ -28,6 +28,8 @@ export interface RedisOptions {
    * @default false
    */
   persist?: boolean;
+  /** Require this password (`requirepass`); the URL then carries it. */
+  password?: string;
 }
 
 /** Starts a fresh Redis on a free port and waits until it answers PING. */
@@ -46,6 +48,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
         ...["--port", String(port), "--bind", "127.0.0.1", "--dir", dir],
         ...["--save", "", ...persistence, "--daemonize", "no"],
         ...["--logfile", join(dir, "redis.log")],
+        ...(options.password === undefined ? [] : ["--requirepass", options.password]),
       ],
       stdin: "null",
       stdout: "null",
@@ -83,7 +86,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   }
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: options.password === undefined
+      ? `redis://127.0.0.1:${port}`
+      : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`,
     start,
     stop,
     async [Symbol.asyncDispose]() {
@@ -126,7 +131,9 @@ async function answersPing(port: number): Promise<boolean> {
     await conn.write(new TextEncoder().encode("PING\r\n"));
     const buffer = new Uint8Array(64);
     const read = await conn.read(buffer);
-    return read !== null && new TextDecoder().decode(buffer.subarray(0, read)).startsWith("+PONG");
+    const answer = read === null ? "" : new TextDecoder().decode(buffer.subarray(0, read));
+    // A server with a password answers, but refuses PING until authenticated.
+    return answer.startsWith("+PONG") || answer.startsWith("-NOAUTH");
   } catch {
     return false;
   } finally {
