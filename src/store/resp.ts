@@ -194,10 +194,12 @@ export class RespClient {
     let conn: Deno.Conn;
     try {
       conn = await Promise.race([connecting, timeout]);
+      // TLS verifies the certificate here, so that a refused one is the error, not a timeout.
+      if (tls) await Promise.race([(conn as Deno.TlsConn).handshake(), timeout]);
     } catch (error) {
       clearTimeout(timer);
       // A connection that arrives after the timeout is closed at once.
-      connecting.then((late) => late.close(), () => {});
+      connecting.then((late) => closeQuietly(late), () => {});
       throw describeConnectError(error, hostname, port);
     }
     if (!tls) {
@@ -206,7 +208,17 @@ export class RespClient {
     }
     this.#conn = conn;
     this.#ready = true;
-    const reading = this.#read(conn);
+    let opened = false;
+    const reading = this.#read(conn).then((cause) => {
+      // Closed by us (a failed handshake, close()): already dealt with.
+      if (this.#conn !== conn) return;
+      if (opened) return this.#lost(cause);
+      this.#drop(
+        new RedisConnectionError(
+          `the connection to ${hostname}:${port} closed during the handshake${suffix(cause)}`,
+        ),
+      );
+    });
     try {
       const handshake: Promise<Reply>[] = [];
       if (password !== null) {
@@ -217,20 +229,19 @@ export class RespClient {
       clearTimeout(timer);
     } catch (error) {
       clearTimeout(timer);
-      this.#ready = false;
       this.#drop(asError(error));
       await reading;
       throw error;
     }
+    opened = true;
     this.#everReady = true;
     this.#options.onReady?.();
-    reading.then(() => this.#lost());
   }
 
   /** After the connection ended by itself: fail what is in flight and reconnect. */
-  #lost(): void {
+  #lost(reason: Error | null): void {
     if (this.#closed) return;
-    const cause = new RedisConnectionError(`the connection to Redis was lost`);
+    const cause = new RedisConnectionError(`the connection to Redis was lost${suffix(reason)}`);
     this.#drop(cause);
     this.#options.onError?.(cause);
     this.#scheduleReconnect(0, cause);
@@ -257,13 +268,7 @@ export class RespClient {
     this.#ready = false;
     const conn = this.#conn;
     this.#conn = null;
-    if (conn) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
+    if (conn) closeQuietly(conn);
     const pending = this.#pending;
     const head = this.#pendingHead;
     this.#pending = [];
@@ -300,18 +305,17 @@ export class RespClient {
       }
     } catch {
       // The read loop sees the broken connection too and reports it.
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+      closeQuietly(conn);
     } finally {
       this.#writing = false;
     }
   }
 
-  /** Reads and dispatches replies until the connection ends; never rejects. */
-  async #read(conn: Deno.Conn): Promise<void> {
+  /**
+   * Reads and dispatches replies until the connection ends; never rejects: resolves with what
+   * ended it, or null at the end of the stream.
+   */
+  async #read(conn: Deno.Conn): Promise<Error | null> {
     let buffer = new Uint8Array(READ_SIZE);
     let start = 0;
     let end = 0;
@@ -327,7 +331,7 @@ export class RespClient {
           end = size;
         }
         const n = await conn.read(buffer.subarray(end));
-        if (n === null) return;
+        if (n === null) return null;
         end += n;
         const parser = { bytes: buffer, at: start, end };
         for (;;) {
@@ -338,8 +342,9 @@ export class RespClient {
         }
         if (start === end) start = end = 0;
       }
-    } catch {
-      // Closed by us, or reset: either way the connection is over.
+    } catch (error) {
+      // Closed by us, reset, or a reply that is not RESP: either way the connection is over.
+      return asError(error);
     }
   }
 
@@ -451,6 +456,19 @@ function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
     at += part.length;
   }
   return out;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** `: message` of what ended a connection, or nothing. */
+function suffix(cause: Error | null): string {
+  return cause === null ? "" : `: ${cause.message}`;
 }
 
 function asError(error: unknown): Error {

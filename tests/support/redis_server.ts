@@ -30,6 +30,11 @@ export interface RedisOptions {
   persist?: boolean;
   /** Require this password (`requirepass`); the URL then carries it. */
   password?: string;
+  /**
+   * Also listen with TLS on `port`, with this certificate and key (PEM files); clients are not
+   * asked for certificates. The plain port stays open (for the readiness check).
+   */
+  tls?: { port: number; certFile: string; keyFile: string };
 }
 
 /** Starts a fresh Redis on a free port and waits until it answers PING. */
@@ -49,6 +54,10 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
         ...["--save", "", ...persistence, "--daemonize", "no"],
         ...["--logfile", join(dir, "redis.log")],
         ...(options.password === undefined ? [] : ["--requirepass", options.password]),
+        ...(options.tls === undefined ? [] : [
+          ...["--tls-port", String(options.tls.port), "--tls-auth-clients", "no"],
+          ...["--tls-cert-file", options.tls.certFile, "--tls-key-file", options.tls.keyFile],
+        ]),
       ],
       stdin: "null",
       stdout: "null",
@@ -98,7 +107,8 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   };
 }
 
-function freePort(): number {
+/** A free TCP port on 127.0.0.1, never 6379. */
+export function freePort(): number {
   for (;;) {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const { port } = listener.addr as Deno.NetAddr;
