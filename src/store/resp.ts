@@ -72,6 +72,12 @@ export interface RespClientOptions {
   /** How long one connection attempt (TCP, TLS and the handshake) may take. */
   connectTimeoutMs: number;
   /**
+   * The connection counts as lost when commands wait this long without any reply arriving (a
+   * hung server, or one cut off without a reset, which TCP would notice only after minutes);
+   * omitted: never. Only for commands that answer at once (no blocking commands).
+   */
+  replyTimeoutMs?: number;
+  /**
    * The delay before reconnect attempt `retries` (0 first) after `cause`, or an Error to give
    * up: at the first connection, `connect()` then rejects with it; later, the client stays
    * offline until closed.
@@ -114,6 +120,11 @@ export class RespClient {
   #flushScheduled = false;
   #writing = false;
   #drained: PromiseWithResolvers<void> | null = null;
+  /** When the oldest command in flight was sent or the last reply arrived. */
+  #progressAt = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** Why the watchdog closed the connection. */
+  #hung: Error | null = null;
 
   private constructor(options: RespClientOptions) {
     this.#options = options;
@@ -147,7 +158,13 @@ export class RespClient {
     if (!this.#ready || this.#closed) {
       return Promise.reject(new RedisConnectionError("the client is offline"));
     }
+    return this.#command(args);
+  }
+
+  /** Sends on the current connection, ready or still in its handshake. */
+  #command(args: readonly Arg[]): Promise<Reply> {
     const { promise, resolve, reject } = Promise.withResolvers<Reply>();
+    if (this.#pendingHead === this.#pending.length) this.#progressAt = performance.now();
     this.#pending.push({ resolve, reject });
     this.#enqueue(encodeCommand(args));
     return promise;
@@ -207,7 +224,6 @@ export class RespClient {
       (conn as Deno.TcpConn).setKeepAlive(true);
     }
     this.#conn = conn;
-    this.#ready = true;
     let opened = false;
     const reading = this.#read(conn).then((cause) => {
       // Closed by us (a failed handshake, close()): already dealt with.
@@ -222,9 +238,13 @@ export class RespClient {
     try {
       const handshake: Promise<Reply>[] = [];
       if (password !== null) {
-        handshake.push(this.send(username ? ["AUTH", username, password] : ["AUTH", password]));
+        handshake.push(
+          this.#command(username ? ["AUTH", username, password] : ["AUTH", password]),
+        );
       }
-      if (database !== 0) handshake.push(this.send(["SELECT", String(database)]));
+      if (database !== 0) handshake.push(this.#command(["SELECT", String(database)]));
+      // Ready only once the server answers: a hung one accepts connections all the same.
+      handshake.push(this.#command(["PING"]));
       await Promise.race([Promise.all(handshake), timeout]);
       clearTimeout(timer);
     } catch (error) {
@@ -234,13 +254,31 @@ export class RespClient {
       throw error;
     }
     opened = true;
+    // Commands are taken only from now on: until then they fail at once ("offline").
+    this.#ready = true;
     this.#everReady = true;
+    this.#watch(conn);
     this.#options.onReady?.();
+  }
+
+  /** Closes `conn` when commands wait longer than `replyTimeoutMs` for any reply. */
+  #watch(conn: Deno.Conn): void {
+    const limit = this.#options.replyTimeoutMs;
+    if (limit === undefined) return;
+    this.#watchdog = setInterval(() => {
+      if (this.#conn !== conn || this.#pendingHead === this.#pending.length) return;
+      const waited = performance.now() - this.#progressAt;
+      if (waited < limit) return;
+      this.#hung = new RedisConnectionError(`no reply from Redis for ${Math.round(waited)} ms`);
+      // The read in progress ends, and with it the connection (#lost).
+      closeQuietly(conn);
+    }, Math.max(10, Math.floor(limit / 4)));
   }
 
   /** After the connection ended by itself: fail what is in flight and reconnect. */
   #lost(reason: Error | null): void {
     if (this.#closed) return;
+    if (this.#hung) reason = this.#hung;
     const cause = new RedisConnectionError(`the connection to Redis was lost${suffix(reason)}`);
     this.#drop(cause);
     this.#options.onError?.(cause);
@@ -266,6 +304,9 @@ export class RespClient {
   /** Closes the connection and rejects every command in flight with `error`. */
   #drop(error: Error): void {
     this.#ready = false;
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    this.#hung = null;
     const conn = this.#conn;
     this.#conn = null;
     if (conn) closeQuietly(conn);
@@ -351,6 +392,7 @@ export class RespClient {
   #dispatch(reply: Reply | RedisReplyError): void {
     const pending = this.#pending[this.#pendingHead];
     if (!pending) return;
+    this.#progressAt = performance.now();
     this.#pending[this.#pendingHead++] = undefined as never;
     if (this.#pendingHead === this.#pending.length) {
       this.#pending = [];

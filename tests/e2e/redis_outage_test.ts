@@ -83,3 +83,35 @@ Deno.test("Redis outage: a dialog waits with its progress kept, other commands w
   assert.equal(bot.logs(/unhandled/).length, 0);
   assert.equal(bot.logs(/^the store is unreachable/).length, 1, "the outage is logged once");
 });
+
+Deno.test("a hung Redis (SIGSTOP: connections open, no replies) is treated as an outage, not waited for", async () => {
+  await using api = await FakeBotApi.start();
+  await using redis = await startRedis({ persist: true });
+  await using bot = await BotProcess.start({
+    api,
+    entry: ENTRY,
+    // Also how long a command may wait for Redis' reply.
+    env: { REDIS_URL: redis.url, DB_CONNECT_TIMEOUT: "2" },
+  });
+  await bot.waitReady();
+  assert.equal(await say(api, "/form"), "Step 1 of 3: what is your name?");
+
+  redis.signal("SIGSTOP");
+  // The update in flight waits at most the reply timeout, then the gate works in memory.
+  const started = Date.now();
+  assert.match(await say(api, "/help"), /^Here is what I can do:/);
+  assert.ok(Date.now() - started < 10_000, `answered after ${Date.now() - started} ms`);
+  const down = await healthWhen(bot, "fail", 15_000);
+  assert.equal(down.http, 503);
+  // Later updates do not wait for the hung server again.
+  const next = Date.now();
+  assert.equal(await say(api, "Ada"), UNAVAILABLE);
+  assert.ok(Date.now() - next < 1_500, `answered after ${Date.now() - next} ms`);
+
+  redis.signal("SIGCONT");
+  await healthWhen(bot, "pass", 15_000);
+  assert.equal(await say(api, "Ada"), "Step 2 of 3: how old are you, Ada?");
+  assert.equal((await bot.stop()).code, 0);
+  assert.ok(bot.logs(/^redis connection lost/).length >= 1);
+  assert.equal(bot.logs(/unhandled/).length, 0);
+});

@@ -247,3 +247,35 @@ Deno.test("rediss:// connects over TLS, trusting the CA that DENO_CERT names", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a hung server (no reply, connection open) counts as lost after replyTimeoutMs", async () => {
+  await using redis = await startRedis();
+  const errors: string[] = [];
+  const client = await RespClient.connect(options(redis.url, {
+    replyTimeoutMs: 300,
+    connectTimeoutMs: 300,
+    onError: (error) => errors.push(error.message),
+  }));
+  try {
+    assert.equal(await client.send(["PING"]), "PONG");
+    redis.signal("SIGSTOP");
+    const started = performance.now();
+    await assert.rejects(client.send(["PING"]), /no reply from Redis for \d+ ms/);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 300 && waited < 1_500, `rejected after ${Math.round(waited)} ms`);
+    // Offline until a new connection is ready, which takes a server that answers: commands
+    // fail at once meanwhile instead of waiting for the watchdog again.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await assert.rejects(client.send(["PING"]), /offline/);
+    assert.ok(errors.some((message) => /timed out/.test(message)), errors.join("\n"));
+    redis.signal("SIGCONT");
+    const deadline = Date.now() + 5_000;
+    while (!client.isReady && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await client.send(["PING"]), "PONG");
+    assert.ok(errors.some((message) => /lost: no reply/.test(message)), errors.join("\n"));
+  } finally {
+    await client.close();
+  }
+});

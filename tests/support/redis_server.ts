@@ -18,6 +18,8 @@ export interface RedisServer extends AsyncDisposable {
   start(): Promise<void>;
   /** Stops the server and waits until the process has exited. Idempotent. */
   stop(): Promise<void>;
+  /** Sends `signal` to the running server (`SIGSTOP` hangs it with its connections open). */
+  signal(signal: Deno.Signal): void;
 }
 
 /** Options of {@link startRedis}. */
@@ -100,7 +102,13 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`,
     start,
     stop,
+    signal(signal) {
+      if (!child) throw new Error(`redis-server on port ${port} is not running`);
+      child.kill(signal);
+    },
     async [Symbol.asyncDispose]() {
+      // A stopped (SIGSTOP) server would not act on SIGTERM.
+      child?.kill("SIGCONT");
       await stop();
       await Deno.remove(dir, { recursive: true });
     },
