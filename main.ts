@@ -182,6 +182,8 @@ async function run(extensions: AppExtensions): Promise<number> {
       hostname: config.http.host,
       port: config.http.port,
       handler,
+      // Every update passes the webhook: served straight from the parser.
+      ...(app.webhook ? { direct: app.webhook.direct } : {}),
       log: logger("http"),
       onError: (error) => {
         log.error("HTTP handler failed", { error });

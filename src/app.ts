@@ -41,8 +41,11 @@ export interface App {
   health: Health;
   /** Every metric (`GET /metrics`). */
   metrics: Metrics;
-  /** The webhook's path and handler in webhook mode, for the HTTP server. */
-  webhook: { path: string; handler: (req: Request) => Promise<Response> } | null;
+  /**
+   * The webhook's path and handler in webhook mode, for the HTTP server; `direct` is the same
+   * endpoint without WHATWG objects, for the program's own server.
+   */
+  webhook: WebhookTransport["route"] | null;
   /** Opens the storage, connects to Telegram and starts the transport; resolves once ready. */
   start(): Promise<void>;
   /** Settles when the transport died for good (e.g. the token was revoked). */

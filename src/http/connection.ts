@@ -13,6 +13,8 @@ import { CONTINUE, OWN_HEADERS, serializeResponse } from "./http1_response.ts";
 import { CLOSED, RequestReader } from "./request_reader.ts";
 import type { ServerLimits } from "./server_options.ts";
 import type {
+  DirectRequest,
+  DirectRoute,
   HttpServerStats,
   ServeHandler,
   ServeInfo,
@@ -23,13 +25,39 @@ import type {
 /** How long a closing connection drains what the client still sends. */
 const LINGER_MS = 1000;
 const LINGER_BYTES = 64 * 1024;
-const INTERNAL_ERROR = new TextEncoder().encode("internal error\n");
+const ENCODER = new TextEncoder();
+const INTERNAL_ERROR = ENCODER.encode("internal error\n");
+
+/** A response as the connection writes it. */
+interface Answer {
+  status: number;
+  statusText: string;
+  /** Fields besides the server's own (Content-Length, Connection, Keep-Alive, Date…). */
+  headers: readonly (readonly [string, string])[];
+  bytes: Bytes;
+  /** The handler asked to close the connection after it (`Connection: close`). */
+  close: boolean;
+}
+
+/** A WHATWG Response as an {@link Answer}, its body read whole. */
+async function answerOf(response: Response): Promise<Answer> {
+  const headers: [string, string][] = [];
+  for (const field of response.headers) if (!OWN_HEADERS.has(field[0])) headers.push(field);
+  return {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+    bytes: await bodyOf(response),
+    close: hasToken(response.headers.get("connection"), "close"),
+  };
+}
 
 /** What a {@link Connection} needs from its server; the server passes itself. */
 export interface ConnectionContext {
   readonly limits: ServerLimits;
   readonly clock: ServerClock;
   readonly handler: ServeHandler;
+  readonly direct: DirectRoute | undefined;
   readonly onError: (error: unknown) => Response | Promise<Response>;
   readonly log: ServerLog | undefined;
   readonly stats: HttpServerStats;
@@ -169,39 +197,47 @@ export class Connection {
         return await this.#refuse(error);
       }
       this.#enter("handling", Infinity);
-      // The Request copies the body now, so a view of the read buffer is safe to pass.
-      let request: Request;
-      try {
-        request = new Request(head.url, {
-          method: head.method,
-          body: head.method === "GET" || head.method === "HEAD" ? null : body,
-        });
-      } catch {
-        return await this.#refuse(new Refusal(400, "invalid request target"));
+      const direct = server.direct;
+      let answering: Promise<Answer>;
+      if (direct !== undefined && head.target === direct.path) {
+        server.stats.requests++;
+        answering = this.#respondDirect(direct, head, body);
+      } else {
+        // The Request copies the body now, so a view of the read buffer is safe to pass.
+        let request: Request;
+        try {
+          request = new Request(head.url, {
+            method: head.method,
+            body: head.method === "GET" || head.method === "HEAD" ? null : body,
+          });
+        } catch {
+          return await this.#refuse(new Refusal(400, "invalid request target"));
+        }
+        // Appending is faster than passing the pairs (a WebIDL sequence conversion), and a
+        // byte body adds no Content-Type of its own.
+        for (const [name, value] of head.headers) request.headers.append(name, value);
+        server.stats.requests++;
+        answering = this.#respond(request);
       }
-      // Appending is faster than passing the pairs (a WebIDL sequence conversion), and a byte
-      // body adds no Content-Type of its own.
-      for (const [name, value] of head.headers) request.headers.append(name, value);
-      server.stats.requests++;
       // A fresh promise per request: racing one long-lived promise would pile up reactions.
       const closed = Promise.withResolvers<null>();
       this.#stopWaiting = () => closed.resolve(null);
-      const answer = await Promise.race([this.#respond(request), closed.promise]);
+      const answer = await Promise.race([answering, closed.promise]);
       this.#stopWaiting = null;
       if (answer === null) return;
-      const { response, bytes } = answer;
-      const keepAlive = head.keepAlive && !server.closing &&
-        !hasToken(response.headers.get("connection"), "close");
+      const keepAlive = head.keepAlive && !server.closing && !answer.close;
       this.#enter("writing", server.limits.writeTimeoutMs);
-      const headers: [string, string][] = [];
-      for (const field of response.headers) if (!OWN_HEADERS.has(field[0])) headers.push(field);
       const sendBody = head.method !== "HEAD";
-      const { status, statusText } = response;
       await this.#write(
-        serializeResponse(status, statusText, headers, bytes, keepAlive, server.keepAliveHeader, {
-          sendBody,
-          http10: head.minor === 0,
-        }),
+        serializeResponse(
+          answer.status,
+          answer.statusText,
+          answer.headers,
+          answer.bytes,
+          keepAlive,
+          server.keepAliveHeader,
+          { sendBody, http10: head.minor === 0 },
+        ),
       );
       if (!keepAlive) return await this.#linger();
       if (this.#reader.buffered) {
@@ -234,25 +270,55 @@ export class Connection {
     await this.#linger();
   }
 
-  async #respond(request: Request): Promise<{ response: Response; bytes: Bytes }> {
+  async #respond(request: Request): Promise<Answer> {
     try {
       const response = await this.#server.handler(request, this.#info);
       if (!(response instanceof Response)) {
         throw new TypeError(`the handler returned ${typeof response}, not a Response`);
       }
-      return { response, bytes: await bodyOf(response) };
+      return await answerOf(response);
     } catch (error) {
-      try {
-        const response = await this.#server.onError(error);
-        if (response instanceof Response) return { response, bytes: await bodyOf(response) };
-      } catch (failure) {
-        this.#server.log?.warning("HTTP onError failed: {message}", {
-          message: errorMessage(failure),
-          error: failure,
-        });
-      }
-      return { response: new Response(null, { status: 500 }), bytes: INTERNAL_ERROR };
+      return await this.#failed(error);
     }
+  }
+
+  /** Answers through a {@link DirectRoute}: no Request, no Response, no streams. */
+  async #respondDirect(route: DirectRoute, head: Head, body: Bytes): Promise<Answer> {
+    const request: DirectRequest = {
+      method: head.method,
+      header(name) {
+        for (const [field, value] of head.headers) if (field === name) return value;
+        return null;
+      },
+      body,
+    };
+    try {
+      const response = await route.handler(request);
+      return {
+        status: response.status,
+        statusText: "",
+        headers: response.headers,
+        // As bytes: a string body would get the server's own text/plain Content-Type.
+        bytes: ENCODER.encode(response.body),
+        close: false,
+      };
+    } catch (error) {
+      return await this.#failed(error);
+    }
+  }
+
+  /** The answer when a handler threw: `onError`'s, else a bare 500. */
+  async #failed(error: unknown): Promise<Answer> {
+    try {
+      const response = await this.#server.onError(error);
+      if (response instanceof Response) return await answerOf(response);
+    } catch (failure) {
+      this.#server.log?.warning("HTTP onError failed: {message}", {
+        message: errorMessage(failure),
+        error: failure,
+      });
+    }
+    return { status: 500, statusText: "", headers: [], bytes: INTERNAL_ERROR, close: false };
   }
 
   #enter(phase: Phase, timeoutMs: number): void {

@@ -43,6 +43,8 @@ export function refuse(status: number, reason: string): never {
 export interface Head {
   method: string;
   url: string;
+  /** The request-target as sent (`/path?query` or an absolute URL). */
+  target: string;
   minor: number;
   headers: [string, string][];
   contentLength: number;
@@ -184,6 +186,7 @@ export function parseHead(buf: Bytes, start: number, end: number, context: HeadC
   return {
     method,
     url,
+    target,
     minor,
     headers,
     contentLength,

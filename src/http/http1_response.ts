@@ -63,7 +63,7 @@ const encoder = new TextEncoder();
 export function serializeResponse(
   status: number,
   statusText: string,
-  headers: [string, string][],
+  headers: readonly (readonly [string, string])[],
   body: Bytes | string,
   keepAlive: boolean,
   keepAliveHeader: string,

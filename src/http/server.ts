@@ -20,6 +20,7 @@ import { serializeResponse } from "./http1_response.ts";
 import { resolveServeOptions, type ServerLimits } from "./server_options.ts";
 import type {
   AcceptSource,
+  DirectRoute,
   HttpServer,
   HttpServerStats,
   ServeHandler,
@@ -78,6 +79,7 @@ class Server implements HttpServer, ConnectionContext {
   readonly limits: ServerLimits;
   readonly clock: ServerClock;
   readonly handler: ServeHandler;
+  readonly direct: DirectRoute | undefined;
   readonly onError: (error: unknown) => Response | Promise<Response>;
   readonly log: ServerLog | undefined;
   /** Used as the URL's authority when a request has no Host (HTTP/1.0). */
@@ -103,6 +105,7 @@ class Server implements HttpServer, ConnectionContext {
     this.limits = resolved.limits;
     this.clock = resolved.clock;
     this.handler = resolved.handler;
+    this.direct = resolved.direct;
     this.onError = resolved.onError;
     this.log = resolved.log;
     this.keepAliveHeader = resolved.keepAliveHeader;

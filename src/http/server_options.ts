@@ -7,6 +7,7 @@
 import { errorMessage } from "../errors.ts";
 import type {
   AcceptSource,
+  DirectRoute,
   ServeHandler,
   ServeHttpOptions,
   ServerClock,
@@ -36,6 +37,8 @@ export interface ResolvedServeOptions {
   limits: ServerLimits;
   /** Answers each request. */
   handler: ServeHandler;
+  /** The path answered without WHATWG objects, if any. */
+  direct: DirectRoute | undefined;
   /** The response when the handler throws. */
   onError: (error: unknown) => Response | Promise<Response>;
   /** Where accept errors and the cap being reached are reported, if anywhere. */
@@ -85,6 +88,7 @@ export function resolveServeOptions(options: ServeHttpOptions): ResolvedServeOpt
   return {
     limits,
     handler: options.handler,
+    direct: options.direct,
     onError,
     log,
     listen: options.listen ?? ((o) => Deno.listen({ ...o, transport: "tcp" })),

@@ -41,6 +41,34 @@ export interface ServerClock {
   schedule(fn: () => void, ms: number): () => void;
 }
 
+/** A request as a {@link DirectRoute} receives it. */
+export interface DirectRequest {
+  method: string;
+  /** The first value of the field `name` (lower case), or null. */
+  header(name: string): string | null;
+  /** The whole body, already read within the server's size limit and time. */
+  body: Uint8Array;
+}
+
+/** What a {@link DirectRoute} answers. */
+export interface DirectResponse {
+  status: number;
+  /** Fields besides those the server writes itself (Content-Length, Connection, …). */
+  headers: readonly (readonly [string, string])[];
+  body: string;
+}
+
+/**
+ * One path served without WHATWG `Request` and `Response` objects: the webhook, which every
+ * update passes, where building them (and reading their bodies back through streams) cost
+ * more than the rest of the request's parsing. Matched when the request-target is exactly
+ * `path` (anything else, a query string included, goes to the handler as usual).
+ */
+export interface DirectRoute {
+  path: string;
+  handler(request: DirectRequest): Promise<DirectResponse>;
+}
+
 /** Options of `serveHttp()`. */
 export interface ServeHttpOptions {
   /** The address to listen on. @default "0.0.0.0" */
@@ -49,6 +77,8 @@ export interface ServeHttpOptions {
   port?: number;
   /** Answers each request. */
   handler: ServeHandler;
+  /** A path answered by its own handler, before `handler`; see {@link DirectRoute}. */
+  direct?: DirectRoute;
   /** The response when the handler throws. @default a logged 500 "internal error" */
   onError?: (error: unknown) => Response | Promise<Response>;
   /** Connections open at once; beyond it idle ones are evicted, else 503. @default 256 */

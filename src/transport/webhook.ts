@@ -18,6 +18,7 @@ import { checkUpdate } from "../bot/update_check.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { Startup } from "../startup.ts";
+import type { DirectRoute } from "../http/server_types.ts";
 import { secureEquals } from "../util/secure_compare.ts";
 import type { DrainResult, UpdateScheduler } from "./scheduler.ts";
 import type { Transport } from "./transport.ts";
@@ -66,53 +67,68 @@ export interface WebhookHandlerOptions {
   buffered?: boolean;
 }
 
-/** The webhook endpoint; see the module documentation. */
-export function webhookHandler(
+/** A webhook request, whether it came as a WHATWG Request or straight from the HTTP server. */
+interface WebhookInput {
+  method: string;
+  /** The first value of a (lower-case) header field, or null. */
+  header(name: string): string | null;
+  /** The whole body, or why it could not be read. */
+  body(): Promise<Uint8Array | "too_large" | "timeout">;
+  /** Discards a body that will not be read. */
+  discard(): Promise<void>;
+}
+
+/** A webhook answer: always JSON. */
+interface WebhookOutput {
+  status: number;
+  body: string;
+  /** `Retry-After` for a 503. */
+  retryAfter?: string;
+}
+
+const JSON_TYPE = ["content-type", "application/json"] as const;
+const OK = JSON.stringify({ ok: true });
+const DROPPED = JSON.stringify({ ok: true, dropped: true });
+
+/** The webhook's logic, shared by {@link webhookHandler} and {@link webhookRoute}. */
+function webhookCore(
   options: WebhookHandlerOptions,
-): (req: Request) => Promise<Response> {
+): (input: WebhookInput) => Promise<WebhookOutput> {
   const { secret, scheduler, accepting, log, metrics } = options;
   const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
-  const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
-  const read = options.buffered
-    ? async (req: Request) => {
-      const body = await req.bytes();
-      return body.byteLength > limit ? "too_large" as const : body;
-    }
-    : (req: Request) => readLimited(req, limit, bodyTimeoutMs);
-  const refuse = async (req: Request, status: number, message: string) => {
+  const refuse = async (input: WebhookInput, status: number, message: string) => {
     metrics.webhookRejected.inc({ status: String(status) });
-    await req.body?.cancel().catch(() => {});
-    return Response.json({ ok: false, error: message }, {
-      status,
-      headers: status === 503 ? { "retry-after": "5" } : {},
-    });
+    await input.discard().catch(() => {});
+    const output: WebhookOutput = { status, body: JSON.stringify({ ok: false, error: message }) };
+    if (status === 503) output.retryAfter = "5";
+    return output;
   };
-  return async function webhook(req) {
-    const given = req.headers.get("x-telegram-bot-api-secret-token") ?? "";
+  return async function webhook(input) {
+    const given = input.header("x-telegram-bot-api-secret-token") ?? "";
     if (!secureEquals(given, secret)) {
       log.warning("webhook request with a wrong or missing secret token refused");
-      return refuse(req, 401, "wrong secret token");
+      return refuse(input, 401, "wrong secret token");
     }
-    if (req.method !== "POST") return refuse(req, 405, "use POST");
-    if (!accepting()) return refuse(req, 503, "shutting down, retry later");
-    const declared = Number(req.headers.get("content-length") ?? "0");
-    if (declared > limit) return refuse(req, 413, `body over ${limit} bytes`);
-    const body = await read(req);
-    if (body === "too_large") return refuse(req, 413, `body over ${limit} bytes`);
-    if (body === "timeout") return refuse(req, 408, "body not received in time");
+    if (input.method !== "POST") return refuse(input, 405, "use POST");
+    if (!accepting()) return refuse(input, 503, "shutting down, retry later");
+    const declared = Number(input.header("content-length") ?? "0");
+    if (declared > limit) return refuse(input, 413, `body over ${limit} bytes`);
+    const body = await input.body();
+    if (body === "too_large") return refuse(input, 413, `body over ${limit} bytes`);
+    if (body === "timeout") return refuse(input, 408, "body not received in time");
     const parsed = parseJson(body);
-    if (parsed === undefined) return refuse(req, 400, "body is not JSON");
+    if (parsed === undefined) return refuse(input, 400, "body is not JSON");
     const checked = checkUpdate(parsed);
     if (!checked.ok) {
       const id = (parsed as { update_id?: unknown } | null)?.update_id;
-      if (!Number.isSafeInteger(id)) return refuse(req, 400, "body is not a Telegram update");
+      if (!Number.isSafeInteger(id)) return refuse(input, 400, "body is not a Telegram update");
       // A real update id: answering an error would only make Telegram send it again.
       metrics.updatesDropped.inc({ reason: "malformed" });
       log.warning("dropped malformed update {update_id}: {problem}", {
         update_id: id,
         problem: checked.problem,
       });
-      return Response.json({ ok: true, dropped: true });
+      return { status: 200, body: DROPPED };
     }
     let reply: string | null = null;
     envelopes.set(checked.update, {
@@ -123,8 +139,64 @@ export function webhookHandler(
     });
     await scheduler.schedule(checked.update);
     // Only now: the update is handled and remembered, so Telegram may take it as done.
-    if (reply === null) return Response.json({ ok: true });
-    return new Response(reply as string, { headers: { "content-type": "application/json" } });
+    return { status: 200, body: reply ?? OK };
+  };
+}
+
+/** The webhook endpoint as a WHATWG handler (`Deno.serve`, tests); see the module documentation. */
+export function webhookHandler(
+  options: WebhookHandlerOptions,
+): (req: Request) => Promise<Response> {
+  const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
+  const read = options.buffered
+    ? async (req: Request) => {
+      const body = await req.bytes();
+      return body.byteLength > limit ? "too_large" as const : body;
+    }
+    : (req: Request) => readLimited(req, limit, bodyTimeoutMs);
+  const core = webhookCore(options);
+  return async function webhook(req) {
+    const output = await core({
+      method: req.method,
+      header: (name) => req.headers.get(name),
+      body: () => read(req),
+      discard: async () => {
+        await req.body?.cancel();
+      },
+    });
+    const headers: [string, string][] = [[...JSON_TYPE]];
+    if (output.retryAfter !== undefined) headers.push(["retry-after", output.retryAfter]);
+    return new Response(output.body, { status: output.status, headers });
+  };
+}
+
+/**
+ * The webhook endpoint as the program's HTTP server serves it: straight from its parser, without
+ * WHATWG objects (`DirectRoute`), the body already read whole within the server's limits.
+ */
+export function webhookRoute(options: WebhookHandlerOptions, path: string): DirectRoute {
+  const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
+  const core = webhookCore(options);
+  const headers = [JSON_TYPE] as const;
+  return {
+    path,
+    async handler(request) {
+      const body = request.body;
+      const output = await core({
+        method: request.method,
+        header: (name) => request.header(name),
+        body: () => Promise.resolve(body.byteLength > limit ? "too_large" : body),
+        discard: () => Promise.resolve(),
+      });
+      return {
+        status: output.status,
+        headers: output.retryAfter === undefined
+          ? headers
+          : [JSON_TYPE, ["retry-after", output.retryAfter]],
+        body: output.body,
+      };
+    },
   };
 }
 
@@ -214,8 +286,15 @@ export interface WebhookTransportOptions {
 export class WebhookTransport implements Transport {
   readonly mode = "webhook" as const;
   readonly failed: Promise<Error> = new Promise(() => {});
-  /** The path and handler the HTTP server serves. */
-  readonly route: { path: string; handler: (req: Request) => Promise<Response> };
+  /**
+   * The path and handler the HTTP server serves; `direct` is the same endpoint for the
+   * program's own server, without WHATWG objects.
+   */
+  readonly route: {
+    path: string;
+    handler: (req: Request) => Promise<Response>;
+    direct: DirectRoute;
+  };
   readonly checks;
   readonly #o: WebhookTransportOptions;
   #accepting = false;
@@ -223,17 +302,19 @@ export class WebhookTransport implements Transport {
 
   constructor(options: WebhookTransportOptions) {
     this.#o = options;
+    const handlerOptions: WebhookHandlerOptions = {
+      secret: options.webhook.secret,
+      scheduler: options.scheduler,
+      accepting: () => this.#accepting,
+      log: options.log,
+      metrics: options.metrics,
+      // Served by src/http/, which reads each body whole (1 MiB at most, 30 s) before this.
+      buffered: true,
+    };
     this.route = {
       path: options.webhook.path,
-      handler: webhookHandler({
-        secret: options.webhook.secret,
-        scheduler: options.scheduler,
-        accepting: () => this.#accepting,
-        log: options.log,
-        metrics: options.metrics,
-        // Served by src/http/, which reads each body whole (1 MiB at most, 30 s) before this.
-        buffered: true,
-      }),
+      handler: webhookHandler(handlerOptions),
+      direct: webhookRoute(handlerOptions, options.webhook.path),
     };
     const probe = webhookCheck(() => options.probeApi(), options.webhook.url);
     this.checks = { "webhook:telegram": probe };

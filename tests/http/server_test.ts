@@ -846,6 +846,81 @@ Deno.test("serveHttp() holds memory in proportion to the bytes received", async 
   await assertNoUnhandledRejection();
 });
 
+Deno.test("serveHttp() answers its direct route without WHATWG objects, the rest through the handler", async (t) => {
+  const seen: { method: string; secret: string | null; length: string | null; body: string }[] = [];
+  await using server = start({
+    direct: {
+      path: "/hook",
+      handler(request) {
+        const body = decoder.decode(request.body);
+        seen.push({
+          method: request.method,
+          secret: request.header("x-secret"),
+          length: request.header("content-length"),
+          body,
+        });
+        if (body === "fail") return Promise.reject(new Error("direct failed"));
+        return Promise.resolve({
+          status: 202,
+          headers: [["content-type", "application/json"], ["x-direct", "yes"]],
+          body: JSON.stringify({ got: body }),
+        });
+      },
+    },
+    onError: (error) => new Response(`sorry: ${(error as Error).message}`, { status: 503 }),
+  });
+
+  await t.step(
+    "the exact path goes to the direct handler, kept alive, pipelined in order",
+    async () => {
+      using client = await RawClient.connect(server.addr.port);
+      await client.send(
+        `POST /hook HTTP/1.1\r\nHost: bot.test\r\nX-Secret: s1\r\nContent-Length: 4\r\n\r\n` +
+          `h\u00e9l` + POST("/hook", "second"),
+      );
+      const first = await client.response();
+      assert.equal(first.status, 202);
+      assert.equal(first.headers.get("x-direct"), "yes");
+      assert.equal(first.headers.get("content-type"), "application/json");
+      assert.equal(first.headers.get("connection"), null);
+      assert.deepEqual(JSON.parse(first.body), { got: "h\u00e9l" });
+      const second = await client.response();
+      assert.deepEqual(JSON.parse(second.body), { got: "second" });
+      assert.deepEqual(seen.slice(0, 2), [
+        { method: "POST", secret: "s1", length: "4", body: "h\u00e9l" },
+        { method: "POST", secret: null, length: "6", body: "second" },
+      ]);
+    },
+  );
+
+  await t.step("another path, or the path with a query, goes to the handler", async () => {
+    const other = await exchange(server.addr.port, POST("/other", "x"));
+    assert.equal(other.body, "POST /other x");
+    const query = await exchange(server.addr.port, POST("/hook?x=1", "y"));
+    assert.equal(query.body, "POST /hook y");
+    assert.equal(seen.length, 2);
+  });
+
+  await t.step("a direct handler that fails gets onError's answer", async () => {
+    const res = await exchange(server.addr.port, POST("/hook", "fail"));
+    assert.equal(res.status, 503);
+    assert.equal(res.body, "sorry: direct failed");
+  });
+
+  await t.step("the server's own limits still apply before it", async () => {
+    const res = await exchange(
+      server.addr.port,
+      "POST /hook HTTP/1.1\r\nHost: bot.test\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    );
+    assert.equal(res.status, 400);
+    assert.equal(seen.length, 3);
+  });
+  // Five reached a handler; the refused one counts as rejected.
+  assert.equal(server.stats.requests, 5);
+  assert.equal(server.stats.rejected, 1);
+  await assertNoUnhandledRejection();
+});
+
 Deno.test("serveHttp() answers with onError's response when the handler fails", async (t) => {
   await t.step("by default: 500 internal error, logged, connection kept", async () => {
     const log = new RecordingLog();

@@ -7,6 +7,7 @@ import {
   MAX_WEBHOOK_BODY_BYTES,
   webhookHandler,
   webhookReplyOf,
+  webhookRoute,
 } from "../../src/transport/webhook.ts";
 import { textMessage } from "../updates.ts";
 
@@ -433,4 +434,89 @@ Deno.test("webhookHandler() answers with the call the update handed to its envel
   assert.equal(res.headers.get("content-type"), "application/json");
   assert.equal(await res.text(), payload);
   assert.equal(webhookReplyOf({ update_id: 9 } as Update), undefined, "no envelope outside");
+});
+
+Deno.test("webhookRoute() (the program's server, no WHATWG objects) answers as webhookHandler() does", async () => {
+  const payload = JSON.stringify({ method: "answerCallbackQuery", callback_query_id: "q1" });
+  const update = (id: number) => JSON.stringify({ ...UPDATE, update_id: id });
+  const cases: {
+    name: string;
+    method?: string;
+    secret?: string | null;
+    body: string;
+    accepting?: boolean;
+  }[] = [
+    { name: "an update", body: update(1) },
+    { name: "an update that hands over a call", body: update(2) },
+    { name: "a wrong secret", secret: "nope", body: update(3) },
+    { name: "no secret", secret: null, body: update(4) },
+    { name: "GET", method: "GET", body: "" },
+    { name: "while stopping", accepting: false, body: update(5) },
+    { name: "too large", body: JSON.stringify({ ...UPDATE, pad: "x".repeat(LIMIT) }) },
+    { name: "not JSON", body: "{not json" },
+    { name: "not UTF-8", body: "\u00ff" },
+    { name: "no update", body: JSON.stringify({ hello: 1 }) },
+    { name: "a malformed update", body: JSON.stringify({ update_id: 7, message: 42 }) },
+  ];
+  const answers = async (direct: boolean) => {
+    using metrics = new Metrics();
+    let accepting = true;
+    const options = {
+      secret: SECRET,
+      scheduler: new UpdateScheduler({
+        handle: async (u: Update) => {
+          if (u.update_id === 2) await webhookReplyOf(u)?.send(payload);
+        },
+      }),
+      accepting: () => accepting,
+      log: logger("test"),
+      metrics,
+      maxBodyBytes: LIMIT,
+      buffered: true,
+    };
+    const handler = webhookHandler(options);
+    const route = webhookRoute(options, "/tg/hook");
+    assert.equal(route.path, "/tg/hook");
+    const seen = [];
+    for (const c of cases) {
+      accepting = c.accepting ?? true;
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (c.secret !== null) headers["x-telegram-bot-api-secret-token"] = c.secret ?? SECRET;
+      // "not UTF-8" is sent as the byte 0xff.
+      const body = c.name === "not UTF-8"
+        ? new Uint8Array([0xff])
+        : new TextEncoder().encode(c.body);
+      const method = c.method ?? "POST";
+      if (direct) {
+        const res = await route.handler({
+          method,
+          header: (name) => new Headers(headers).get(name),
+          body,
+        });
+        seen.push({ name: c.name, status: res.status, headers: res.headers, body: res.body });
+      } else {
+        const res = await handler(
+          new Request(URL_, { method, headers, body: method === "GET" ? null : body }),
+        );
+        seen.push({
+          name: c.name,
+          status: res.status,
+          headers: [...res.headers],
+          body: await res.text(),
+        });
+      }
+    }
+    return seen;
+  };
+  const whatwg = await answers(false);
+  assert.deepEqual(await answers(true), whatwg);
+  assert.deepEqual(
+    whatwg.map(({ status }) => status),
+    [200, 200, 401, 401, 405, 503, 413, 400, 400, 400, 200],
+  );
+  assert.equal(whatwg[1]!.body, payload);
+  assert.deepEqual(whatwg[5]!.headers, [["content-type", "application/json"], [
+    "retry-after",
+    "5",
+  ]]);
 });
