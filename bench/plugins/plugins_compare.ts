@@ -601,8 +601,8 @@ export function formatPluginsCompareReport(figures: CompareFigures): string {
     "  instances can read the same session and the later write wins), a fixed-window counter",
     "  (INCR, PEXPIRE once per window) that silently drops excess updates, and `session()` writes",
     "  the session back whenever a handler read it, changed or not (GET + SET per update).",
-    "- clients: ours talks to Redis through node-redis (the project's client), the plugins",
-    "  through one ioredis connection, as their READMEs suggest.",
+    "- clients: ours talks to Redis through its own RESP client (`src/store/resp.ts`, one",
+    "  connection), the plugins through one ioredis connection, as their READMEs suggest.",
   ].join("\n");
 }
 

@@ -8,12 +8,12 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { type Bytes, EMPTY, hasToken, type Head, Refusal } from "./http1.ts";
-import { CONTINUE, OWN_HEADERS, serializeResponse } from "./http1_response.ts";
+import { type Bytes, type Head, Refusal } from "./http1.ts";
+import { type Answer, respond, respondDirect } from "./answer.ts";
+import { CONTINUE, serializeResponse } from "./http1_response.ts";
 import { CLOSED, RequestReader } from "./request_reader.ts";
 import type { ServerLimits } from "./server_options.ts";
 import type {
-  DirectRequest,
   DirectRoute,
   HttpServerStats,
   ServeHandler,
@@ -25,32 +25,6 @@ import type {
 /** How long a closing connection drains what the client still sends. */
 const LINGER_MS = 1000;
 const LINGER_BYTES = 64 * 1024;
-const ENCODER = new TextEncoder();
-const INTERNAL_ERROR = ENCODER.encode("internal error\n");
-
-/** A response as the connection writes it. */
-interface Answer {
-  status: number;
-  statusText: string;
-  /** Fields besides the server's own (Content-Length, Connection, Keep-Alive, Date…). */
-  headers: readonly (readonly [string, string])[];
-  bytes: Bytes;
-  /** The handler asked to close the connection after it (`Connection: close`). */
-  close: boolean;
-}
-
-/** A WHATWG Response as an {@link Answer}, its body read whole. */
-async function answerOf(response: Response): Promise<Answer> {
-  const headers: [string, string][] = [];
-  for (const field of response.headers) if (!OWN_HEADERS.has(field[0])) headers.push(field);
-  return {
-    status: response.status,
-    statusText: response.statusText,
-    headers,
-    bytes: await bodyOf(response),
-    close: hasToken(response.headers.get("connection"), "close"),
-  };
-}
 
 /** What a {@link Connection} needs from its server; the server passes itself. */
 export interface ConnectionContext {
@@ -201,7 +175,7 @@ export class Connection {
       let answering: Promise<Answer>;
       if (direct !== undefined && head.target === direct.path) {
         server.stats.requests++;
-        answering = this.#respondDirect(direct, head, body);
+        answering = respondDirect(server, direct, head, body);
       } else {
         // The Request copies the body now, so a view of the read buffer is safe to pass.
         let request: Request;
@@ -217,7 +191,7 @@ export class Connection {
         // byte body adds no Content-Type of its own.
         for (const [name, value] of head.headers) request.headers.append(name, value);
         server.stats.requests++;
-        answering = this.#respond(request);
+        answering = respond(server, request, this.#info);
       }
       // A fresh promise per request: racing one long-lived promise would pile up reactions.
       const closed = Promise.withResolvers<null>();
@@ -270,57 +244,6 @@ export class Connection {
     await this.#linger();
   }
 
-  async #respond(request: Request): Promise<Answer> {
-    try {
-      const response = await this.#server.handler(request, this.#info);
-      if (!(response instanceof Response)) {
-        throw new TypeError(`the handler returned ${typeof response}, not a Response`);
-      }
-      return await answerOf(response);
-    } catch (error) {
-      return await this.#failed(error);
-    }
-  }
-
-  /** Answers through a {@link DirectRoute}: no Request, no Response, no streams. */
-  async #respondDirect(route: DirectRoute, head: Head, body: Bytes): Promise<Answer> {
-    const request: DirectRequest = {
-      method: head.method,
-      header(name) {
-        for (const [field, value] of head.headers) if (field === name) return value;
-        return null;
-      },
-      body,
-    };
-    try {
-      const response = await route.handler(request);
-      return {
-        status: response.status,
-        statusText: "",
-        headers: response.headers,
-        // As bytes: a string body would get the server's own text/plain Content-Type.
-        bytes: ENCODER.encode(response.body),
-        close: false,
-      };
-    } catch (error) {
-      return await this.#failed(error);
-    }
-  }
-
-  /** The answer when a handler threw: `onError`'s, else a bare 500. */
-  async #failed(error: unknown): Promise<Answer> {
-    try {
-      const response = await this.#server.onError(error);
-      if (response instanceof Response) return await answerOf(response);
-    } catch (failure) {
-      this.#server.log?.warning("HTTP onError failed: {message}", {
-        message: errorMessage(failure),
-        error: failure,
-      });
-    }
-    return { status: 500, statusText: "", headers: [], bytes: INTERNAL_ERROR, close: false };
-  }
-
   #enter(phase: Phase, timeoutMs: number): void {
     this.phase = phase;
     this.since = this.#server.clock.now();
@@ -366,11 +289,6 @@ export function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // Already closed.
   }
-}
-
-async function bodyOf(response: Response): Promise<Bytes> {
-  if (response.body === null) return EMPTY;
-  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** Errors that only mean the connection is gone. */

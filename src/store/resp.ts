@@ -18,53 +18,19 @@
  *
  * @module
  */
+import {
+  type Arg,
+  concat,
+  encodeCommand,
+  parseRedisUrl,
+  type RedisAddress,
+  RedisConnectionError,
+  RedisReplyError,
+  type Reply,
+} from "./resp_protocol.ts";
+import { asError, closeQuietly, connectDeadline, openSocket, readReplies } from "./resp_socket.ts";
 
-/** A decoded reply: simple and bulk strings as strings, integers as numbers, nil as null. */
-export type Reply = string | number | null | Reply[];
-
-/** An argument of a command: a string (sent as UTF-8) or bytes. */
-export type Arg = string | Uint8Array;
-
-/** An error reply from Redis (`-ERR …`, `-NOSCRIPT …`, `-WRONGPASS …`). */
-export class RedisReplyError extends Error {
-  override readonly name = "RedisReplyError";
-}
-
-/** The connection is down or was lost before the reply arrived. */
-export class RedisConnectionError extends Error {
-  override readonly name = "RedisConnectionError";
-}
-
-/** Where and how to connect, parsed from a `redis://` or `rediss://` URL. */
-export interface RedisAddress {
-  hostname: string;
-  port: number;
-  tls: boolean;
-  username: string | null;
-  password: string | null;
-  database: number;
-}
-
-/** Parses `redis://[user[:password]@]host[:port][/db]` (and `rediss://`). */
-export function parseRedisUrl(url: string): RedisAddress {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new TypeError(`not a redis:// or rediss:// URL: ${parsed.protocol}`);
-  }
-  const database = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;
-  if (!Number.isInteger(database) || database < 0) {
-    throw new TypeError(`the database in the URL's path must be a number: ${parsed.pathname}`);
-  }
-  return {
-    // IPv6 literals come bracketed.
-    hostname: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: parsed.port ? Number(parsed.port) : 6379,
-    tls: parsed.protocol === "rediss:",
-    username: parsed.username ? decodeURIComponent(parsed.username) : null,
-    password: parsed.password ? decodeURIComponent(parsed.password) : null,
-    database,
-  };
-}
+export { type Arg, RedisConnectionError, RedisReplyError, type Reply } from "./resp_protocol.ts";
 
 /** Options of {@link RespClient.connect}. */
 export interface RespClientOptions {
@@ -93,14 +59,6 @@ interface Pending {
   resolve(reply: Reply): void;
   reject(error: Error): void;
 }
-
-const ENCODER = new TextEncoder();
-const DECODER = new TextDecoder();
-const CR = 13;
-const LF = 10;
-const READ_SIZE = 64 * 1024;
-/** Not yet a whole reply in the buffer. */
-const INCOMPLETE = Symbol("incomplete");
 
 /** One Redis connection that reconnects by itself; see the module documentation. */
 export class RespClient {
@@ -191,41 +149,18 @@ export class RespClient {
 
   /** One connection attempt: connect, handshake, then start reading. */
   async #open(): Promise<void> {
-    const { hostname, port, tls, username, password, database } = this.#address;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new RedisConnectionError(
-              `connecting to ${hostname}:${port} timed out after ${this.#options.connectTimeoutMs} ms`,
-            ),
-          ),
-        this.#options.connectTimeoutMs,
-      );
-    });
-    timeout.catch(() => {});
-    const connecting = tls
-      ? Deno.connectTls({ hostname, port })
-      : Deno.connect({ hostname, port, transport: "tcp" });
+    const { hostname, port, username, password, database } = this.#address;
+    const deadline = connectDeadline(hostname, port, this.#options.connectTimeoutMs);
     let conn: Deno.Conn;
     try {
-      conn = await Promise.race([connecting, timeout]);
-      // TLS verifies the certificate here, so that a refused one is the error, not a timeout.
-      if (tls) await Promise.race([(conn as Deno.TlsConn).handshake(), timeout]);
+      conn = await openSocket(this.#address, deadline.expired);
     } catch (error) {
-      clearTimeout(timer);
-      // A connection that arrives after the timeout is closed at once.
-      connecting.then((late) => closeQuietly(late), () => {});
-      throw describeConnectError(error, hostname, port);
-    }
-    if (!tls) {
-      (conn as Deno.TcpConn).setNoDelay(true);
-      (conn as Deno.TcpConn).setKeepAlive(true);
+      deadline.cancel();
+      throw error;
     }
     this.#conn = conn;
     let opened = false;
-    const reading = this.#read(conn).then((cause) => {
+    const reading = readReplies(conn, (reply) => this.#dispatch(reply)).then((cause) => {
       // Closed by us (a failed handshake, close()): already dealt with.
       if (this.#conn !== conn) return;
       if (opened) return this.#lost(cause);
@@ -245,10 +180,10 @@ export class RespClient {
       if (database !== 0) handshake.push(this.#command(["SELECT", String(database)]));
       // Ready only once the server answers: a hung one accepts connections all the same.
       handshake.push(this.#command(["PING"]));
-      await Promise.race([Promise.all(handshake), timeout]);
-      clearTimeout(timer);
+      await Promise.race([Promise.all(handshake), deadline.expired]);
+      deadline.cancel();
     } catch (error) {
-      clearTimeout(timer);
+      deadline.cancel();
       this.#drop(asError(error));
       await reading;
       throw error;
@@ -352,43 +287,6 @@ export class RespClient {
     }
   }
 
-  /**
-   * Reads and dispatches replies until the connection ends; never rejects: resolves with what
-   * ended it, or null at the end of the stream.
-   */
-  async #read(conn: Deno.Conn): Promise<Error | null> {
-    let buffer = new Uint8Array(READ_SIZE);
-    let start = 0;
-    let end = 0;
-    try {
-      for (;;) {
-        if (end === buffer.length) {
-          // Move the unparsed tail to the front, growing the buffer if it is all unparsed.
-          const size = end - start;
-          const target = size > buffer.length / 2 ? new Uint8Array(buffer.length * 2) : buffer;
-          target.set(buffer.subarray(start, end), 0);
-          buffer = target;
-          start = 0;
-          end = size;
-        }
-        const n = await conn.read(buffer.subarray(end));
-        if (n === null) return null;
-        end += n;
-        const parser = { bytes: buffer, at: start, end };
-        for (;;) {
-          const reply = parseReply(parser);
-          if (reply === INCOMPLETE) break;
-          start = parser.at;
-          this.#dispatch(reply);
-        }
-        if (start === end) start = end = 0;
-      }
-    } catch (error) {
-      // Closed by us, reset, or a reply that is not RESP: either way the connection is over.
-      return asError(error);
-    }
-  }
-
   #dispatch(reply: Reply | RedisReplyError): void {
     const pending = this.#pending[this.#pendingHead];
     if (!pending) return;
@@ -407,123 +305,7 @@ export class RespClient {
   }
 }
 
-/** RESP2 encoding of one command: an array of bulk strings, in one buffer. */
-export function encodeCommand(args: readonly Arg[]): Uint8Array {
-  const bodies: Uint8Array[] = [];
-  const heads: string[] = [];
-  let head = `*${args.length}\r\n`;
-  let size = 2;
-  for (const arg of args) {
-    const bytes = typeof arg === "string" ? ENCODER.encode(arg) : arg;
-    head += `$${bytes.length}\r\n`;
-    bodies.push(bytes);
-    heads.push(head);
-    size += head.length + bytes.length;
-    head = "\r\n";
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (let i = 0; i < bodies.length; i++) {
-    // Heads are ASCII: one byte per character.
-    const text = heads[i]!;
-    for (let j = 0; j < text.length; j++) out[at++] = text.charCodeAt(j);
-    out.set(bodies[i]!, at);
-    at += bodies[i]!.length;
-  }
-  out[at] = CR;
-  out[at + 1] = LF;
-  return out;
-}
-
-interface Parser {
-  bytes: Uint8Array;
-  at: number;
-  end: number;
-}
-
-/** Parses one reply at `parser.at`, advancing it; {@link INCOMPLETE} leaves it where it was. */
-export function parseReply(parser: Parser): Reply | RedisReplyError | typeof INCOMPLETE {
-  const from = parser.at;
-  const reply = parseAt(parser);
-  if (reply === INCOMPLETE) parser.at = from;
-  return reply;
-}
-
-function parseAt(parser: Parser): Reply | RedisReplyError | typeof INCOMPLETE {
-  const { bytes, end } = parser;
-  if (parser.at >= end) return INCOMPLETE;
-  const type = bytes[parser.at]!;
-  const lineEnd = bytes.subarray(0, end).indexOf(CR, parser.at + 1);
-  if (lineEnd === -1 || lineEnd + 1 >= end) return INCOMPLETE;
-  const line = DECODER.decode(bytes.subarray(parser.at + 1, lineEnd));
-  parser.at = lineEnd + 2;
-  switch (type) {
-    case 0x2b: // '+'
-      return line;
-    case 0x2d: // '-'
-      return new RedisReplyError(line);
-    case 0x3a: // ':'
-      return Number(line);
-    case 0x24: { // '$'
-      const length = Number(line);
-      if (length < 0) return null;
-      if (parser.at + length + 2 > end) return INCOMPLETE;
-      const value = DECODER.decode(bytes.subarray(parser.at, parser.at + length));
-      parser.at += length + 2;
-      return value;
-    }
-    case 0x2a: { // '*'
-      const count = Number(line);
-      if (count < 0) return null;
-      const items: Reply[] = [];
-      for (let i = 0; i < count; i++) {
-        const item = parseAt(parser);
-        if (item === INCOMPLETE) return INCOMPLETE;
-        // An error inside an array (EXEC, scripts' tables) is kept as its message.
-        items.push(item instanceof RedisReplyError ? item.message : item);
-      }
-      return items;
-    }
-    default:
-      throw new RedisConnectionError(`unexpected reply type ${String.fromCharCode(type)}`);
-  }
-}
-
-function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
-
 /** `: message` of what ended a connection, or nothing. */
 function suffix(cause: Error | null): string {
   return cause === null ? "" : `: ${cause.message}`;
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
-/** A connect failure in words an operator reads: what was refused or not found, and where. */
-function describeConnectError(error: unknown, hostname: string, port: number): Error {
-  if (error instanceof RedisConnectionError) return error;
-  const where = `${hostname}:${port}`;
-  if (error instanceof Deno.errors.ConnectionRefused) {
-    return new RedisConnectionError(`connection refused by ${where}`, { cause: error });
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return new RedisConnectionError(`cannot connect to ${where}: ${message}`, { cause: error });
 }

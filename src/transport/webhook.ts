@@ -18,8 +18,8 @@ import { checkUpdate } from "../bot/update_check.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { Startup } from "../startup.ts";
-import type { DirectRoute } from "../http/server_types.ts";
-import { secureEquals } from "../util/secure_compare.ts";
+import { secretMatcher } from "../util/secure_compare.ts";
+import { parseJson, readLimited } from "./webhook_body.ts";
 import type { DrainResult, UpdateScheduler } from "./scheduler.ts";
 import type { Transport } from "./transport.ts";
 
@@ -67,6 +67,22 @@ export interface WebhookHandlerOptions {
   buffered?: boolean;
 }
 
+/**
+ * The webhook as an HTTP server serves it straight from its parser, without WHATWG objects: the
+ * shape of the program's server's `DirectRoute` (`src/http/server_types.ts`; HTTP is a layer of
+ * its own that only the entry point joins to the rest, so the shape is spelled here too).
+ */
+export interface WebhookRoute {
+  path: string;
+  handler(request: {
+    method: string;
+    /** The first value of a (lower-case) header field, or null. */
+    header(name: string): string | null;
+    /** The whole body, read within the server's limits. */
+    body: Uint8Array;
+  }): Promise<{ status: number; headers: readonly (readonly [string, string])[]; body: string }>;
+}
+
 /** A webhook request, whether it came as a WHATWG Request or straight from the HTTP server. */
 interface WebhookInput {
   method: string;
@@ -94,8 +110,9 @@ const DROPPED = JSON.stringify({ ok: true, dropped: true });
 function webhookCore(
   options: WebhookHandlerOptions,
 ): (input: WebhookInput) => Promise<WebhookOutput> {
-  const { secret, scheduler, accepting, log, metrics } = options;
+  const { scheduler, accepting, log, metrics } = options;
   const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
+  const isSecret = secretMatcher(options.secret);
   const refuse = async (input: WebhookInput, status: number, message: string) => {
     metrics.webhookRejected.inc({ status: String(status) });
     await input.discard().catch(() => {});
@@ -105,7 +122,7 @@ function webhookCore(
   };
   return async function webhook(input) {
     const given = input.header("x-telegram-bot-api-secret-token") ?? "";
-    if (!secureEquals(given, secret)) {
+    if (!isSecret(given)) {
       log.warning("webhook request with a wrong or missing secret token refused");
       return refuse(input, 401, "wrong secret token");
     }
@@ -175,7 +192,7 @@ export function webhookHandler(
  * The webhook endpoint as the program's HTTP server serves it: straight from its parser, without
  * WHATWG objects (`DirectRoute`), the body already read whole within the server's limits.
  */
-export function webhookRoute(options: WebhookHandlerOptions, path: string): DirectRoute {
+export function webhookRoute(options: WebhookHandlerOptions, path: string): WebhookRoute {
   const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
   const core = webhookCore(options);
   const headers = [JSON_TYPE] as const;
@@ -198,60 +215,6 @@ export function webhookRoute(options: WebhookHandlerOptions, path: string): Dire
       };
     },
   };
-}
-
-/**
- * Reads the body into one buffer that grows with what actually arrived (never the declared
- * size up front, and no chunk views pinning larger buffers), within `limit` and `timeoutMs`.
- */
-async function readLimited(
-  req: Request,
-  limit: number,
-  timeoutMs: number,
-): Promise<Uint8Array | "too_large" | "timeout"> {
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  let buffer = new Uint8Array(Math.min(limit, 16 * 1024));
-  let size = 0;
-  let timedOut = false;
-  // Cancelling ends the pending read. (Racing each read against one long-lived timeout promise
-  // would keep every chunk alive through the reactions it collects.)
-  const timer = setTimeout(() => {
-    timedOut = true;
-    reader.cancel().catch(() => {});
-  }, timeoutMs);
-  try {
-    for (;;) {
-      const next = await reader.read();
-      if (timedOut) return "timeout";
-      if (next.done) return buffer.subarray(0, size);
-      const chunk = next.value;
-      if (size + chunk.byteLength > limit) return "too_large";
-      if (size + chunk.byteLength > buffer.byteLength) {
-        const grown = new Uint8Array(
-          Math.min(limit, Math.max(buffer.byteLength * 2, size + chunk.byteLength)),
-        );
-        grown.set(buffer.subarray(0, size));
-        buffer = grown;
-      }
-      buffer.set(chunk, size);
-      size += chunk.byteLength;
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.cancel().catch(() => {});
-  }
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** The parsed JSON body, or undefined when it is not UTF-8 JSON. */
-function parseJson(body: Uint8Array): unknown {
-  try {
-    return JSON.parse(utf8.decode(body));
-  } catch {
-    return undefined;
-  }
 }
 
 /** Registers the webhook with Telegram: URL, secret, update types and connection limit. */
@@ -293,7 +256,7 @@ export class WebhookTransport implements Transport {
   readonly route: {
     path: string;
     handler: (req: Request) => Promise<Response>;
-    direct: DirectRoute;
+    direct: WebhookRoute;
   };
   readonly checks;
   readonly #o: WebhookTransportOptions;

@@ -10,6 +10,15 @@ export function secureEquals(given: string, expected: string): boolean {
   return timingSafeEqual(sha256(given), sha256(expected));
 }
 
+/**
+ * {@link secureEquals} against one fixed secret, whose hash is taken once: what a check on every
+ * request (the webhook's secret token) uses.
+ */
+export function secretMatcher(expected: string): (given: string) => boolean {
+  const hash = sha256(expected);
+  return (given) => timingSafeEqual(sha256(given), hash);
+}
+
 function sha256(text: string): Uint8Array {
   return createHash("sha256").update(text, "utf8").digest();
 }

@@ -6,9 +6,8 @@ import {
   RedisConnectionError,
   RedisReplyError,
   type Reply,
-  RespClient,
-  type RespClientOptions,
-} from "../../src/store/resp.ts";
+} from "../../src/store/resp_protocol.ts";
+import { RespClient, type RespClientOptions } from "../../src/store/resp.ts";
 import { freePort, startRedis } from "../support/redis_server.ts";
 
 const encoder = new TextEncoder();

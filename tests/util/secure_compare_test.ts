@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { secureEquals } from "../../src/util/secure_compare.ts";
+import { secretMatcher, secureEquals } from "../../src/util/secure_compare.ts";
 
-Deno.test("secureEquals() is true exactly when the strings are equal", async (t) => {
+Deno.test("secureEquals() and secretMatcher() are true exactly when the strings are equal", async (t) => {
   const cases: Array<{ given: string; expected: string; equal: boolean }> = [
     { given: "s3cret-token_1", expected: "s3cret-token_1", equal: true },
     { given: "", expected: "", equal: true },
@@ -16,7 +16,8 @@ Deno.test("secureEquals() is true exactly when the strings are equal", async (t)
   ];
   for (const { given, expected, equal } of cases) {
     await t.step(`${JSON.stringify(given)} vs ${JSON.stringify(expected)}`, async () => {
-      assert.equal(await secureEquals(given, expected), equal);
+      assert.equal(secureEquals(given, expected), equal);
+      assert.equal(secretMatcher(expected)(given), equal);
     });
   }
 });

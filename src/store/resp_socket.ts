@@ -1,0 +1,131 @@
+/**
+ * The socket side of the Redis client (`resp.ts`): opening a connection (TCP or TLS, within a
+ * deadline, with errors an operator can act on) and reading replies off it.
+ *
+ * @module
+ */
+import {
+  INCOMPLETE,
+  parseReply,
+  type RedisAddress,
+  RedisConnectionError,
+  type RedisReplyError,
+  type Reply,
+} from "./resp_protocol.ts";
+
+const READ_SIZE = 64 * 1024;
+
+/** A connection attempt's deadline: `expired` rejects when it passes, unless cancelled. */
+export interface Deadline {
+  expired: Promise<never>;
+  cancel(): void;
+}
+
+/** The deadline of one connection attempt to `hostname:port`. */
+export function connectDeadline(hostname: string, port: number, ms: number): Deadline {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new RedisConnectionError(`connecting to ${hostname}:${port} timed out after ${ms} ms`),
+        ),
+      ms,
+    );
+  });
+  // Raced by its users; never an unhandled rejection of its own.
+  expired.catch(() => {});
+  return { expired, cancel: () => clearTimeout(timer) };
+}
+
+/**
+ * Opens a TCP or TLS connection to `address` before `expired` rejects. TLS verifies the
+ * certificate here (not at the first read), so that a refused one is the error, not a timeout.
+ */
+export async function openSocket(
+  address: RedisAddress,
+  expired: Promise<never>,
+): Promise<Deno.Conn> {
+  const { hostname, port, tls } = address;
+  const connecting = tls
+    ? Deno.connectTls({ hostname, port })
+    : Deno.connect({ hostname, port, transport: "tcp" });
+  try {
+    const conn = await Promise.race([connecting, expired]);
+    if (tls) {
+      await Promise.race([(conn as Deno.TlsConn).handshake(), expired]);
+    } else {
+      (conn as Deno.TcpConn).setNoDelay(true);
+      (conn as Deno.TcpConn).setKeepAlive(true);
+    }
+    return conn;
+  } catch (error) {
+    // A connection that arrives after the deadline is closed at once.
+    connecting.then((late) => closeQuietly(late), () => {});
+    throw describeConnectError(error, hostname, port);
+  }
+}
+
+/**
+ * Reads replies off `conn` and hands each to `dispatch`, in order, until the connection ends;
+ * never rejects: resolves with what ended it, or null at the end of the stream.
+ */
+export async function readReplies(
+  conn: Deno.Conn,
+  dispatch: (reply: Reply | RedisReplyError) => void,
+): Promise<Error | null> {
+  let buffer = new Uint8Array(READ_SIZE);
+  let start = 0;
+  let end = 0;
+  try {
+    for (;;) {
+      if (end === buffer.length) {
+        // Move the unparsed tail to the front, growing the buffer if it is all unparsed.
+        const size = end - start;
+        const target = size > buffer.length / 2 ? new Uint8Array(buffer.length * 2) : buffer;
+        target.set(buffer.subarray(start, end), 0);
+        buffer = target;
+        start = 0;
+        end = size;
+      }
+      const n = await conn.read(buffer.subarray(end));
+      if (n === null) return null;
+      end += n;
+      const parser = { bytes: buffer, at: start, end };
+      for (;;) {
+        const reply = parseReply(parser);
+        if (reply === INCOMPLETE) break;
+        start = parser.at;
+        dispatch(reply);
+      }
+      if (start === end) start = end = 0;
+    }
+  } catch (error) {
+    // Closed by us, reset, or a reply that is not RESP: either way the connection is over.
+    return asError(error);
+  }
+}
+
+/** Closes `conn`, ignoring that it may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** A connect failure in words an operator reads: what was refused or not found, and where. */
+function describeConnectError(error: unknown, hostname: string, port: number): Error {
+  if (error instanceof RedisConnectionError) return error;
+  const where = `${hostname}:${port}`;
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return new RedisConnectionError(`connection refused by ${where}`, { cause: error });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new RedisConnectionError(`cannot connect to ${where}: ${message}`, { cause: error });
+}
