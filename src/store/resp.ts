@@ -69,6 +69,8 @@ export class RespClient {
   #everReady = false;
   #closed = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A reconnect attempt in progress. */
+  #reopening: Promise<void> | null = null;
   /** Commands sent and not yet answered, oldest first. */
   #pending: Pending[] = [];
   #pendingHead = 0;
@@ -133,6 +135,8 @@ export class RespClient {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    // A reconnect on its way fails once it sees the client closed; nothing of it may outlive us.
+    await this.#reopening?.catch(() => {});
     if (this.#ready && this.#pendingHead < this.#pending.length) {
       this.#drained = Promise.withResolvers<void>();
       await this.#drained.promise;
@@ -157,6 +161,12 @@ export class RespClient {
     } catch (error) {
       deadline.cancel();
       throw error;
+    }
+    if (this.#closed) {
+      // Closed while connecting: this connection must not outlive the client.
+      deadline.cancel();
+      closeQuietly(conn);
+      throw new RedisConnectionError("the client is closed");
     }
     this.#conn = conn;
     let opened = false;
@@ -212,10 +222,11 @@ export class RespClient {
 
   /** After the connection ended by itself: fail what is in flight and reconnect. */
   #lost(reason: Error | null): void {
-    if (this.#closed) return;
     if (this.#hung) reason = this.#hung;
     const cause = new RedisConnectionError(`the connection to Redis was lost${suffix(reason)}`);
+    // Also while closing: a close() waiting for commands in flight learns they are over.
     this.#drop(cause);
+    if (this.#closed) return;
     this.#options.onError?.(cause);
     this.#scheduleReconnect(0, cause);
   }
@@ -226,12 +237,16 @@ export class RespClient {
     if (delay instanceof Error) return;
     this.#retryTimer = setTimeout(async () => {
       if (this.#closed) return;
+      this.#reopening = this.#open();
       try {
-        await this.#open();
+        await this.#reopening;
       } catch (error) {
+        if (this.#closed) return;
         const failure = asError(error);
         this.#options.onError?.(failure);
         this.#scheduleReconnect(retries + 1, failure);
+      } finally {
+        this.#reopening = null;
       }
     }, delay);
   }

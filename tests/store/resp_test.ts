@@ -278,3 +278,33 @@ Deno.test("a hung server (no reply, connection open) counts as lost after replyT
     await client.close();
   }
 });
+
+Deno.test("close() ends whatever the connection is doing: waiting for a hung server, reconnecting", async (t) => {
+  await t.step(
+    "commands in flight on a hung server: close() returns once the watchdog gives up",
+    async () => {
+      await using redis = await startRedis();
+      const client = await RespClient.connect(options(redis.url, { replyTimeoutMs: 200 }));
+      redis.signal("SIGSTOP");
+      const inFlight = assert.rejects(client.send(["PING"]), RedisConnectionError);
+      const started = performance.now();
+      await client.close();
+      assert.ok(performance.now() - started < 2_000);
+      await inFlight;
+      redis.signal("SIGCONT");
+    },
+  );
+
+  await t.step("closed while reconnecting: no connection or timer outlives it", async () => {
+    await using redis = await startRedis();
+    const client = await RespClient.connect(options(redis.url));
+    await redis.stop();
+    // The lost connection schedules reconnects every 50 ms; close between and during them.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    await redis.start();
+    await new Promise((resolve) => setTimeout(resolve, 45));
+    await client.close();
+    await assert.rejects(client.send(["PING"]), /offline/);
+    // The test's op and timer sanitizers fail it if a socket or a retry survived.
+  });
+});
