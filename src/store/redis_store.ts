@@ -78,8 +78,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
     const message = errorMessage(error);
     if (CREDENTIALS_REFUSED.test(message)) {
       throw new StoreUnavailableError(
-        `Redis at ${describeUrl(options.url)} refused the credentials: ${message}: check ` +
-          `the password in REDIS_URL`,
+        `Redis at ${describeUrl(options.url)} refused the credentials ` +
+          `(${message.replace(/\.$/, "")}): check the password in REDIS_URL`,
         { cause: error, permanent: true },
       );
     }

@@ -169,3 +169,26 @@ Deno.test("openRedisStore() rejects with StoreUnavailableError when nothing list
 function disposable<T extends KeyValueStore>(store: T): T & AsyncDisposable {
   return Object.assign(store, { [Symbol.asyncDispose]: () => store.close() });
 }
+
+Deno.test("openRedisStore() with a wrong password fails at once, for good, saying so", async () => {
+  await using server = await startRedis({ password: "right" });
+  const started = performance.now();
+  await assert.rejects(
+    openRedisStore({ url: `redis://:wrong@127.0.0.1:${server.port}`, keyPrefix: "x:" }),
+    (error: unknown) => {
+      assert.ok(error instanceof StoreUnavailableError, String(error));
+      assert.equal(error.permanent, true);
+      assert.match(
+        error.message,
+        /^Redis at 127\.0\.0\.1:\d+ refused the credentials \(WRONGPASS [^)]*[^.]\): check the password in REDIS_URL$/,
+      );
+      // The URL's password never shows.
+      assert.doesNotMatch(error.message, /wrong/);
+      return true;
+    },
+  );
+  assert.ok(performance.now() - started < 1_000);
+  // The right one works.
+  await using store = disposable(await openRedisStore({ url: server.url, keyPrefix: "x:" }));
+  assert.ok(await store.ping() >= 0);
+});
