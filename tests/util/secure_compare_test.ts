@@ -15,7 +15,7 @@ Deno.test("secureEquals() and secretMatcher() are true exactly when the strings 
     { given: "ключ", expected: "ключ🔑", equal: false },
   ];
   for (const { given, expected, equal } of cases) {
-    await t.step(`${JSON.stringify(given)} vs ${JSON.stringify(expected)}`, async () => {
+    await t.step(`${JSON.stringify(given)} vs ${JSON.stringify(expected)}`, () => {
       assert.equal(secureEquals(given, expected), equal);
       assert.equal(secretMatcher(expected)(given), equal);
     });
