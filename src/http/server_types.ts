@@ -46,7 +46,10 @@ export interface DirectRequest {
   method: string;
   /** The first value of the field `name` (lower case), or null. */
   header(name: string): string | null;
-  /** The whole body, already read within the server's size limit and time. */
+  /**
+   * The whole body, already read within the server's size limit and time: a view of the
+   * connection's read buffer, valid until the handler's promise settles (copy what outlives it).
+   */
   body: Uint8Array;
 }
 

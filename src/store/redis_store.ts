@@ -54,8 +54,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
       // Every command the store sends answers at once: a reply that takes this long will not
       // come (a hung Redis, a connection cut off without a reset); callers fall back instead.
       replyTimeoutMs: connectTimeoutMs,
-      reconnect(retries, cause, everReady) {
-        if (everReady) return backoffDelay(retries, RECONNECT_BACKOFF);
+      reconnect(retries, cause, wasReady) {
+        if (wasReady) return backoffDelay(retries, RECONNECT_BACKOFF);
         // A refused password stays refused: say so at once instead of at the deadline.
         if (CREDENTIALS_REFUSED.test(cause.message)) return cause;
         const left = deadline - performance.now();
