@@ -4,7 +4,7 @@
  * replies matched to them in order.
  *
  * Why not node-redis: it runs on Deno's Node compatibility layer (`node:net` streams), which
- * under the webhook load cost about a sixth of the main thread per update (stream machinery,
+ * under the webhook load cost about a tenth of the main thread per update (stream machinery,
  * `writev`, UTF-8 encoding of strings in JavaScript), and it weighed about 9 MiB of the idle
  * process. The store needs a dozen commands, one connection and a reconnect loop; this is that.
  *
