@@ -108,7 +108,15 @@ Deno.test("broadcast: 300 subscribers get it exactly once at BROADCAST_RATE at m
   };
   const preview = await asked("/broadcast The office is closed tomorrow");
   assert.equal(preview.text, "The office is closed tomorrow");
-  const offer = api.sentOf("sendMessage", ADMIN).at(-1)!;
+  // The offer follows the preview a second later at most: Telegram's pace for one chat.
+  const offer = await api.waitFor(
+    () => {
+      const last = api.sentOf("sendMessage", ADMIN).at(-1);
+      return last && last.params.text !== preview.text ? last : undefined;
+    },
+    10_000,
+    "the offer to send it",
+  );
   assert.match(String(offer.params.text), /It goes to 290 subscribers\./);
   api.pushCallbackQuery({ chatId: ADMIN, data: "bc:send:2", messageId: offer.message_id });
   const firstCopies = times.length;
