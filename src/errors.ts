@@ -94,6 +94,11 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** `error` itself when it is an Error, else an Error saying what was thrown. */
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
 /**
  * The messages of an error and its causes in one line, outermost first, each said once
  * (grammY's HttpError keeps its cause in `error`): `a: b: c`.

@@ -8,6 +8,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
+import { closeQuietly } from "../util/close_quietly.ts";
 import { type Bytes, type Head, Refusal } from "./http1.ts";
 import { type Answer, respond, respondDirect } from "./answer.ts";
 import { CONTINUE, serializeResponse } from "./http1_response.ts";
@@ -279,15 +280,6 @@ export class Connection {
     } catch {
       // The client closed, or the linger time ran out: either way, done.
     }
-  }
-}
-
-/** Closes `conn`, ignoring that it may be closed already. */
-export function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }
 

@@ -15,7 +15,8 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { closeQuietly, Connection, type ConnectionContext } from "./connection.ts";
+import { closeQuietly } from "../util/close_quietly.ts";
+import { Connection, type ConnectionContext } from "./connection.ts";
 import { serializeResponse } from "./http1_response.ts";
 import { resolveServeOptions, type ServerLimits } from "./server_options.ts";
 import type {

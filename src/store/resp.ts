@@ -28,7 +28,9 @@ import {
   RedisReplyError,
   type Reply,
 } from "./resp_protocol.ts";
-import { asError, closeQuietly, connectDeadline, openSocket, readReplies } from "./resp_socket.ts";
+import { asError } from "../errors.ts";
+import { closeQuietly } from "../util/close_quietly.ts";
+import { connectDeadline, openSocket, readReplies } from "./resp_socket.ts";
 
 export { type Arg, RedisConnectionError, RedisReplyError, type Reply } from "./resp_protocol.ts";
 

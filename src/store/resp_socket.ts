@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { asError, errorMessage } from "../errors.ts";
+import { closeQuietly } from "../util/close_quietly.ts";
 import {
   INCOMPLETE,
   parseReply,
@@ -106,19 +108,6 @@ export async function readReplies(
   }
 }
 
-/** Closes `conn`, ignoring that it may be closed already. */
-export function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-export function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
 /** A connect failure in words an operator reads: what was refused or not found, and where. */
 function describeConnectError(error: unknown, hostname: string, port: number): Error {
   if (error instanceof RedisConnectionError) return error;
@@ -126,6 +115,7 @@ function describeConnectError(error: unknown, hostname: string, port: number): E
   if (error instanceof Deno.errors.ConnectionRefused) {
     return new RedisConnectionError(`connection refused by ${where}`, { cause: error });
   }
-  const message = error instanceof Error ? error.message : String(error);
-  return new RedisConnectionError(`cannot connect to ${where}: ${message}`, { cause: error });
+  return new RedisConnectionError(`cannot connect to ${where}: ${errorMessage(error)}`, {
+    cause: error,
+  });
 }

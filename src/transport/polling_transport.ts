@@ -15,6 +15,7 @@
  * lease and through a stop's drain, so that no update is replayed while its first run lasts.
  */
 import type { Api } from "grammy";
+import { asError } from "../errors.ts";
 import type { Check, CheckResult } from "../health.ts";
 import { type Logger, logger } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -108,9 +109,7 @@ export class PollingTransport implements Transport {
         inbox: this.#inbox,
       });
       this.#poller = poller;
-      poller.run().catch((error) =>
-        this.#reportFailure(error instanceof Error ? error : new Error(String(error)))
-      );
+      poller.run().catch((error) => this.#reportFailure(asError(error)));
     };
     if (!store.shared) {
       // The embedded store serves the one instance that owns DATA_DIR: nobody to stand by for.
