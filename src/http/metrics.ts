@@ -1,5 +1,5 @@
 import type { Registry } from "prom-client";
-import { secureEquals } from "../util/secure_compare.ts";
+import { secretMatcher } from "../util/secure_compare.ts";
 
 /** Options of {@link metricsHandler}. */
 export interface MetricsHandlerOptions {
@@ -14,11 +14,12 @@ export function metricsHandler(
   options: MetricsHandlerOptions,
 ): (req: Request) => Promise<Response> {
   const { registry, token } = options;
+  const isToken = token === null ? null : secretMatcher(token);
   return async function metrics(req) {
-    if (token !== null) {
+    if (isToken !== null) {
       const header = req.headers.get("authorization") ?? "";
       const given = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
-      if (!(await secureEquals(given, token))) {
+      if (!isToken(given)) {
         return new Response("unauthorized\n", {
           status: 401,
           headers: { "www-authenticate": 'Bearer realm="metrics"', "content-type": "text/plain" },
