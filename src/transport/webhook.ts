@@ -88,7 +88,7 @@ interface WebhookInput {
   method: string;
   /** The first value of a (lower-case) header field, or null. */
   header(name: string): string | null;
-  /** The whole body, or why it could not be read. */
+  /** The whole body (its size is checked here), or why it could not be read. */
   body(): Promise<Uint8Array | "too_large" | "timeout">;
   /** Discards a body that will not be read. */
   discard(): Promise<void>;
@@ -131,7 +131,9 @@ function webhookCore(
     const declared = Number(input.header("content-length") ?? "0");
     if (declared > limit) return refuse(input, 413, `body over ${limit} bytes`);
     const body = await input.body();
-    if (body === "too_large") return refuse(input, 413, `body over ${limit} bytes`);
+    if (body === "too_large" || (body !== "timeout" && body.byteLength > limit)) {
+      return refuse(input, 413, `body over ${limit} bytes`);
+    }
     if (body === "timeout") return refuse(input, 408, "body not received in time");
     const parsed = parseJson(body);
     if (parsed === undefined) return refuse(input, 400, "body is not JSON");
@@ -167,10 +169,7 @@ export function webhookHandler(
   const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
   const read = options.buffered
-    ? async (req: Request) => {
-      const body = await req.bytes();
-      return body.byteLength > limit ? "too_large" as const : body;
-    }
+    ? (req: Request) => req.bytes()
     : (req: Request) => readLimited(req, limit, bodyTimeoutMs);
   const core = webhookCore(options);
   return async function webhook(req) {
@@ -193,17 +192,15 @@ export function webhookHandler(
  * WHATWG objects (`DirectRoute`), the body already read whole within the server's limits.
  */
 export function webhookRoute(options: WebhookHandlerOptions, path: string): WebhookRoute {
-  const limit = options.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
   const core = webhookCore(options);
   const headers = [JSON_TYPE] as const;
   return {
     path,
     async handler(request) {
-      const body = request.body;
       const output = await core({
         method: request.method,
         header: (name) => request.header(name),
-        body: () => Promise.resolve(body.byteLength > limit ? "too_large" : body),
+        body: () => Promise.resolve(request.body),
         discard: () => Promise.resolve(),
       });
       return {
