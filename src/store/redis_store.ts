@@ -137,11 +137,11 @@ export class RedisStore implements KeyValueStore {
       cursor = next;
       if (found.length === 0) continue;
       // Sent in one tick, so they travel pipelined: one write, one round trip.
-      const replies = await Promise.all(
-        found.flatMap((
-          key,
-        ) => [this.#call("SCAN", ["GET", key]), this.#call("SCAN", ["PTTL", key])]),
-      );
+      const pairs = found.map((key) => [
+        this.#call("SCAN", ["GET", key]),
+        this.#call("SCAN", ["PTTL", key]),
+      ]);
+      const replies = await Promise.all(pairs.flat());
       for (const [i, redisKey] of found.entries()) {
         const value = replies[2 * i];
         const pttl = Number(replies[2 * i + 1]);
@@ -231,13 +231,9 @@ export class RedisStore implements KeyValueStore {
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
-    return this.#closing;
-  }
-
-  async #shutdown(): Promise<void> {
     // Lets commands in flight finish, and stops reconnecting.
-    await this.#client.close();
+    this.#closing ??= this.#client.close();
+    return this.#closing;
   }
 
   #key(key: StoreKey): string {
@@ -247,7 +243,7 @@ export class RedisStore implements KeyValueStore {
   #sha(lua: string): Promise<string> {
     let sha = this.#shas.get(lua);
     if (!sha) {
-      sha = crypto.subtle.digest("SHA-1", new TextEncoder().encode(lua)).then((digest) =>
+      sha = crypto.subtle.digest("SHA-1", ENCODER.encode(lua)).then((digest) =>
         Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("")
       );
       this.#shas.set(lua, sha);
