@@ -4,6 +4,7 @@
  */
 import { PROJECT_ROOT, readStartCommand } from "../../scripts/start_command.ts";
 import { FAKE_TOKEN, type FakeBotApi } from "../fake_bot_api.ts";
+import { freePort } from "../support/ports.ts";
 
 /** One parsed JSON log line. */
 export type LogLine = Record<string, unknown> & { level: string; msg: string; logger: string };
@@ -24,13 +25,8 @@ export interface StartOptions {
   wrap?: string[];
 }
 
-/** A free TCP port on loopback. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+/** A free TCP port on loopback (the tests' one helper, re-exported for the e2e tests and benches). */
+export { freePort };
 
 /** The value of one sample of a `/metrics` text, e.g. `bot_gate_total{outcome="passed"}`; 0 when absent. */
 export function metricSample(metrics: string, series: string): number {

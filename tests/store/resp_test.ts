@@ -8,7 +8,8 @@ import {
   type Reply,
 } from "../../src/store/resp_protocol.ts";
 import { RespClient, type RespClientOptions } from "../../src/store/resp.ts";
-import { freePort, startRedis } from "../support/redis_server.ts";
+import { freePort } from "../support/ports.ts";
+import { startRedis } from "../support/redis_server.ts";
 
 const encoder = new TextEncoder();
 

@@ -21,6 +21,7 @@ export interface PostgresServer extends AsyncDisposable {
 }
 
 import postgres from "postgres";
+import { freePort } from "./ports.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -65,13 +66,6 @@ async function run(program: string, args: string[]): Promise<string> {
   const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
   if (code !== 0) throw new Error(`${program} ${args.join(" ")} failed (${code}):\n${text}`);
   return text;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** Whether the server accepts a startup packet (protocol 3.0) and answers with anything. */

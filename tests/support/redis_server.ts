@@ -4,6 +4,7 @@
  */
 
 import { join } from "node:path";
+import { freePort } from "./ports.ts";
 
 /** A running (or stopped) test Redis; `await using` stops it and removes its dir. */
 export interface RedisServer extends AsyncDisposable {
@@ -113,17 +114,6 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-/** A free TCP port on 127.0.0.1, never 6379. */
-export function freePort(): number {
-  for (;;) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = listener.addr as Deno.NetAddr;
-    listener.close();
-    // The OS never hands out 6379 as an ephemeral port, but a shared Redis must stay untouched.
-    if (port !== 6379) return port;
-  }
 }
 
 async function waitForPong(port: number, process: Deno.ChildProcess): Promise<void> {
