@@ -46,7 +46,13 @@ Deno.test("conversation: a plain staff group talks with the user both ways, phot
   });
   assert.equal(photo!.method, "copyMessage");
   assert.equal(photo!.params.caption, `💬 #${number} · Оля\n\nвот так он выглядит`);
-  assert.ok(desk.api.callsOf("setMessageReaction").length >= 2, "the user sees each went through");
+  // The reaction on each of the user's messages follows its relay (and Telegram's pace for the
+  // user's chat), so it may come a moment after the staff chat got the message.
+  await desk.api.waitFor(
+    () => desk.api.callsOf("setMessageReaction").length >= 2,
+    10_000,
+    "the reactions that tell the user each went through",
+  );
 
   // Staff answer the photo with a photo of their own, in reply to the relayed one.
   await desk.say({
@@ -71,9 +77,11 @@ Deno.test("conversation: a plain staff group talks with the user both ways, phot
   );
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(desk.sent(OLYA).length, user + 2, "the note was not relayed");
-  assert.ok(
-    desk.api.callsOf("setMessageReaction").some((r) => r.chat_id === STAFF_CHAT),
-    "the note is acknowledged",
+  // Acknowledged with a reaction, which waits its turn in the staff group's pace.
+  await desk.api.waitFor(
+    () => desk.api.callsOf("setMessageReaction").some((r) => r.chat_id === STAFF_CHAT),
+    10_000,
+    "the note's acknowledgement",
   );
 
   // /my → the request → its conversation, as the user sees it.
