@@ -4,6 +4,7 @@
  */
 import postgres from "postgres";
 import type { DatabaseConfig } from "../config.ts";
+import { logger } from "../log.ts";
 import { databaseError } from "./errors.ts";
 import { embeddedPaths, type EmbeddedServer, isServing, startEmbedded } from "./embedded.ts";
 import { limitPool } from "./pool_limit.ts";
@@ -74,6 +75,8 @@ const int8AsNumber = {
   parse: (value: string) => Number(value),
 };
 
+const log = logger("db");
+
 /** Opens the database named by the configuration; does not run migrations. */
 export async function openDatabase(options: OpenOptions): Promise<Database> {
   const { config, onQuery, onNotice } = options;
@@ -93,14 +96,27 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
   if (config.url !== null) {
     const url = new URL(config.url);
     const where = `postgres ${url.hostname}:${url.port || 5432}${url.pathname}`;
+    const connectionString = config.url;
     const sql = limitPool(
-      postgres(config.url, {
-        ...common,
-        max: config.poolSize,
-        idle_timeout: config.idleTimeoutMs === 0 ? undefined : config.idleTimeoutMs / 1000,
-        max_lifetime: config.maxLifetimeMs === 0 ? null : config.maxLifetimeMs / 1000,
-      }) as unknown as Sql,
-      { size: config.poolSize, waitMs: config.poolTimeoutMs, where },
+      () =>
+        postgres(connectionString, {
+          ...common,
+          max: config.poolSize,
+          idle_timeout: config.idleTimeoutMs === 0 ? undefined : config.idleTimeoutMs / 1000,
+          max_lifetime: config.maxLifetimeMs === 0 ? null : config.maxLifetimeMs / 1000,
+        }) as unknown as Sql,
+      {
+        size: config.poolSize,
+        waitMs: config.poolTimeoutMs,
+        where,
+        // The server ends a statement at the statement timeout; one that was sent (perhaps over
+        // a connection still being opened) and has no answer well after that finds a server
+        // that hangs. Without a statement timeout a long wait may be legitimate.
+        answerMs: config.statementTimeoutMs > 0
+          ? config.statementTimeoutMs + config.connectTimeoutMs
+          : 0,
+        onLost: (error) => log.warn("database connection lost: {error}", { error: error.message }),
+      },
     );
     return database(sql, "postgres", where, false, null);
   }
@@ -110,19 +126,20 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
   const server: EmbeddedServer | null = share ? null : await startEmbedded(options.dataDir);
   const description = `pglite ${dir}${share ? " (served by the running instance)" : ""}`;
   const sql = limitPool(
-    postgres({
-      ...common,
-      path: socket,
-      user: "postgres",
-      database: "postgres",
-      // PGlite is one session: a single connection keeps transactions and prepared
-      // statements unambiguous. A second client (sharing the bot's) uses unnamed statements
-      // so that its statement names cannot collide with the bot's.
-      max: 1,
-      prepare: !share,
-      idle_timeout: undefined,
-      max_lifetime: null,
-    }) as unknown as Sql,
+    () =>
+      postgres({
+        ...common,
+        path: socket,
+        user: "postgres",
+        database: "postgres",
+        // PGlite is one session: a single connection keeps transactions and prepared
+        // statements unambiguous. A second client (sharing the bot's) uses unnamed statements
+        // so that its statement names cannot collide with the bot's.
+        max: 1,
+        prepare: !share,
+        idle_timeout: undefined,
+        max_lifetime: null,
+      }) as unknown as Sql,
     { size: 1, waitMs: config.poolTimeoutMs, where: description },
   );
   return database(sql, "pglite", description, share, server);

@@ -151,6 +151,57 @@ Deno.test("openDatabase() on Postgres: a bounded wait for a connection, and a st
   });
 });
 
+Deno.test("openDatabase() on Postgres: a hung server (SIGSTOP) fails queries instead of hanging them, and is used again once it answers", async () => {
+  await using server = await startPostgres();
+  const url = await server.createDatabase("hung");
+  // A query sent gets DB_STATEMENT_TIMEOUT + DB_CONNECT_TIMEOUT = 1 s to be answered.
+  const db = await openDatabase({
+    config: {
+      ...testDatabaseConfig(url),
+      poolSize: 2,
+      poolTimeoutMs: 500,
+      statementTimeoutMs: 300,
+      connectTimeoutMs: 700,
+    },
+    dataDir: "",
+  });
+  try {
+    await db.ping();
+    await server.signal("SIGSTOP");
+    const started = performance.now();
+    // One is sent on the open connection; the other opens a second one, which times out.
+    const [sent, opening] = await Promise.allSettled([db.sql`select 1 as n`, db.sql`select 2`]);
+    assert.equal(sent.status, "rejected");
+    assert.ok(sent.reason instanceof DatabaseError, `expected a DatabaseError: ${sent.reason}`);
+    assert.match(sent.reason.message, /did not answer within 1000 ms/);
+    assert.equal(opening.status, "rejected");
+    assert.match(String(opening.reason), /CONNECT_TIMEOUT|did not answer/);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 950 && waited < 3_000, `failed after ${Math.round(waited)} ms`);
+    // A new connection to the hung server is not answered either: the connect timeout.
+    const next = performance.now();
+    await assert.rejects(db.ping(), /timed out|did not answer/);
+    assert.ok(performance.now() - next < 3_000, `ping failed after ${performance.now() - next} ms`);
+
+    await server.signal("SIGCONT");
+    const recovered = Date.now() + 10_000;
+    for (;;) {
+      try {
+        assert.deepEqual([...await db.sql`select 3 as n`], [{ n: 3 }]);
+        break;
+      } catch (error) {
+        if (Date.now() > recovered) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  } finally {
+    await server.signal("SIGCONT");
+    const closing = performance.now();
+    await db.close();
+    assert.ok(performance.now() - closing < 6_000);
+  }
+});
+
 Deno.test("openDatabase() on PGlite: a bounded wait for its one connection", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "pool-limit-" });
   let db: Database | null = null;

@@ -159,6 +159,54 @@ Deno.test("Postgres and Redis: cache hits for returning users; outages of either
   }
 });
 
+Deno.test("a hung Postgres (SIGSTOP: connections open, no answers) fails queries instead of hanging updates", async () => {
+  await using api = await FakeBotApi.start();
+  await using pg = await startPostgres();
+  await using redis = await startRedis();
+  const databaseUrl = await pg.createDatabase("desk");
+  await using bot = await BotProcess.start({
+    api,
+    // A query sent gets 1 + 1 s to be answered.
+    env: {
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redis.url,
+      DB_STATEMENT_TIMEOUT: "1",
+      DB_CONNECT_TIMEOUT: "1",
+    },
+  });
+  await bot.waitReady();
+  let replies = 0;
+  const say = async (text: string, chatId: number) => {
+    api.pushMessage({ chatId, text, firstName: "Nina" });
+    replies++;
+    await api.waitFor(() => api.sentMessages().length === replies, 15_000, `a reply to ${text}`);
+    return api.sentMessages().at(-1)!.text;
+  };
+  const welcome = await say("/start", 701);
+  await bot.waitForLog(/^update handled$/);
+
+  await pg.signal("SIGSTOP");
+  // A new user's registration queries the hung server: it is answered all the same, as when
+  // Postgres is down, once the query has had its time.
+  const started = Date.now();
+  assert.equal(await say("/start", 702), welcome);
+  assert.ok(Date.now() - started < 10_000, `answered after ${Date.now() - started} ms`);
+  await waitForCheck(bot, "database:responseTime", "fail");
+  assert.ok(bot.logs(/^database connection lost/).length >= 1);
+  assert.match(
+    String(bot.logs(/^database connection lost/)[0]!.error),
+    /did not answer within 2000 ms/,
+  );
+  // A returning user is served from the cache meanwhile.
+  assert.match(await say("/help", 701), /^Here is what I can do:/);
+
+  await pg.signal("SIGCONT");
+  await waitForCheck(bot, "database:responseTime", "pass");
+  assert.match(await say("/help", 702), /^Here is what I can do:/);
+  assert.equal((await bot.stop()).code, 0);
+  assert.equal(bot.logs(/unhandled/).length, 0);
+});
+
 Deno.test("migrate: status, apply, and MIGRATE_ON_START=false refusing an outdated schema", async () => {
   await using api = await FakeBotApi.start();
   const cwd = await Deno.makeTempDir({ prefix: "bot-e2e-migrate-" });

@@ -18,6 +18,11 @@ export interface PostgresServer extends AsyncDisposable {
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data. */
   start(): Promise<void>;
+  /**
+   * Sends `signal` to the server and every backend it runs (`SIGSTOP` hangs it with its
+   * connections open, as a frozen host or a cut-off network would; `SIGCONT` resumes it).
+   */
+  signal(signal: "SIGSTOP" | "SIGCONT"): Promise<void>;
 }
 
 import postgres from "postgres";
@@ -168,11 +173,52 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     await Promise.all([running.stdout.cancel(), running.stderr.cancel()]);
   };
 
-  await start();
   const credentials = options.password === undefined
     ? "postgres"
     : `postgres:${encodeURIComponent(options.password)}`;
   const urlOf = (database: string) => `postgres://${credentials}@127.0.0.1:${port}/${database}`;
+
+  // The postmaster (from its pid file) and every process it runs: backends, background workers.
+  // (Reading /proc for them would need read access to all of /proc.)
+  let pids: number[] = [];
+  const kill = async (name: "SIGSTOP" | "SIGCONT", targets: number[]) => {
+    // `kill` rather than Deno.kill: the server runs as another user under `runuser`.
+    const { stderr } = await new Deno.Command("kill", {
+      args: [`-${name.slice(3)}`, ...targets.map(String)],
+      stderr: "piped",
+    }).output();
+    // A backend may have ended meanwhile; the others got the signal.
+    const text = new TextDecoder().decode(stderr).trim();
+    if (text && !/No such process/.test(text)) throw new Error(`kill failed: ${text}`);
+  };
+  const signal = async (name: "SIGSTOP" | "SIGCONT") => {
+    const running = child;
+    if (!running) throw new Error(`postgres on port ${port} is not running`);
+    if (name === "SIGSTOP") {
+      const postmaster = Number((await Deno.readTextFile(`${data}/postmaster.pid`)).split("\n")[0]);
+      const sql = postgres(urlOf("postgres"), { max: 1, onnotice: () => {} });
+      try {
+        const rows = await sql`select pid from pg_stat_activity where pid <> pg_backend_pid()`;
+        pids = [postmaster, ...rows.map((row) => Number(row.pid))];
+      } finally {
+        await sql.end();
+      }
+      await kill("SIGSTOP", pids);
+      return;
+    }
+    if (pids.length === 0) return;
+    await kill("SIGCONT", pids);
+    pids = [];
+    // `runuser` (when root) stops itself when its child stops, and would not reap the
+    // postmaster until it is continued; it may do so just after this, hence twice.
+    if (isRoot) {
+      await kill("SIGCONT", [running.pid]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await kill("SIGCONT", [running.pid]);
+    }
+  };
+
+  await start();
   return {
     port,
     url: urlOf("postgres"),
@@ -189,7 +235,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     },
     stop,
     start,
+    signal,
     async [Symbol.asyncDispose]() {
+      // A stopped (SIGSTOP) server would not act on pg_ctl stop.
+      if (pids.length > 0) await signal("SIGCONT");
       await stop();
       await Deno.remove(dir, { recursive: true });
     },
