@@ -116,6 +116,19 @@ export class OutboxRepository {
       from outbox where done_at is null group by kind order by kind`;
   }
 
+  /**
+   * Deletes up to `limit` items delivered before `before` (with their payloads: relayed texts,
+   * user ids); undelivered ones stay however old. Returns how many went.
+   */
+  async purgeDelivered(before: Date, limit: number): Promise<number> {
+    // Delivered items are the oldest: walking the primary key finds them first.
+    const result = await this.#sql`
+      delete from outbox where id in (
+        select id from outbox where done_at < ${before} order by id limit ${limit}
+      )`;
+    return result.count;
+  }
+
   /** Refs of undelivered items of `kind`, oldest first. */
   async undelivered(kind: string, limit: number): Promise<string[]> {
     const rows = await this.#sql<{ ref: string }[]>`

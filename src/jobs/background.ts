@@ -100,6 +100,7 @@ function addInfrastructureJobs(options: BackgroundOptions): DiskWatch {
     purges: {
       events: (before, limit) => deleteEventsBefore(db.sql, before, limit),
       broadcast_recipients: (before, limit) => broadcasts.purgeRecipients(before, limit),
+      outbox: (before, limit) => storage.outbox.purgeDelivered(before, limit),
     },
     days: config.eventRetentionDays,
     metrics: metrics.background,

@@ -1,7 +1,8 @@
 /**
  * The retention job: personal data kept for a limited time is deleted once it is older than
  * `EVENT_RETENTION_DAYS` (see docs/data_retention.md): the event log (one row per handled
- * update, with user and chat ids) and the recipient lists of ended broadcasts. It deletes in
+ * update, with user and chat ids), the recipient lists of ended broadcasts and the delivered
+ * items of the outbox. It deletes in
  * small batches, each its own short statement, so that no lock is held for long and the bot
  * keeps writing events meanwhile; a stop ends it between two batches, and the next round goes
  * on with what is left. Requests and their history are not touched: they are the service

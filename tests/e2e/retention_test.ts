@@ -1,7 +1,8 @@
 /**
  * Retention, as an operator sees it: the event log of a database that has run for two months
- * is cut back to `EVENT_RETENTION_DAYS` by the program at its start, in small batches, while
- * newer events and every request with its history stay.
+ * is cut back to `EVENT_RETENTION_DAYS` by the program at its start, in small batches, and so are
+ * the delivered items of the outbox, while newer events, undelivered items and every request
+ * with its history stay.
  */
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
@@ -12,7 +13,7 @@ import { BotProcess, metricSample } from "./program.ts";
 
 const DAY_MS = 86_400_000;
 
-Deno.test("retention: events older than EVENT_RETENTION_DAYS are deleted at start, newer ones and request history stay", async () => {
+Deno.test("retention: events and deliveries older than EVENT_RETENTION_DAYS are deleted at start, newer ones, owed ones and request history stay", async () => {
   await using api = await FakeBotApi.start();
   await using redis = await startRedis();
   await using pg = await startPostgres();
@@ -40,6 +41,13 @@ Deno.test("retention: events older than EVENT_RETENTION_DAYS are deleted at star
     await db.sql`
       insert into request_history (request_number, actor_id, action, from_status, to_status, at)
       values (1, 5001, 'created', null, 'new', ${old}), (1, 900, 'done', 'new', 'done', ${old})`;
+    // Deliveries owed about it: two delivered 45 and 10 days ago, one still owed since 45 days.
+    const recent = new Date(now - 10 * DAY_MS);
+    await db.sql`
+      insert into outbox (kind, ref, payload, created_at, done_at, next_attempt_at)
+      values ('relay_to_staff', 'old', '{"text":"my phone is +1 555 0100"}', ${old}, ${old}, ${old}),
+        ('relay_to_staff', 'recent', '{}', ${recent}, ${recent}, ${recent}),
+        ('notify_user', 'owed', '{}', ${old}, null, ${new Date(now + DAY_MS)})`;
 
     await using bot = await BotProcess.start({ api, env });
     await bot.waitReady();
@@ -53,8 +61,14 @@ Deno.test("retention: events older than EVENT_RETENTION_DAYS are deleted at star
     assert.ok(left!.oldest.getTime() > now - 30 * DAY_MS, "nothing older than 30 days is left");
     const [history] = await db.sql<{ n: number }[]>`select count(*)::int as n from request_history`;
     assert.equal(history!.n, 2, "a closed request keeps its history");
+    // Delivered more than 30 days ago: gone; delivered since, or still owed: kept.
+    await bot.waitForLog(/^deleted 1 outbox rows older than 30 days$/, 30_000);
+    const outbox = await db.sql<{ ref: string }[]>`
+      select ref from outbox where ref in ('old', 'recent', 'owed') order by ref`;
+    assert.deepEqual(outbox.map((row) => row.ref), ["owed", "recent"]);
     const metrics = (await bot.get("/metrics")).body;
     assert.equal(metricSample(metrics, 'bot_retention_deleted_total{table="events"}'), 2160);
+    assert.equal(metricSample(metrics, 'bot_retention_deleted_total{table="outbox"}'), 1);
     assert.equal((await bot.stop()).code, 0);
   } finally {
     await db.close();
