@@ -8,6 +8,7 @@ import {
   fail,
   httpUrl,
   oneOf,
+  proxyUrl,
   seconds,
   secretVar,
   shown,
@@ -34,6 +35,9 @@ export { redactedConfig, redactUrl, secretsOf } from "./config/secrets.ts";
 export const ENV_NAMES = [
   "BOT_TOKEN",
   "BOT_API_ROOT",
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "ALL_PROXY",
   "BOT_MODE",
   "WEBHOOK_URL",
   "WEBHOOK_SECRET",
@@ -104,6 +108,9 @@ const schema = z.object({
     },
   ),
   BOT_API_ROOT: httpUrl("https://api.telegram.org", "an http(s) URL of a Bot API server"),
+  HTTPS_PROXY: proxyUrl(),
+  HTTP_PROXY: proxyUrl(),
+  ALL_PROXY: proxyUrl(),
   BOT_MODE: oneOf(["polling", "webhook"] as const, "polling"),
   WEBHOOK_URL: httpUrl(null, "the public https URL Telegram should post updates to"),
   WEBHOOK_SECRET: secretVar("must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -"),
@@ -259,6 +266,7 @@ export function loadConfig(env: Env): Config {
   return {
     botToken: e.BOT_TOKEN,
     botApiRoot: (e.BOT_API_ROOT ?? "https://api.telegram.org").replace(/\/+$/, ""),
+    botApiProxied: e.HTTPS_PROXY !== null || e.HTTP_PROXY !== null || e.ALL_PROXY !== null,
     mode: e.BOT_MODE,
     webhook: e.BOT_MODE === "webhook" && webhookUrl !== null
       ? {

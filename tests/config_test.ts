@@ -30,6 +30,7 @@ Deno.test("loadConfig() fills every default when only BOT_TOKEN is set", () => {
   const expected: Config = {
     botToken: TOKEN,
     botApiRoot: "https://api.telegram.org",
+    botApiProxied: false,
     mode: "polling",
     webhook: null,
     http: { host: "127.0.0.1", port: 8080 },
@@ -97,6 +98,7 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
     LOG_FILE: "/var/log/bot.log",
     SHUTDOWN_TIMEOUT: "10",
     UPDATE_CONCURRENCY: "7",
+    HTTPS_PROXY: "socks5://proxy:secret@10.0.0.2:1080",
     DATABASE_URL: "postgres://bot:pw@db.internal:5432/desk",
     DB_POOL_SIZE: "20",
     DB_IDLE_TIMEOUT: "0",
@@ -129,6 +131,7 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
     {
       botToken: TOKEN,
       botApiRoot: "http://localhost:8081",
+      botApiProxied: true,
       mode: "webhook",
       webhook: {
         url: "https://bot.example.com/tg/hook",
@@ -252,6 +255,7 @@ Deno.test("loadConfig() names the variable of each bad value", async (t) => {
     { variable: "DB_CONNECT_TIMEOUT", value: "0" },
     { variable: "MIGRATE_ON_START", value: "maybe" },
     { variable: "REDIS_URL", value: "http://:hunter2@cache:6379", secret: true },
+    { variable: "HTTPS_PROXY", value: "proxy.internal:3128", secret: true },
     { variable: "REDIS_KEY_PREFIX", value: "has space" },
     { variable: "USER_CACHE_TTL", value: "0" },
     { variable: "BACKUP_RETENTION_DAYS", value: "0" },

@@ -8,6 +8,7 @@ import type { Health } from "../health.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { Storage } from "../storage.ts";
 import type { BotContext } from "./context.ts";
+import { apiFetch } from "./api_fetch.ts";
 import type { Feature } from "./feature.ts";
 import { serviceDeskFeatures } from "./features/index.ts";
 import { createApi, createBot } from "./pipeline.ts";
@@ -62,7 +63,9 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     metrics: metrics.background,
     log: logger("flood"),
   });
-  const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood };
+  // One HTTP client for every Bot API call of this instance (idle connections end on their own).
+  const { fetch } = apiFetch({ viaFetch: config.botApiProxied });
+  const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood, fetch };
   const features = [
     ...serviceDeskFeatures({
       config,
@@ -99,6 +102,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     adminIds: config.adminIds,
     onBlocked: (userId) => storage.userCache.markBlocked(userId),
     flood,
+    fetch,
   });
   return { bot, features };
 }

@@ -16,6 +16,11 @@ export interface Config {
   botToken: string;
   /** Base URL of the Bot API server, without a trailing slash. */
   botApiRoot: string;
+  /**
+   * Whether a proxy is configured (`HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY`): the Bot API is
+   * then called through Deno's `fetch`, which uses it, instead of the bot's own client.
+   */
+  botApiProxied: boolean;
   /** How updates arrive. */
   mode: "polling" | "webhook";
   /** Webhook settings; present exactly when `mode` is `webhook`. */

@@ -106,6 +106,13 @@ export function connectionUrl(schemes: string[], what: string) {
   });
 }
 
+/** A proxy for outgoing HTTP (as Deno's `fetch` reads it); never shown: it may carry a password. */
+export const proxyUrl = () =>
+  connectionUrl(
+    ["http:", "https:", "socks5:", "socks5h:"],
+    "an http://, https:// or socks5:// proxy URL",
+  );
+
 /** A secret token: 16–256 URL-safe characters, never shown. */
 export const secretVar = (what: string) =>
   variable<string | null>(

@@ -1,0 +1,302 @@
+/**
+ * The Bot API's HTTP client: a `fetch` for grammY that sends its JSON calls over kept-alive
+ * HTTP/1.1 connections of its own (`Deno.connect`, `Deno.connectTls`), one call at a time per
+ * connection, and reads each answer into one buffer. Deno's `fetch` does the same work through
+ * WHATWG streams, which cost more of the main thread per call than the rest of an update's
+ * handling (see the README's performance section).
+ *
+ * Anything else goes to the global `fetch`: file uploads (grammY sends them as streams), calls
+ * other than POST with a text body, and every call while a proxy is configured (`HTTPS_PROXY`,
+ * `HTTP_PROXY` or `ALL_PROXY`), since Deno's `fetch` is what honours those.
+ *
+ * A connection found closed (or sending bytes nobody asked for) while idle is dropped, never
+ * reused; an abort (grammY's timeout, a shutdown) closes the connection of the call it ends.
+ *
+ * @module
+ */
+import { errorMessage } from "../errors.ts";
+import { closeQuietly } from "../util/close_quietly.ts";
+import { type ParsedResponse, parseResponse, type ResponseBuffer } from "./http_response.ts";
+
+/** Options of {@link apiFetch}. */
+export interface ApiFetchOptions {
+  /** How long an idle connection is kept for the next call. @default 30000 */
+  idleMs?: number;
+  /** Idle connections kept per server; more are closed. @default 128 */
+  maxIdle?: number;
+  /** Whether calls must go through `fetch` (a proxy is configured). @default false */
+  viaFetch?: boolean;
+}
+
+/** A `fetch` for grammY's API client, and a way to close its idle connections. */
+export interface ApiFetch {
+  fetch: typeof fetch;
+  /** Closes the idle connections; calls in flight finish on theirs, which then close. */
+  close(): void;
+}
+
+const READ_SIZE = 16 * 1024;
+const encoder = new TextEncoder();
+/** Header values that can be written as they are (and are as long in bytes as in characters). */
+const PLAIN_VALUE = /^[\x20-\x7e]*$/;
+const SKIPPED = new Set(["host", "content-length", "connection", "transfer-encoding"]);
+
+/** The names of the variables that configure a proxy for Deno's `fetch`. */
+export const PROXY_VARIABLES = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] as const;
+
+/** A new client; see the module documentation. */
+export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
+  const idleMs = options.idleMs ?? 30_000;
+  const maxIdle = options.maxIdle ?? 128;
+  const idle = new Map<string, Connection[]>();
+  let closed = false;
+
+  const release = (origin: string, connection: Connection) => {
+    const list = idle.get(origin) ?? [];
+    if (closed || list.length >= maxIdle) return connection.close();
+    list.push(connection);
+    idle.set(origin, list);
+    connection.idle(idleMs, () => {
+      const at = list.indexOf(connection);
+      if (at >= 0) list.splice(at, 1);
+    });
+  };
+
+  const send = async (url: URL, init: RequestInit, body: string): Promise<Response> => {
+    const signal = init.signal ?? null;
+    signal?.throwIfAborted();
+    const origin = `${url.protocol}//${url.host}`;
+    const head = requestHead(url, init.headers, encoder.encode(body));
+    let connection = idle.get(origin)?.pop();
+    connection ??= await Connection.open(url, signal);
+    const response = await connection.exchange(head, signal);
+    if (response.keepAlive) release(origin, connection);
+    else connection.close();
+    return new Response(response.body.length > 0 ? response.body : null, {
+      status: response.status,
+      headers: response.contentType ? { "content-type": response.contentType } : {},
+    });
+  };
+
+  const fetchFn = (input: string | URL | Request, init: RequestInit = {}) => {
+    const body = init.body;
+    if (
+      options.viaFetch || input instanceof Request || typeof body !== "string" ||
+      (init.method ?? "GET").toUpperCase() !== "POST"
+    ) {
+      return fetch(input, init);
+    }
+    const url = new URL(input);
+    if ((url.protocol !== "https:" && url.protocol !== "http:") || !plainHeaders(init.headers)) {
+      return fetch(input, init);
+    }
+    return send(url, init, body);
+  };
+
+  return {
+    fetch: fetchFn as typeof fetch,
+    close() {
+      closed = true;
+      for (const list of idle.values()) for (const connection of list.splice(0)) connection.close();
+    },
+  };
+}
+
+/** The request's head and body as one buffer. */
+function requestHead(url: URL, headers: HeadersInit | undefined, body: Uint8Array): Uint8Array {
+  let head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  for (const [name, value] of headerEntries(headers)) {
+    if (!SKIPPED.has(name.toLowerCase())) head += `${name}: ${value}\r\n`;
+  }
+  head += `content-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n`;
+  const bytes = new Uint8Array(head.length + body.length);
+  encoder.encodeInto(head, bytes);
+  bytes.set(body, head.length);
+  return bytes;
+}
+
+function headerEntries(headers: HeadersInit | undefined): Iterable<[string, string]> {
+  if (headers === undefined) return [];
+  if (headers instanceof Headers || Array.isArray(headers)) {
+    return headers as Iterable<[string, string]>;
+  }
+  return Object.entries(headers);
+}
+
+/** Whether every header can be written without encoding (else `fetch` gets the call). */
+function plainHeaders(headers: HeadersInit | undefined): boolean {
+  for (const [name, value] of headerEntries(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || !PLAIN_VALUE.test(value)) return false;
+  }
+  return true;
+}
+
+/** One kept-alive connection: a read loop, and at most one call at a time. */
+class Connection {
+  readonly #conn: Deno.Conn;
+  readonly #where: string;
+  readonly #buffer: ResponseBuffer = {
+    bytes: new Uint8Array(READ_SIZE),
+    at: 0,
+    end: 0,
+    ended: false,
+  };
+  #waiter: { resolve(r: ParsedResponse): void; reject(e: Error): void } | null = null;
+  #failure: Error | null = null;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #onGone: (() => void) | null = null;
+
+  private constructor(conn: Deno.Conn, where: string) {
+    this.#conn = conn;
+    this.#where = where;
+    this.#readLoop();
+  }
+
+  /** Connects to `url`'s server; an abort of `signal` ends the attempt. */
+  static async open(url: URL, signal: AbortSignal | null): Promise<Connection> {
+    const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    const tls = url.protocol === "https:";
+    const port = Number(url.port || (tls ? 443 : 80));
+    const connecting = tls
+      ? Deno.connectTls({ hostname, port })
+      : Deno.connect({ hostname, port, transport: "tcp" });
+    const aborted = abortPromise(signal);
+    try {
+      const conn = await Promise.race([connecting, aborted.promise]);
+      if (tls) await Promise.race([(conn as Deno.TlsConn).handshake(), aborted.promise]);
+      else (conn as Deno.TcpConn).setNoDelay(true);
+      return new Connection(conn, `${hostname}:${port}`);
+    } catch (error) {
+      connecting.then((late) => closeQuietly(late), () => {});
+      if (signal?.aborted) throw signal.reason;
+      throw new TypeError(`cannot connect to ${hostname}:${port}: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    } finally {
+      aborted.dispose();
+    }
+  }
+
+  /** Sends `request` and resolves with the response; an abort closes the connection. */
+  async exchange(request: Uint8Array, signal: AbortSignal | null): Promise<ParsedResponse> {
+    clearTimeout(this.#idleTimer);
+    this.#onGone = null;
+    if (this.#failure) throw this.#failure;
+    this.#conn.ref();
+    const answered = new Promise<ParsedResponse>((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+    const aborted = abortPromise(signal);
+    try {
+      await Promise.race([this.#write(request), aborted.promise]);
+      return await Promise.race([answered, aborted.promise]);
+    } catch (error) {
+      this.close();
+      answered.catch(() => {});
+      throw error;
+    } finally {
+      aborted.dispose();
+      this.#waiter = null;
+    }
+  }
+
+  /** Waits as an idle connection for `ms`, then closes; `onGone` when it ends while idle. */
+  idle(ms: number, onGone: () => void): void {
+    this.#onGone = onGone;
+    this.#conn.unref();
+    this.#idleTimer = setTimeout(() => this.close(), ms);
+    Deno.unrefTimer(this.#idleTimer);
+  }
+
+  close(): void {
+    clearTimeout(this.#idleTimer);
+    this.#fail(new TypeError(`connection to ${this.#where} closed`));
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < bytes.length) at += await this.#conn.write(bytes.subarray(at));
+  }
+
+  async #readLoop(): Promise<void> {
+    const buffer = this.#buffer;
+    try {
+      for (;;) {
+        if (buffer.end === buffer.bytes.length) this.#makeRoom();
+        const n = await this.#conn.read(buffer.bytes.subarray(buffer.end));
+        if (n === null) {
+          buffer.ended = true;
+          this.#deliver();
+          return this.#fail(new TypeError(`${this.#where} closed the connection`));
+        }
+        buffer.end += n;
+        this.#deliver();
+      }
+    } catch (error) {
+      this.#fail(
+        new TypeError(`connection to ${this.#where} failed: ${errorMessage(error)}`, {
+          cause: error,
+        }),
+      );
+    }
+  }
+
+  /** Hands a complete response to the call waiting for it; bytes nobody waits for end it. */
+  #deliver(): void {
+    const buffer = this.#buffer;
+    if (this.#waiter === null) {
+      if (buffer.end > buffer.at) {
+        this.#fail(new TypeError(`${this.#where} sent an unasked response`));
+      }
+      return;
+    }
+    try {
+      const response = parseResponse(buffer);
+      if (response === null) return;
+      // Bytes after the response answer nothing asked: the connection is not used again.
+      if (buffer.at === buffer.end) buffer.at = buffer.end = 0;
+      else response.keepAlive = false;
+      const waiter = this.#waiter;
+      this.#waiter = null;
+      waiter.resolve(response);
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  #makeRoom(): void {
+    const buffer = this.#buffer;
+    const unread = buffer.end - buffer.at;
+    const target = unread > buffer.bytes.length / 2
+      ? new Uint8Array(buffer.bytes.length * 2)
+      : buffer.bytes;
+    target.set(buffer.bytes.subarray(buffer.at, buffer.end), 0);
+    buffer.bytes = target;
+    buffer.at = 0;
+    buffer.end = unread;
+  }
+
+  #fail(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    clearTimeout(this.#idleTimer);
+    closeQuietly(this.#conn);
+    this.#waiter?.reject(error);
+    this.#waiter = null;
+    this.#onGone?.();
+    this.#onGone = null;
+  }
+}
+
+/** A promise that rejects with `signal`'s reason when it aborts; `dispose` stops listening. */
+function abortPromise(signal: AbortSignal | null): { promise: Promise<never>; dispose(): void } {
+  if (signal === null) return { promise: new Promise<never>(() => {}), dispose: () => {} };
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  promise.catch(() => {});
+  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
+}

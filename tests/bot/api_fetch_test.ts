@@ -1,0 +1,366 @@
+/**
+ * The Bot API's HTTP client against a raw TCP server that answers exactly as each test
+ * scripts it: kept-alive connections, the ways a response can be framed, servers that close,
+ * hang or answer garbage, aborts, and what goes to Deno's `fetch` instead.
+ */
+import assert from "node:assert/strict";
+import { apiFetch } from "../../src/bot/api_fetch.ts";
+import { freePort } from "../support/ports.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A request as the server read it, with the number of the connection it came on. */
+interface Seen {
+  connection: number;
+  head: string;
+  body: string;
+}
+
+/** What the server does with a request: bytes to write, then whether to close. */
+type Script = (seen: Seen) => { reply?: string; close?: boolean; hang?: boolean };
+
+/** A raw HTTP/1.1 server on loopback whose answers `script` decides. */
+function rawServer(script: Script) {
+  const port = freePort();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const seen: Seen[] = [];
+  const conns = new Set<Deno.Conn>();
+  const ended: number[] = [];
+  let connections = 0;
+  const serve = async (conn: Deno.Conn, number: number) => {
+    let pending = new Uint8Array(0);
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        const joined = new Uint8Array(pending.length + n);
+        joined.set(pending);
+        joined.set(buffer.subarray(0, n), pending.length);
+        pending = joined;
+        for (;;) {
+          const text = decoder.decode(pending);
+          const headEnd = text.indexOf("\r\n\r\n");
+          if (headEnd < 0) break;
+          const head = text.slice(0, headEnd);
+          const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+          const total = encoder.encode(text.slice(0, headEnd + 4)).length + length;
+          if (pending.length < total) break;
+          const body = decoder.decode(pending.subarray(total - length, total));
+          pending = pending.slice(total);
+          const request = { connection: number, head, body };
+          seen.push(request);
+          const action = script(request);
+          if (action.hang) continue;
+          if (action.reply !== undefined) await conn.write(encoder.encode(action.reply));
+          if (action.close) {
+            conn.close();
+            return;
+          }
+        }
+      }
+    } catch {
+      // Closed by the client or by the test.
+    } finally {
+      ended.push(number);
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      serve(conn, ++connections);
+    }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    ended,
+    get connections() {
+      return connections;
+    },
+    /** Closes every open connection from the server's side. */
+    dropAll() {
+      for (const conn of conns) conn.close();
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const conn of conns) conn.close();
+      await accepting;
+    },
+  };
+}
+
+const json = (body: unknown, extra = "", status = "200 OK") => {
+  const text = JSON.stringify(body);
+  return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${
+    encoder.encode(text).length
+  }\r\n${extra}\r\n${text}`;
+};
+
+const call = (fetch: typeof globalThis.fetch, url: string, method: string, payload: unknown = {}) =>
+  fetch(`${url}/bot123:abc/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", connection: "keep-alive" },
+    body: JSON.stringify(payload),
+  });
+
+const until = async (check: () => boolean, what: string) => {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+Deno.test("calls share one kept-alive connection; the request is what grammY asked for", async () => {
+  await using server = rawServer(() => ({ reply: json({ ok: true, result: "héllo" }) }));
+  const client = apiFetch();
+  try {
+    for (let i = 0; i < 3; i++) {
+      const response = await call(client.fetch, server.url, "sendMessage", { text: `ü ${i}` });
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/json");
+      assert.deepEqual(await response.json(), { ok: true, result: "héllo" });
+    }
+    assert.equal(server.connections, 1);
+    const [first] = server.seen;
+    assert.match(first!.head, /^POST \/bot123:abc\/sendMessage HTTP\/1\.1\r\n/);
+    assert.match(first!.head, /\r\nhost: 127\.0\.0\.1:\d+\r\n/);
+    assert.match(first!.head, /\r\ncontent-type: application\/json\r\n/);
+    // The length counts bytes, not characters.
+    assert.match(first!.head, /\r\ncontent-length: 15\r\n/);
+    assert.deepEqual(JSON.parse(first!.body), { text: "ü 0" });
+  } finally {
+    client.close();
+  }
+  await until(() => server.ended.length === 1, "the idle connection to close");
+});
+
+Deno.test("error statuses, chunked bodies, 100 Continue and `connection: close` are read as sent", async () => {
+  const replies = [
+    json(
+      { ok: false, error_code: 429, parameters: { retry_after: 3 } },
+      "",
+      "429 Too Many Requests",
+    ),
+    `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n` +
+    `5;ext=1\r\n{"ok"\r\n9\r\n:true,"re\r\nB\r\nsult":[1,2]\r\n1\r\n}\r\n0\r\nx-trailer: 1\r\n\r\n`,
+    json({ ok: true, result: 3 }, "connection: close\r\n"),
+    json({ ok: true, result: 4 }),
+  ];
+  await using server = rawServer(() => ({ reply: replies.shift()! }));
+  const client = apiFetch();
+  try {
+    const limited = await call(client.fetch, server.url, "sendMessage");
+    assert.equal(limited.status, 429);
+    assert.deepEqual(await limited.json(), {
+      ok: false,
+      error_code: 429,
+      parameters: { retry_after: 3 },
+    });
+    assert.deepEqual(await (await call(client.fetch, server.url, "a")).json(), {
+      ok: true,
+      result: [1, 2],
+    });
+    assert.deepEqual(await (await call(client.fetch, server.url, "b")).json(), {
+      ok: true,
+      result: 3,
+    });
+    assert.deepEqual(await (await call(client.fetch, server.url, "c")).json(), {
+      ok: true,
+      result: 4,
+    });
+    // The connection the server said it would close was not used again.
+    assert.deepEqual(server.seen.map((s) => s.connection), [1, 1, 1, 2]);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("bytes after a response (a wrong content-length) are never taken for the next answer", async () => {
+  const replies = [
+    json({ ok: true, result: 1 }) + "HTTP/1.1 200 OK",
+    json({ ok: true, result: 2 }),
+  ];
+  await using server = rawServer(() => ({ reply: replies.shift()! }));
+  const client = apiFetch();
+  try {
+    assert.deepEqual(await (await call(client.fetch, server.url, "a")).json(), {
+      ok: true,
+      result: 1,
+    });
+    assert.deepEqual(await (await call(client.fetch, server.url, "b")).json(), {
+      ok: true,
+      result: 2,
+    });
+    assert.deepEqual(server.seen.map((s) => s.connection), [1, 2]);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("an idle connection the server closed is not reused: the next call opens another", async () => {
+  await using server = rawServer(() => ({ reply: json({ ok: true, result: true }) }));
+  const client = apiFetch();
+  try {
+    assert.equal((await call(client.fetch, server.url, "a")).status, 200);
+    server.dropAll();
+    await until(() => server.ended.length === 1, "the server to close its side");
+    // The client reads the close while idle; give its read loop a turn.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal((await call(client.fetch, server.url, "b")).status, 200);
+    assert.deepEqual(server.seen.map((s) => s.connection), [1, 2]);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("a server that closes within a response, answers garbage or never answers fails the call, not the next one", async () => {
+  const actions: ReturnType<Script>[] = [
+    { reply: 'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{"ok":', close: true },
+    { close: true },
+    { reply: "SSH-2.0-OpenSSH_9.2\r\n\r\n" },
+    { hang: true },
+    { reply: json({ ok: true, result: "fine" }) },
+  ];
+  await using server = rawServer(() => actions.shift()!);
+  const client = apiFetch();
+  try {
+    await assert.rejects(
+      call(client.fetch, server.url, "a"),
+      /closed the connection within the response body/,
+    );
+    await assert.rejects(
+      call(client.fetch, server.url, "b"),
+      /closed the connection without a response/,
+    );
+    await assert.rejects(call(client.fetch, server.url, "c"), /not an HTTP\/1\.1 status line/);
+    // grammY's timeout aborts the call: the connection is closed, the reason is the abort's.
+    const controller = new AbortController();
+    const hung = client.fetch(`${server.url}/bot123:abc/d`, {
+      method: "POST",
+      body: "{}",
+      signal: controller.signal,
+    });
+    await until(() => server.seen.length === 4, "the hung call to arrive");
+    controller.abort(new Error("Request to 'd' timed out after 60 seconds"));
+    await assert.rejects(hung, /timed out after 60 seconds/);
+    await until(() => server.ended.includes(4), "the aborted call's connection to close");
+    assert.deepEqual(await (await call(client.fetch, server.url, "e")).json(), {
+      ok: true,
+      result: "fine",
+    });
+    assert.deepEqual(server.seen.map((s) => s.connection), [1, 2, 3, 4, 5]);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("a call to a port nobody listens on fails with a network error that names it", async () => {
+  const client = apiFetch();
+  const port = freePort();
+  await assert.rejects(
+    call(client.fetch, `http://127.0.0.1:${port}`, "getMe"),
+    (error: unknown) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, new RegExp(`cannot connect to 127\\.0\\.0\\.1:${port}`));
+      return true;
+    },
+  );
+});
+
+Deno.test("uploads, non-POST calls and every call behind a proxy go to Deno's fetch", async () => {
+  await using server = rawServer(() => ({
+    reply: json({ ok: true, result: true }, "connection: close\r\n"),
+  }));
+  const client = apiFetch();
+  const proxied = apiFetch({ viaFetch: true });
+  try {
+    // A byte body (grammY's multipart uploads are streams): Deno's fetch sends it, with its
+    // own user agent, which this client never sends.
+    const upload = await client.fetch(`${server.url}/bot123:abc/sendDocument`, {
+      method: "POST",
+      body: encoder.encode("--x--"),
+    });
+    assert.equal(upload.status, 200);
+    await upload.body?.cancel();
+    const viaProxy = await call(proxied.fetch, server.url, "getMe");
+    assert.equal(viaProxy.status, 200);
+    await viaProxy.body?.cancel();
+    assert.equal(server.seen.length, 2);
+    for (const seen of server.seen) assert.match(seen.head, /\r\nuser-agent: Deno\//i);
+  } finally {
+    client.close();
+    proxied.close();
+  }
+});
+
+/** Runs openssl with `args` in `dir`. */
+async function openssl(dir: string, ...args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command("openssl", { args, cwd: dir }).output();
+  assert.equal(code, 0, decoder.decode(stderr));
+}
+
+Deno.test("https: the certificate is verified against the trusted CAs (DENO_CERT included)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "api-tls-" });
+  try {
+    await openssl(dir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", ...[
+      ...["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test CA"],
+    ]);
+    await openssl(dir, "req", "-newkey", "rsa:2048", "-nodes", ...[
+      ...["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+    ]);
+    await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=DNS:localhost\n");
+    await openssl(dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", ...[
+      ...["-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2"],
+      ...["-extfile", "ext.cnf"],
+    ]);
+    // In a process of its own, as the bot runs: DENO_CERT is read when Deno starts.
+    const script = `
+      import { apiFetch } from ${
+      JSON.stringify(new URL("../../src/bot/api_fetch.ts", import.meta.url).href)
+    };
+      const server = Deno.serve({
+        hostname: "127.0.0.1", port: 0, onListen() {},
+        cert: Deno.readTextFileSync(${JSON.stringify(`${dir}/server.pem`)}),
+        key: Deno.readTextFileSync(${JSON.stringify(`${dir}/server.key`)}),
+      }, async (request) => Response.json({ ok: true, result: await request.json() }));
+      const client = apiFetch();
+      try {
+        const url = "https://localhost:" + server.addr.port + "/bot1:x/getMe";
+        const answers = [];
+        for (const n of [1, 2]) {
+          const response = await client.fetch(url, { method: "POST", body: JSON.stringify({ n }) });
+          answers.push(await response.json());
+        }
+        console.log(JSON.stringify(answers));
+      } finally {
+        client.close();
+        await server.shutdown();
+      }`;
+    const run = (env: Record<string, string>) =>
+      new Deno.Command("deno", {
+        args: ["eval", "--no-config", script],
+        env: { HOME: Deno.env.get("HOME") ?? "/tmp", ...env, NO_COLOR: "1" },
+        clearEnv: true,
+      }).output();
+    const trusted = await run({ DENO_CERT: `${dir}/ca.pem` });
+    assert.equal(trusted.code, 0, decoder.decode(trusted.stderr));
+    assert.deepEqual(JSON.parse(decoder.decode(trusted.stdout)), [
+      { ok: true, result: { n: 1 } },
+      { ok: true, result: { n: 2 } },
+    ]);
+    const untrusted = await run({});
+    assert.notEqual(untrusted.code, 0);
+    assert.match(decoder.decode(untrusted.stderr), /certificate/i);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
