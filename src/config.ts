@@ -266,7 +266,7 @@ export function loadConfig(env: Env): Config {
   return {
     botToken: e.BOT_TOKEN,
     botApiRoot: (e.BOT_API_ROOT ?? "https://api.telegram.org").replace(/\/+$/, ""),
-    botApiProxied: e.HTTPS_PROXY !== null || e.HTTP_PROXY !== null || e.ALL_PROXY !== null,
+    proxies: [e.HTTPS_PROXY, e.HTTP_PROXY, e.ALL_PROXY].filter((url) => url !== null),
     mode: e.BOT_MODE,
     webhook: e.BOT_MODE === "webhook" && webhookUrl !== null
       ? {

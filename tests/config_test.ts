@@ -30,7 +30,7 @@ Deno.test("loadConfig() fills every default when only BOT_TOKEN is set", () => {
   const expected: Config = {
     botToken: TOKEN,
     botApiRoot: "https://api.telegram.org",
-    botApiProxied: false,
+    proxies: [],
     mode: "polling",
     webhook: null,
     http: { host: "127.0.0.1", port: 8080 },
@@ -131,7 +131,7 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
     {
       botToken: TOKEN,
       botApiRoot: "http://localhost:8081",
-      botApiProxied: true,
+      proxies: ["socks5://proxy:secret@10.0.0.2:1080"],
       mode: "webhook",
       webhook: {
         url: "https://bot.example.com/tg/hook",
@@ -469,6 +469,7 @@ const FULL_SECRET_ENV: Env = {
   METRICS_TOKEN: "the_metrics_token",
   DATABASE_URL: "postgres://bot:db%23pass@db.internal/desk",
   REDIS_URL: "rediss://default:redis-pass@cache.internal:6380",
+  HTTPS_PROXY: "http://me:proxy-pass@proxy.internal:3128",
 };
 
 Deno.test("secretsOf() lists the token and every secret", () => {
@@ -480,6 +481,7 @@ Deno.test("secretsOf() lists the token and every secret", () => {
   assert.ok(secrets.includes("the_metrics_token"));
   assert.ok(secrets.includes("db#pass") && secrets.includes("db%23pass"));
   assert.ok(secrets.includes("redis-pass"));
+  assert.ok(secrets.includes("proxy-pass"));
   assert.deepEqual(
     secretsOf(loadConfig({ BOT_TOKEN: TOKEN })).sort(),
     [
@@ -511,6 +513,7 @@ Deno.test("redactedConfig() contains no secret", () => {
     (redacted.store as { url: string }).url,
     "rediss://default:***@cache.internal:6380",
   );
+  assert.deepEqual(redacted.proxies, ["http://me:***@proxy.internal:3128/"]);
 });
 
 Deno.test("ENV_NAMES equals the env list of deno.json's start task", async () => {

@@ -64,7 +64,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     log: logger("flood"),
   });
   // One HTTP client for every Bot API call of this instance (idle connections end on their own).
-  const { fetch } = apiFetch({ viaFetch: config.botApiProxied });
+  const { fetch } = apiFetch({ viaFetch: config.proxies.length > 0 });
   const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood, fetch };
   const features = [
     ...serviceDeskFeatures({

@@ -14,7 +14,7 @@ export function secretsOf(config: Config): string[] {
   const secrets = [config.botToken, config.botToken.split(":")[1] ?? ""];
   if (config.webhook) secrets.push(config.webhook.secret);
   if (config.metricsToken) secrets.push(config.metricsToken);
-  for (const url of [config.database.url, config.store.url]) {
+  for (const url of [config.database.url, config.store.url, ...config.proxies]) {
     const password = url === null ? "" : new URL(url).password;
     // The URL carries it percent-encoded; drivers and errors may show either form.
     if (password !== "") secrets.push(password, decodeURIComponent(password));
@@ -32,5 +32,6 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     webhook: config.webhook === null ? null : { ...config.webhook, secret: hidden },
     database: { ...config.database, url: redactUrl(config.database.url) },
     store: { ...config.store, url: redactUrl(config.store.url) },
+    proxies: config.proxies.map(redactUrl),
   };
 }

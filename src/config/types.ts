@@ -17,10 +17,11 @@ export interface Config {
   /** Base URL of the Bot API server, without a trailing slash. */
   botApiRoot: string;
   /**
-   * Whether a proxy is configured (`HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY`): the Bot API is
-   * then called through Deno's `fetch`, which uses it, instead of the bot's own client.
+   * The proxies configured (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, those set). Secret (they
+   * may carry passwords). With any, the Bot API is called through Deno's `fetch`, which uses
+   * them, instead of the bot's own client.
    */
-  botApiProxied: boolean;
+  proxies: string[];
   /** How updates arrive. */
   mode: "polling" | "webhook";
   /** Webhook settings; present exactly when `mode` is `webhook`. */
