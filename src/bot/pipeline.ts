@@ -1,4 +1,5 @@
-import { Api, Bot, Composer, type MiddlewareFn } from "grammy";
+import { Api, Bot, type MiddlewareFn } from "grammy";
+import { BotComposer } from "./composer.ts";
 import type { UserFromGetMe } from "grammy/types";
 import type { Locale } from "../config.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -105,7 +106,7 @@ function pipeline(options: CreateBotOptions) {
   const { defaultLocale, metrics, users, events, gate, onBlocked } = options;
   const adminIds = options.adminIds ?? gate?.adminIds ?? [];
   const gated = gate ? createGate({ ...gate, metrics }) : null;
-  const features = new Composer<BotContext>();
+  const features = new BotComposer<BotContext>();
   // Without features of its own (tests, benchmarks) the bot still greets.
   const list = options.features ?? [greetingFeature];
   if (gate) {
@@ -139,7 +140,7 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
   const { context, errors, gate, user, features, commit } = pipeline(options);
   bot.use(context, errors);
   if (gate) bot.use(gate);
-  const inner = new Composer<BotContext>(...(user ? [user] : []), features).middleware();
+  const inner = new BotComposer<BotContext>(...(user ? [user] : []), features).middleware();
   // The commit wraps the user stage and the features: it runs after them whether or not one
   // called next(), so that a dropped update (a banned user's) is remembered and its lease released.
   bot.use(

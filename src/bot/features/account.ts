@@ -2,7 +2,8 @@
  * The user's account: `/start` (register, subscribe, greet with the menu), `/stop`
  * (unsubscribe), `/help`, and `/language` with one button per language the bot speaks.
  */
-import { Composer, InlineKeyboard } from "grammy";
+import { InlineKeyboard } from "grammy";
+import { BotComposer } from "../composer.ts";
 import { type Locale, SUPPORTED_LOCALES } from "../../config.ts";
 import type { BotContext } from "../context.ts";
 import { type MessageKey, translate } from "../i18n.ts";
@@ -31,7 +32,7 @@ function help(ctx: BotContext, admin: boolean): Promise<unknown> {
  * features of its own (tests, benchmarks).
  */
 export const greetingFeature: Feature = (() => {
-  const composer = new Composer<BotContext>();
+  const composer = new BotComposer<BotContext>();
   composer.command("start", greet);
   composer.command("help", (ctx) => help(ctx, false));
   return { name: "greeting", composer, commands: { user: ["start", "help"] } };
@@ -47,7 +48,7 @@ export interface AccountOptions {
 /** `/start`, `/stop`, `/help` and `/language`, on the user's stored profile. */
 export function accountFeature(options: AccountOptions): Feature {
   const { profiles, roles } = options;
-  const feature = new Composer<BotContext>();
+  const feature = new BotComposer<BotContext>();
   const isAdmin = (ctx: BotContext) => roles.isAdmin(ctx.from?.id);
 
   /** Stores `change` on the user's profile; false when the profile or storage is unavailable. */

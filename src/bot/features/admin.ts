@@ -3,7 +3,8 @@
  * `/ban` and `/unban`. Anyone else falls through to the fallback and gets the same answer as
  * for any unknown command, so the commands do not even reveal that they exist.
  */
-import { Composer, InputFile } from "grammy";
+import { InputFile } from "grammy";
+import { BotComposer } from "../composer.ts";
 import type { Message } from "grammy/types";
 import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -51,7 +52,7 @@ export interface AdminOptions {
 /** The admin commands, for `ADMIN_IDS` only. */
 export function adminFeature(options: AdminOptions): Feature {
   const { roles, health, bans } = options;
-  const feature = new Composer<BotContext>();
+  const feature = new BotComposer<BotContext>();
   const admin = feature.filter((ctx) => roles.isAdmin(ctx.from?.id));
   const html = (ctx: BotContext, text: string) =>
     ctx.reply(text, { parse_mode: "HTML", link_preview_options: { is_disabled: true } });

@@ -1,4 +1,4 @@
-import { Composer } from "grammy";
+import { BotComposer } from "../composer.ts";
 import type { BotContext } from "../context.ts";
 
 /**
@@ -7,7 +7,7 @@ import type { BotContext } from "../context.ts";
  * nobody handled (an old message's, or forged data) is answered everywhere, so that the
  * client stops spinning.
  */
-export const fallbackFeature = new Composer<BotContext>();
+export const fallbackFeature = new BotComposer<BotContext>();
 
 fallbackFeature.on("callback_query", async (ctx) => {
   await ctx.answerCallbackQuery({ text: ctx.t("unknown.button") });

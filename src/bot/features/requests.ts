@@ -4,7 +4,7 @@
  * is for private chats; the buttons of both share one callback handler that refuses any
  * `callback_data` these flows never made.
  */
-import { Composer } from "grammy";
+import { BotComposer } from "../composer.ts";
 import type { BotContext } from "../context.ts";
 import type { Dialog } from "../dialog/dialog.ts";
 import type { RequestLifecycle } from "../../db/request_lifecycle.ts";
@@ -41,7 +41,7 @@ export function requestsFeature(options: RequestsOptions): Feature {
     onFiled: options.onFiled ?? (() => {}),
   });
   const lists = requestLists({ requests, messages: options.messages });
-  const feature = new Composer<BotContext>();
+  const feature = new BotComposer<BotContext>();
   const privateChat = feature.chatType("private");
 
   privateChat.callbackQuery(ACTION_DATA, async (ctx) => {

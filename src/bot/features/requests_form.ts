@@ -9,6 +9,7 @@
  * with `createOnce`, so a draft becomes one request however often it is confirmed.
  */
 import { Composer, GrammyError } from "grammy";
+import { BotComposer } from "../composer.ts";
 import { z } from "zod";
 import type { RequestRepository } from "../../db/requests.ts";
 import type { BotContext } from "../context.ts";
@@ -76,7 +77,7 @@ export interface RequestForm {
 /** Builds the form; see the module documentation. */
 export function requestForm(options: RequestFormOptions): RequestForm {
   const { categories, requests, onFiled } = options;
-  const composer = new Composer<BotContext>();
+  const composer = new BotComposer<BotContext>();
 
   async function askCategory(ctx: BotContext, draftId: string): Promise<void> {
     await ctx.reply(ctx.t("requests.step.category"), {

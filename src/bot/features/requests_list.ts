@@ -4,6 +4,7 @@
  * number that is not the presser's (forged, or from someone else's chat) gets a polite refusal.
  */
 import { Composer, GrammyError } from "grammy";
+import { BotComposer } from "../composer.ts";
 import type { RequestRepository } from "../../db/requests.ts";
 import type { BotContext } from "../context.ts";
 import { answerPress } from "../reply.ts";
@@ -32,7 +33,7 @@ export interface RequestLists {
 /** Builds `/my` and `/status`; see the module documentation. */
 export function requestLists(options: RequestListOptions): RequestLists {
   const { requests, messages } = options;
-  const composer = new Composer<BotContext>();
+  const composer = new BotComposer<BotContext>();
 
   composer.command("my", async (ctx) => {
     const view = await pageView(ctx, 0);

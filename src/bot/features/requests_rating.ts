@@ -4,6 +4,7 @@
  * offers an optional comment, their next message (or `/skip`).
  */
 import { Composer } from "grammy";
+import { BotComposer } from "../composer.ts";
 import { z } from "zod";
 import type { RequestLifecycle } from "../../db/request_lifecycle.ts";
 import type { BotContext } from "../context.ts";
@@ -25,7 +26,7 @@ const COMMENT_MAX = 1000;
 export function ratingComposer(
   lifecycle: Pick<RequestLifecycle, "rate" | "comment">,
 ): Composer<BotContext> {
-  const composer = new Composer<BotContext>();
+  const composer = new BotComposer<BotContext>();
 
   composer.callbackQuery(RATING_DATA, async (ctx) => {
     const number = Number(ctx.match[1]);

@@ -7,7 +7,8 @@
  * `/broadcasts` lists the recent ones. Formatting is kept: the preview is a copy of the
  * admin's message (`copyMessage`), and the preview is what gets copied to everyone.
  */
-import { type Api, Composer, InlineKeyboard } from "grammy";
+import { type Api, InlineKeyboard } from "grammy";
+import { BotComposer } from "../../composer.ts";
 import type { Message, MessageEntity } from "grammy/types";
 import { z } from "zod";
 import { BROADCAST_SUMMARY, type BroadcastRepository } from "../../../db/broadcasts.ts";
@@ -57,7 +58,7 @@ function broadcastable(message: Message | undefined): message is Message {
 /** `/broadcast`, `/broadcast_cancel`, `/broadcasts` and the preview's buttons, for admins. */
 export function broadcastFeature(options: BroadcastOptions): Feature {
   const { broadcasts, roles } = options;
-  const feature = new Composer<BotContext>();
+  const feature = new BotComposer<BotContext>();
   const admin = feature.chatType("private").filter((ctx) => roles.isAdmin(ctx.from?.id));
 
   /** Shows `preview` (already in the admin's chat) with the audience and the buttons. */

@@ -7,7 +7,8 @@
  * have several (an album waits for the pick as one). Every message is stored with its
  * delivery owed (`relay.ts` delivers), so a crash never loses or repeats one.
  */
-import { Composer, InlineKeyboard } from "grammy";
+import { InlineKeyboard } from "grammy";
+import { BotComposer } from "../../composer.ts";
 import type { Message } from "grammy/types";
 import { z } from "zod";
 import type { Locale } from "../../../config.ts";
@@ -64,7 +65,7 @@ const CHOICE = /^cv:(\d{1,15}):([0-9a-f]{8})$/;
 /** The conversation feature; see the module documentation. */
 export function conversationFeature(options: ConversationOptions): Feature {
   const { requests, messages, staffChat } = options;
-  const composer = new Composer<BotContext>();
+  const composer = new BotComposer<BotContext>();
 
   async function relay(
     ctx: BotContext,

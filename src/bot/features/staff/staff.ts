@@ -6,7 +6,7 @@
  * their language (`notices.ts`). Untaken requests are brought up again (`reminders.ts`).
  * Everyone else is refused, and forged or stale buttons change nothing.
  */
-import { Composer } from "grammy";
+import { BotComposer } from "../../composer.ts";
 import { z } from "zod";
 import type { Locale } from "../../../config.ts";
 import type { RequestLifecycle, StaffAction } from "../../../db/request_lifecycle.ts";
@@ -69,7 +69,7 @@ export function staffFeature(options: StaffOptions): Feature {
     metrics: options.metrics,
     kickOutbox: options.kickOutbox,
   });
-  const composer = new Composer<BotContext>();
+  const composer = new BotComposer<BotContext>();
   /** Staff only: others are refused (buttons) or not answered at all (commands). */
   const isStaff = async (ctx: BotContext) =>
     ctx.from !== undefined && await roles.isStaff(ctx.api, ctx.from.id, ctx.log);
