@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { apiFetch } from "../../src/bot/api_fetch.ts";
 import { freePort } from "../support/ports.ts";
+import { denoEval, makeTestCertificates } from "../support/test_ca.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -302,65 +303,39 @@ Deno.test("uploads, non-POST calls and every call behind a proxy go to Deno's fe
   }
 });
 
-/** Runs openssl with `args` in `dir`. */
-async function openssl(dir: string, ...args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command("openssl", { args, cwd: dir }).output();
-  assert.equal(code, 0, decoder.decode(stderr));
-}
-
 Deno.test("https: the certificate is verified against the trusted CAs (DENO_CERT included)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "api-tls-" });
-  try {
-    await openssl(dir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", ...[
-      ...["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test CA"],
-    ]);
-    await openssl(dir, "req", "-newkey", "rsa:2048", "-nodes", ...[
-      ...["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
-    ]);
-    await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=DNS:localhost\n");
-    await openssl(dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", ...[
-      ...["-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2"],
-      ...["-extfile", "ext.cnf"],
-    ]);
-    // In a process of its own, as the bot runs: DENO_CERT is read when Deno starts.
-    const script = `
-      import { apiFetch } from ${
-      JSON.stringify(new URL("../../src/bot/api_fetch.ts", import.meta.url).href)
-    };
-      const server = Deno.serve({
-        hostname: "127.0.0.1", port: 0, onListen() {},
-        cert: Deno.readTextFileSync(${JSON.stringify(`${dir}/server.pem`)}),
-        key: Deno.readTextFileSync(${JSON.stringify(`${dir}/server.key`)}),
-      }, async (request) => Response.json({ ok: true, result: await request.json() }));
-      const client = apiFetch();
-      try {
-        const url = "https://localhost:" + server.addr.port + "/bot1:x/getMe";
-        const answers = [];
-        for (const n of [1, 2]) {
-          const response = await client.fetch(url, { method: "POST", body: JSON.stringify({ n }) });
-          answers.push(await response.json());
-        }
-        console.log(JSON.stringify(answers));
-      } finally {
-        client.close();
-        await server.shutdown();
-      }`;
-    const run = (env: Record<string, string>) =>
-      new Deno.Command("deno", {
-        args: ["eval", "--no-config", script],
-        env: { HOME: Deno.env.get("HOME") ?? "/tmp", ...env, NO_COLOR: "1" },
-        clearEnv: true,
-      }).output();
-    const trusted = await run({ DENO_CERT: `${dir}/ca.pem` });
-    assert.equal(trusted.code, 0, decoder.decode(trusted.stderr));
-    assert.deepEqual(JSON.parse(decoder.decode(trusted.stdout)), [
-      { ok: true, result: { n: 1 } },
-      { ok: true, result: { n: 2 } },
-    ]);
-    const untrusted = await run({});
-    assert.notEqual(untrusted.code, 0);
-    assert.match(decoder.decode(untrusted.stderr), /certificate/i);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tls = await makeTestCertificates("api-tls-");
+  // In a process of its own, as the bot runs: DENO_CERT is read when Deno starts.
+  const script = `
+    import { apiFetch } from ${
+    JSON.stringify(new URL("../../src/bot/api_fetch.ts", import.meta.url).href)
+  };
+    const server = Deno.serve({
+      hostname: "127.0.0.1", port: 0, onListen() {},
+      cert: Deno.readTextFileSync(${JSON.stringify(tls.cert)}),
+      key: Deno.readTextFileSync(${JSON.stringify(tls.key)}),
+    }, async (request) => Response.json({ ok: true, result: await request.json() }));
+    const client = apiFetch();
+    try {
+      const url = "https://localhost:" + server.addr.port + "/bot1:x/getMe";
+      const answers = [];
+      for (const n of [1, 2]) {
+        const response = await client.fetch(url, { method: "POST", body: JSON.stringify({ n }) });
+        answers.push(await response.json());
+      }
+      console.log(JSON.stringify(answers));
+    } finally {
+      client.close();
+      await server.shutdown();
+    }`;
+  const run = (env: Record<string, string>) => denoEval(script, env);
+  const trusted = await run({ DENO_CERT: tls.ca });
+  assert.equal(trusted.code, 0, decoder.decode(trusted.stderr));
+  assert.deepEqual(JSON.parse(decoder.decode(trusted.stdout)), [
+    { ok: true, result: { n: 1 } },
+    { ok: true, result: { n: 2 } },
+  ]);
+  const untrusted = await run({});
+  assert.notEqual(untrusted.code, 0);
+  assert.match(decoder.decode(untrusted.stderr), /certificate/i);
 });

@@ -9,6 +9,7 @@ import {
 } from "../../src/store/resp_protocol.ts";
 import { RespClient, type RespClientOptions } from "../../src/store/resp.ts";
 import { freePort } from "../support/ports.ts";
+import { denoEval, makeTestCertificates } from "../support/test_ca.ts";
 import { startRedis } from "../support/redis_server.ts";
 
 const encoder = new TextEncoder();
@@ -188,64 +189,37 @@ Deno.test("a server that accepts but never answers times the handshake out", asy
   }
 });
 
-/** Runs openssl with `args` in `dir`. */
-async function openssl(dir: string, ...args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command("openssl", { args, cwd: dir }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-}
-
 Deno.test("rediss:// connects over TLS, trusting the CA that DENO_CERT names", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "redis-tls-" });
-  try {
-    // A test CA and a certificate for localhost signed by it.
-    await openssl(dir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", ...[
-      ...["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test CA"],
-    ]);
-    await openssl(dir, "req", "-newkey", "rsa:2048", "-nodes", ...[
-      ...["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
-    ]);
-    await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=DNS:localhost\n");
-    await openssl(dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", ...[
-      ...["-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2"],
-      ...["-extfile", "ext.cnf"],
-    ]);
-    const port = freePort();
-    await using _redis = await startRedis({
-      password: "tls pass",
-      tls: { port, certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key` },
+  await using tls = await makeTestCertificates("redis-tls-");
+  const port = freePort();
+  await using _redis = await startRedis({
+    password: "tls pass",
+    tls: { port, certFile: tls.cert, keyFile: tls.key },
+  });
+  // In a process of its own, as the bot runs: DENO_CERT is read when Deno starts.
+  const script = `
+    import { RespClient } from ${
+    JSON.stringify(new URL("../../src/store/resp.ts", import.meta.url).href)
+  };
+    const client = await RespClient.connect({
+      url: "rediss://:tls%20pass@localhost:${port}/1",
+      connectTimeoutMs: 5000,
+      reconnect: (_retries, cause) => cause,
     });
-    // In a process of its own, as the bot runs: DENO_CERT is read when Deno starts.
-    const script = `
-      import { RespClient } from ${
-      JSON.stringify(new URL("../../src/store/resp.ts", import.meta.url).href)
-    };
-      const client = await RespClient.connect({
-        url: "rediss://:tls%20pass@localhost:${port}/1",
-        connectTimeoutMs: 5000,
-        reconnect: (_retries, cause) => cause,
-      });
-      console.log(JSON.stringify([
-        await client.send(["SET", "k", "over tls"]),
-        await client.send(["GET", "k"]),
-      ]));
-      await client.close();`;
-    const run = (env: Record<string, string>) =>
-      new Deno.Command("deno", {
-        args: ["eval", "--no-config", script],
-        env: { HOME: Deno.env.get("HOME") ?? "/tmp", ...env, NO_COLOR: "1" },
-        clearEnv: true,
-      }).output();
-    const trusted = await run({ DENO_CERT: `${dir}/ca.pem` });
-    const decoder = new TextDecoder();
-    assert.equal(trusted.code, 0, decoder.decode(trusted.stderr));
-    assert.deepEqual(JSON.parse(decoder.decode(trusted.stdout)), ["OK", "over tls"]);
-    // Without the CA the certificate is refused, and the error says so.
-    const untrusted = await run({});
-    assert.notEqual(untrusted.code, 0);
-    assert.match(decoder.decode(untrusted.stderr), /certificate/i);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    console.log(JSON.stringify([
+      await client.send(["SET", "k", "over tls"]),
+      await client.send(["GET", "k"]),
+    ]));
+    await client.close();`;
+  const run = (env: Record<string, string>) => denoEval(script, env);
+  const trusted = await run({ DENO_CERT: tls.ca });
+  const decoder = new TextDecoder();
+  assert.equal(trusted.code, 0, decoder.decode(trusted.stderr));
+  assert.deepEqual(JSON.parse(decoder.decode(trusted.stdout)), ["OK", "over tls"]);
+  // Without the CA the certificate is refused, and the error says so.
+  const untrusted = await run({});
+  assert.notEqual(untrusted.code, 0);
+  assert.match(decoder.decode(untrusted.stderr), /certificate/i);
 });
 
 Deno.test("a hung server (no reply, connection open) counts as lost after replyTimeoutMs", async () => {
