@@ -3,7 +3,7 @@
  * HTTP/1.1 connections of its own (`Deno.connect`, `Deno.connectTls`), one call at a time per
  * connection, and reads each answer into one buffer. Deno's `fetch` does the same work through
  * WHATWG streams, which cost more of the main thread per call than the rest of an update's
- * handling (see the README's performance section).
+ * handling (see "Outbound calls to Telegram" in the README).
  *
  * Anything else goes to the global `fetch`: file uploads (grammY sends them as streams), calls
  * other than POST with a text body, and every call while a proxy is configured (`HTTPS_PROXY`,
@@ -40,9 +40,6 @@ const encoder = new TextEncoder();
 /** Header values that can be written as they are (and are as long in bytes as in characters). */
 const PLAIN_VALUE = /^[\x20-\x7e]*$/;
 const SKIPPED = new Set(["host", "content-length", "connection", "transfer-encoding"]);
-
-/** The names of the variables that configure a proxy for Deno's `fetch`. */
-export const PROXY_VARIABLES = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] as const;
 
 /** A new client; see the module documentation. */
 export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
