@@ -15,7 +15,9 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
+import { makeRoom } from "../util/bytes.ts";
 import { closeQuietly } from "../util/close_quietly.ts";
+import { connectUntil } from "../util/connect.ts";
 import { type ParsedResponse, parseResponse, type ResponseBuffer } from "./http_response.ts";
 
 /** Options of {@link apiFetch}. */
@@ -154,17 +156,11 @@ class Connection {
     const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
     const tls = url.protocol === "https:";
     const port = Number(url.port || (tls ? 443 : 80));
-    const connecting = tls
-      ? Deno.connectTls({ hostname, port })
-      : Deno.connect({ hostname, port, transport: "tcp" });
     const aborted = abortPromise(signal);
     try {
-      const conn = await Promise.race([connecting, aborted.promise]);
-      if (tls) await Promise.race([(conn as Deno.TlsConn).handshake(), aborted.promise]);
-      else (conn as Deno.TcpConn).setNoDelay(true);
+      const conn = await connectUntil({ hostname, port, tls }, aborted.promise);
       return new Connection(conn, `${hostname}:${port}`);
     } catch (error) {
-      connecting.then((late) => closeQuietly(late), () => {});
       if (signal?.aborted) throw signal.reason;
       throw new TypeError(`cannot connect to ${hostname}:${port}: ${errorMessage(error)}`, {
         cause: error,
@@ -263,14 +259,9 @@ class Connection {
 
   #makeRoom(): void {
     const buffer = this.#buffer;
-    const unread = buffer.end - buffer.at;
-    const target = unread > buffer.bytes.length / 2
-      ? new Uint8Array(buffer.bytes.length * 2)
-      : buffer.bytes;
-    target.set(buffer.bytes.subarray(buffer.at, buffer.end), 0);
-    buffer.bytes = target;
+    buffer.bytes = makeRoom(buffer.bytes, buffer.at, buffer.end);
+    buffer.end -= buffer.at;
     buffer.at = 0;
-    buffer.end = unread;
   }
 
   #fail(error: Error): void {

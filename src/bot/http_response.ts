@@ -18,7 +18,7 @@ export interface ParsedResponse {
 
 /** What {@link parseResponse} reads from and how far it got. */
 export interface ResponseBuffer {
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   /** Where the unread bytes start. */
   at: number;
   /** Where they end. */
@@ -31,6 +31,8 @@ export interface ResponseBuffer {
 export class ResponseError extends Error {
   override name = "ResponseError";
 }
+
+import { concat } from "../util/bytes.ts";
 
 const MAX_HEAD = 64 * 1024;
 const CR = 0x0d;
@@ -161,13 +163,9 @@ function readChunked(
         at = trailerEnd + 2;
         if (empty) break;
       }
-      const body = new Uint8Array(size);
-      let offset = 0;
-      for (const part of parts) {
-        body.set(part, offset);
-        offset += part.length;
-      }
-      return { bytes: body, next: at };
+      // A copy, also of a single part: the read buffer is reused.
+      const body = parts.length === 1 ? parts[0]!.slice() : concat(parts, size);
+      return { bytes: body as Uint8Array<ArrayBuffer>, next: at };
     }
     if (at + chunk + 2 > end) return null;
     if (bytes[at + chunk] !== CR || bytes[at + chunk + 1] !== LF) {

@@ -20,7 +20,6 @@
  */
 import {
   type Arg,
-  concat,
   encodeCommand,
   parseRedisUrl,
   type RedisAddress,
@@ -29,6 +28,7 @@ import {
   type Reply,
 } from "./resp_protocol.ts";
 import { asError } from "../errors.ts";
+import { concat } from "../util/bytes.ts";
 import { closeQuietly } from "../util/close_quietly.ts";
 import { connectDeadline, openSocket, readReplies } from "./resp_socket.ts";
 

@@ -141,14 +141,3 @@ function parseAt(parser: Parser): Reply | RedisReplyError | typeof INCOMPLETE {
       throw new RedisConnectionError(`unexpected reply type ${String.fromCharCode(type)}`);
   }
 }
-
-export function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

@@ -5,7 +5,8 @@
  * @module
  */
 import { asError, errorMessage } from "../errors.ts";
-import { closeQuietly } from "../util/close_quietly.ts";
+import { makeRoom } from "../util/bytes.ts";
+import { connectUntil } from "../util/connect.ts";
 import {
   INCOMPLETE,
   parseReply,
@@ -41,29 +42,19 @@ export function connectDeadline(hostname: string, port: number, ms: number): Dea
 }
 
 /**
- * Opens a TCP or TLS connection to `address` before `expired` rejects. TLS verifies the
- * certificate here (not at the first read), so that a refused one is the error, not a timeout.
+ * Opens a TCP or TLS connection to `address` before `expired` rejects (see `connectUntil`),
+ * with TCP keepalive on, its failure told in words an operator reads.
  */
 export async function openSocket(
   address: RedisAddress,
   expired: Promise<never>,
 ): Promise<Deno.Conn> {
-  const { hostname, port, tls } = address;
-  const connecting = tls
-    ? Deno.connectTls({ hostname, port })
-    : Deno.connect({ hostname, port, transport: "tcp" });
+  const { hostname, port } = address;
   try {
-    const conn = await Promise.race([connecting, expired]);
-    if (tls) {
-      await Promise.race([(conn as Deno.TlsConn).handshake(), expired]);
-    } else {
-      (conn as Deno.TcpConn).setNoDelay(true);
-      (conn as Deno.TcpConn).setKeepAlive(true);
-    }
+    const conn = await connectUntil(address, expired);
+    if (!address.tls) (conn as Deno.TcpConn).setKeepAlive(true);
     return conn;
   } catch (error) {
-    // A connection that arrives after the deadline is closed at once.
-    connecting.then((late) => closeQuietly(late), () => {});
     throw describeConnectError(error, hostname, port);
   }
 }
@@ -82,13 +73,9 @@ export async function readReplies(
   try {
     for (;;) {
       if (end === buffer.length) {
-        // Move the unparsed tail to the front, growing the buffer if it is all unparsed.
-        const size = end - start;
-        const target = size > buffer.length / 2 ? new Uint8Array(buffer.length * 2) : buffer;
-        target.set(buffer.subarray(start, end), 0);
-        buffer = target;
+        buffer = makeRoom(buffer, start, end);
+        end -= start;
         start = 0;
-        end = size;
       }
       const n = await conn.read(buffer.subarray(end));
       if (n === null) return null;
