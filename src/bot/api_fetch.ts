@@ -22,10 +22,6 @@ import { type ParsedResponse, parseResponse, type ResponseBuffer } from "./http_
 
 /** Options of {@link apiFetch}. */
 export interface ApiFetchOptions {
-  /** How long an idle connection is kept for the next call. @default 30000 */
-  idleMs?: number;
-  /** Idle connections kept per server; more are closed. @default 128 */
-  maxIdle?: number;
   /** Whether calls must go through `fetch` (a proxy is configured). @default false */
   viaFetch?: boolean;
 }
@@ -38,6 +34,11 @@ export interface ApiFetch {
 }
 
 const READ_SIZE = 16 * 1024;
+/** How long an idle connection is kept for the next call. */
+const IDLE_MS = 30_000;
+/** Idle connections kept per server; more are closed. */
+const MAX_IDLE = 128;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const encoder = new TextEncoder();
 /** Header values that can be written as they are (and are as long in bytes as in characters). */
 const PLAIN_VALUE = /^[\x20-\x7e]*$/;
@@ -45,30 +46,30 @@ const SKIPPED = new Set(["host", "content-length", "connection", "transfer-encod
 
 /** A new client; see the module documentation. */
 export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
-  const idleMs = options.idleMs ?? 30_000;
-  const maxIdle = options.maxIdle ?? 128;
   const idle = new Map<string, Connection[]>();
   let closed = false;
 
   const release = (origin: string, connection: Connection) => {
     const list = idle.get(origin) ?? [];
-    if (closed || list.length >= maxIdle) return connection.close();
+    if (closed || list.length >= MAX_IDLE) return connection.close();
     list.push(connection);
     idle.set(origin, list);
-    connection.idle(idleMs, () => {
+    connection.idle(IDLE_MS, () => {
       const at = list.indexOf(connection);
       if (at >= 0) list.splice(at, 1);
     });
   };
 
-  const send = async (url: URL, init: RequestInit, body: string): Promise<Response> => {
-    const signal = init.signal ?? null;
+  const send = async (
+    url: URL,
+    request: Uint8Array,
+    signal: AbortSignal | null,
+  ): Promise<Response> => {
     signal?.throwIfAborted();
     const origin = `${url.protocol}//${url.host}`;
-    const head = requestHead(url, init.headers, encoder.encode(body));
     let connection = idle.get(origin)?.pop();
     connection ??= await Connection.open(url, signal);
-    const response = await connection.exchange(head, signal);
+    const response = await connection.exchange(request, signal);
     if (response.keepAlive) release(origin, connection);
     else connection.close();
     return new Response(response.body.length > 0 ? response.body : null, {
@@ -86,10 +87,11 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
       return fetch(input, init);
     }
     const url = new URL(input);
-    if ((url.protocol !== "https:" && url.protocol !== "http:") || !plainHeaders(init.headers)) {
-      return fetch(input, init);
-    }
-    return send(url, init, body);
+    const request = url.protocol === "https:" || url.protocol === "http:"
+      ? requestBytes(url, init.headers, body)
+      : null;
+    if (request === null) return fetch(input, init);
+    return send(url, request, init.signal ?? null);
   };
 
   return {
@@ -101,12 +103,17 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
   };
 }
 
-/** The request's head and body as one buffer. */
-function requestHead(url: URL, headers: HeadersInit | undefined, body: Uint8Array): Uint8Array {
+/**
+ * The request, head and body, as one buffer; null when a header cannot be written as it is
+ * (then `fetch` gets the call).
+ */
+function requestBytes(url: URL, headers: HeadersInit | undefined, text: string): Uint8Array | null {
   let head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
   for (const [name, value] of headerEntries(headers)) {
+    if (!HEADER_NAME.test(name) || !PLAIN_VALUE.test(value)) return null;
     if (!SKIPPED.has(name.toLowerCase())) head += `${name}: ${value}\r\n`;
   }
+  const body = encoder.encode(text);
   head += `content-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n`;
   const bytes = new Uint8Array(head.length + body.length);
   encoder.encodeInto(head, bytes);
@@ -120,14 +127,6 @@ function headerEntries(headers: HeadersInit | undefined): Iterable<[string, stri
     return headers as Iterable<[string, string]>;
   }
   return Object.entries(headers);
-}
-
-/** Whether every header can be written without encoding (else `fetch` gets the call). */
-function plainHeaders(headers: HeadersInit | undefined): boolean {
-  for (const [name, value] of headerEntries(headers)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || !PLAIN_VALUE.test(value)) return false;
-  }
-  return true;
 }
 
 /** One kept-alive connection: a read loop, and at most one call at a time. */
