@@ -176,13 +176,14 @@ export function limitPool<T extends object>(open: () => T, options: PoolLimitOpt
     }
   };
 
-  const send = (method: string) => (...args: unknown[]) => {
+  /** `method` of the current client, its query guarded. */
+  const guarded = (method: string) => (...args: unknown[]) => {
     const client = current;
     return guard(call(client, method, args), client);
   };
   const methods: Record<string | symbol, unknown> = {
-    unsafe: send("unsafe"),
-    file: send("file"),
+    unsafe: guarded("unsafe"),
+    file: guarded("file"),
     begin: (...args: unknown[]) =>
       holdPlace(() => call(current, "begin", args) as Promise<unknown>),
     reserve: async () => {
