@@ -138,18 +138,18 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
   });
   installTransformers(bot.api, options, "interactive");
   const { context, errors, gate, user, features, commit } = pipeline(options);
-  bot.use(context, errors);
-  if (gate) bot.use(gate);
   const inner = new BotComposer<BotContext>(...(user ? [user] : []), features).middleware();
   // The commit wraps the user stage and the features: it runs after them whether or not one
   // called next(), so that a dropped update (a banned user's) is remembered and its lease released.
+  const committed: MiddlewareFn<BotContext> = commit
+    ? (ctx, next) =>
+      commit(ctx, async () => {
+        await inner(ctx, next);
+      })
+    : inner;
+  // One flat list under grammY's own chain (see composer.ts).
   bot.use(
-    commit
-      ? (ctx, next) =>
-        commit(ctx, async () => {
-          await inner(ctx, next);
-        })
-      : inner,
+    new BotComposer<BotContext>(context, errors, ...(gate ? [gate] : []), committed).middleware(),
   );
   return bot;
 }

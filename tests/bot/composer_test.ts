@@ -118,3 +118,51 @@ Deno.test("BotComposer: chained filters are BotComposers too", () => {
   assert.ok(root.chatType("private") instanceof BotComposer);
   assert.ok(root.chatType("private").command("x") instanceof BotComposer);
 });
+
+Deno.test("BotComposer: next called twice, plain composers inside, and waiting, as grammY", async () => {
+  for (const Kind of [Composer, BotComposer as unknown as typeof Composer]) {
+    const twice = new Kind<Context>();
+    twice.use(async (_ctx, next) => {
+      await next();
+      await next();
+    });
+    twice.use(() => {});
+    await assert.rejects(
+      Promise.resolve(twice.middleware()(context(message("x")), () => Promise.resolve())),
+      /`next` already called before!/,
+      Kind.name,
+    );
+
+    const seen: string[] = [];
+    const root = new Kind<Context>();
+    const plain = new Composer<Context>();
+    plain.use((_ctx, next) => {
+      seen.push("plain");
+      return next();
+    });
+    // A composer given as middleware, and one added to after it was given.
+    root.use(plain, { middleware: () => (_ctx, next) => (seen.push("object"), next()) });
+    plain.use(async (_ctx, next) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      seen.push("late, slow");
+      await next();
+    });
+    root.on("message", async (_ctx, next) => {
+      await next();
+      seen.push("after next");
+    });
+    root.use(() => {
+      seen.push("sync end");
+    });
+    await root.middleware()(context(message("x")), () => {
+      seen.push("next");
+      return Promise.resolve();
+    });
+    seen.push("resolved");
+    assert.deepEqual(
+      seen,
+      ["plain", "late, slow", "object", "sync end", "after next", "resolved"],
+      Kind.name,
+    );
+  }
+});
