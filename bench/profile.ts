@@ -245,6 +245,7 @@ async function main(): Promise<void> {
     };
     console.error("[profile] warm-up …");
     await burst(BURST);
+    await redisCli(redis.port, "CONFIG", "RESETSTAT");
     const inspector = await Inspector.connect(inspectPort);
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
@@ -253,6 +254,7 @@ async function main(): Promise<void> {
     // The event log's batches and the commits' tail.
     await new Promise((resolve) => setTimeout(resolve, 1200));
     const { profile } = await inspector.send<{ profile: CpuProfile }>("Profiler.stop");
+    const commandStats = await redisCli(redis.port, "INFO", "commandstats");
     if (values["cpu-profile"]) {
       await Deno.writeTextFile(values["cpu-profile"], JSON.stringify(profile));
     }
@@ -269,10 +271,35 @@ async function main(): Promise<void> {
     inspector.close();
     printCpu(profile, BURST * ROUNDS);
     printAllocations(heap.profile.head, BURST);
+    printRedisTime(commandStats, BURST * ROUNDS);
   } finally {
     client.close();
     child.kill("SIGTERM");
     await child.status;
+  }
+}
+
+/** What `redis-cli` prints for one command to the Redis on `port`. */
+async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await new Deno.Command("redis-cli", {
+    args: ["-p", String(port), ...args],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(stdout);
+}
+
+/**
+ * Redis's own time per update by command, from `INFO commandstats` (reset after the warm-up):
+ * a script's time counts under `evalsha` and again under each command it calls.
+ */
+function printRedisTime(commandStats: string, updates: number): void {
+  const rows = [...commandStats.matchAll(/^cmdstat_(\w+):calls=(\d+),usec=(\d+)/gm)]
+    .map(([, name, calls, usec]) => ({ name: name!, calls: Number(calls), usec: Number(usec) }))
+    .sort((a, b) => b.usec - a.usec);
+  console.log("\nRedis's time per update by command (scripts' commands inside evalsha):\n");
+  for (const { name, calls, usec } of rows) {
+    const micros = `${(usec / updates).toFixed(1)} µs`.padStart(9);
+    console.log(`${micros}  ${(calls / updates).toFixed(2).padStart(6)} calls  ${name}`);
   }
 }
 
