@@ -12,13 +12,18 @@
  * A connection found closed (or sending bytes nobody asked for) while idle is dropped, never
  * reused; an abort (grammY's timeout, a shutdown) closes the connection of the call it ends.
  *
+ * `direct()` goes one step further for the calls an update makes: a grammY transformer, the
+ * innermost, that sends a JSON call itself instead of handing it to grammY's client, which
+ * gives every call an `AbortController`, a timer, a `Request`'s worth of options, a `URL` and a
+ * `Response` to read back through streams. What a caller sees is grammY's: the same body (nulls
+ * left out), the parsed answer, network failures and timeouts as `HttpError`. Calls that may go
+ * as a webhook reply, uploads, calls with an abort signal and proxied calls take grammY's path.
+ *
  * @module
  */
-import { errorMessage } from "../errors.ts";
-import { makeRoom } from "../util/bytes.ts";
-import { closeQuietly } from "../util/close_quietly.ts";
-import { connectUntil } from "../util/connect.ts";
-import { type ParsedResponse, parseResponse, type ResponseBuffer } from "./http_response.ts";
+import { HttpError, InputFile, type Transformer } from "grammy";
+import { Connection, Timeout } from "./api_connection.ts";
+import type { ParsedResponse } from "./http_response.ts";
 
 /** Options of {@link apiFetch}. */
 export interface ApiFetchOptions {
@@ -26,20 +31,33 @@ export interface ApiFetchOptions {
   viaFetch?: boolean;
 }
 
+/** What {@link ApiFetch.direct} needs to know of the bot. */
+export interface DirectOptions {
+  /** The Bot API's root, as grammY's `apiRoot` (no trailing `/`). */
+  apiRoot: string;
+  token: string;
+  /** How long a call may take, as grammY's `timeoutSeconds`. */
+  timeoutSeconds: number;
+  /** Methods grammY may send as a webhook reply: those take grammY's path. */
+  webhookReply(method: string): boolean;
+}
+
 /** A `fetch` for grammY's API client, and a way to close its idle connections. */
 export interface ApiFetch {
   fetch: typeof fetch;
+  /** The innermost transformer of the bot's API clients; see the module documentation. */
+  direct(options: DirectOptions): Transformer;
   /** Closes the idle connections; calls in flight finish on theirs, which then close. */
   close(): void;
 }
 
-const READ_SIZE = 16 * 1024;
 /** How long an idle connection is kept for the next call. */
 const IDLE_MS = 30_000;
 /** Idle connections kept per server; more are closed. */
 const MAX_IDLE = 128;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 /** Header values that can be written as they are (and are as long in bytes as in characters). */
 const PLAIN_VALUE = /^[\x20-\x7e]*$/;
 const SKIPPED = new Set(["host", "content-length", "connection", "transfer-encoding"]);
@@ -60,18 +78,30 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
     });
   };
 
+  /** One exchange on an idle connection to `url`'s server, or a new one. */
+  const exchange = async (
+    url: URL,
+    origin: string,
+    request: Uint8Array,
+    signal: AbortSignal | null,
+    timeoutMs: number,
+  ): Promise<ParsedResponse> => {
+    signal?.throwIfAborted();
+    let connection = idle.get(origin)?.pop();
+    connection ??= await Connection.open(url, signal);
+    const response = await connection.exchange(request, signal, timeoutMs);
+    if (response.keepAlive) release(origin, connection);
+    else connection.close();
+    return response;
+  };
+
   const send = async (
     url: URL,
     request: Uint8Array,
     signal: AbortSignal | null,
   ): Promise<Response> => {
-    signal?.throwIfAborted();
-    const origin = `${url.protocol}//${url.host}`;
-    let connection = idle.get(origin)?.pop();
-    connection ??= await Connection.open(url, signal);
-    const response = await connection.exchange(request, signal);
-    if (response.keepAlive) release(origin, connection);
-    else connection.close();
+    // grammY times the call itself, through `signal`.
+    const response = await exchange(url, `${url.protocol}//${url.host}`, request, signal, 0);
     return new Response(response.body.length > 0 ? response.body : null, {
       status: response.status,
       headers: response.contentType ? { "content-type": response.contentType } : {},
@@ -94,13 +124,75 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
     return send(url, request, init.signal ?? null);
   };
 
+  const direct = (bot: DirectOptions): Transformer => {
+    const root = new URL(bot.apiRoot);
+    const origin = `${root.protocol}//${root.host}`;
+    const head = `${root.pathname.replace(/\/$/, "")}/bot${bot.token}/`;
+    const host = `\r\nhost: ${root.host}\r\ncontent-type: application/json\r\ncontent-length: `;
+    const timeoutMs = bot.timeoutSeconds * 1000;
+    const call = async (method: string, payload: unknown) => {
+      const body = encoder.encode(JSON.stringify(payload ?? {}, withoutNulls));
+      const request = joined(
+        `POST ${head}${method} HTTP/1.1${host}${body.length}\r\nconnection: keep-alive\r\n\r\n`,
+        body,
+      );
+      try {
+        const response = await exchange(root, origin, request, null, timeoutMs);
+        return JSON.parse(decoder.decode(response.body));
+      } catch (error) {
+        if (error instanceof Timeout) {
+          throw new HttpError(
+            `Network request for '${method}' failed!`,
+            new Error(`Request to '${method}' timed out after ${bot.timeoutSeconds} seconds`),
+          );
+        }
+        throw new HttpError(`Network request for '${method}' failed!`, error);
+      }
+    };
+    return (prev, method, payload, signal) => {
+      if (
+        options.viaFetch || signal !== undefined || bot.webhookReply(method) ||
+        (root.protocol !== "https:" && root.protocol !== "http:") || hasFile(payload)
+      ) {
+        return prev(method, payload, signal);
+      }
+      return call(method, payload) as ReturnType<typeof prev>;
+    };
+  };
+
   return {
     fetch: fetchFn as typeof fetch,
+    direct,
     close() {
       closed = true;
       for (const list of idle.values()) for (const connection of list.splice(0)) connection.close();
     },
   };
+}
+
+/** grammY's JSON body leaves out what is null or undefined. */
+function withoutNulls(_key: string, value: unknown): unknown {
+  return value ?? undefined;
+}
+
+/** grammY's test for a call that must go as a multipart upload. */
+function hasFile(payload: unknown): boolean {
+  if (payload instanceof InputFile) return true;
+  if (typeof payload !== "object" || payload === null) return false;
+  for (const value of Object.values(payload)) {
+    if (Array.isArray(value) ? value.some(hasFile) : value instanceof InputFile || hasFile(value)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** `head` (ASCII) and `body` as one buffer. */
+function joined(head: string, body: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(head.length + body.length);
+  encoder.encodeInto(head, bytes);
+  bytes.set(body, head.length);
+  return bytes;
 }
 
 /**
@@ -114,11 +206,7 @@ function requestBytes(url: URL, headers: HeadersInit | undefined, text: string):
     if (!SKIPPED.has(name.toLowerCase())) head += `${name}: ${value}\r\n`;
   }
   const body = encoder.encode(text);
-  head += `content-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n`;
-  const bytes = new Uint8Array(head.length + body.length);
-  encoder.encodeInto(head, bytes);
-  bytes.set(body, head.length);
-  return bytes;
+  return joined(`${head}content-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n`, body);
 }
 
 function headerEntries(headers: HeadersInit | undefined): Iterable<[string, string]> {
@@ -127,163 +215,4 @@ function headerEntries(headers: HeadersInit | undefined): Iterable<[string, stri
     return headers as Iterable<[string, string]>;
   }
   return Object.entries(headers);
-}
-
-/** One kept-alive connection: a read loop, and at most one call at a time. */
-class Connection {
-  readonly #conn: Deno.Conn;
-  readonly #where: string;
-  readonly #buffer: ResponseBuffer = {
-    bytes: new Uint8Array(READ_SIZE),
-    at: 0,
-    end: 0,
-    ended: false,
-  };
-  #waiter: { resolve(r: ParsedResponse): void; reject(e: Error): void } | null = null;
-  #failure: Error | null = null;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #onGone: (() => void) | null = null;
-
-  private constructor(conn: Deno.Conn, where: string) {
-    this.#conn = conn;
-    this.#where = where;
-    this.#readLoop();
-  }
-
-  /** Connects to `url`'s server; an abort of `signal` ends the attempt. */
-  static async open(url: URL, signal: AbortSignal | null): Promise<Connection> {
-    const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    const tls = url.protocol === "https:";
-    const port = Number(url.port || (tls ? 443 : 80));
-    const aborted = abortPromise(signal);
-    try {
-      const conn = await connectUntil({ hostname, port, tls }, aborted.promise);
-      return new Connection(conn, `${hostname}:${port}`);
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason;
-      throw new TypeError(`cannot connect to ${hostname}:${port}: ${errorMessage(error)}`, {
-        cause: error,
-      });
-    } finally {
-      aborted.dispose();
-    }
-  }
-
-  /** Sends `request` and resolves with the response; an abort closes the connection. */
-  async exchange(request: Uint8Array, signal: AbortSignal | null): Promise<ParsedResponse> {
-    clearTimeout(this.#idleTimer);
-    this.#onGone = null;
-    if (this.#failure) throw this.#failure;
-    this.#conn.ref();
-    const answered = new Promise<ParsedResponse>((resolve, reject) => {
-      this.#waiter = { resolve, reject };
-    });
-    const aborted = abortPromise(signal);
-    try {
-      await Promise.race([this.#write(request), aborted.promise]);
-      return await Promise.race([answered, aborted.promise]);
-    } catch (error) {
-      this.close();
-      answered.catch(() => {});
-      throw error;
-    } finally {
-      aborted.dispose();
-      this.#waiter = null;
-    }
-  }
-
-  /** Waits as an idle connection for `ms`, then closes; `onGone` when it ends while idle. */
-  idle(ms: number, onGone: () => void): void {
-    this.#onGone = onGone;
-    this.#conn.unref();
-    this.#idleTimer = setTimeout(() => this.close(), ms);
-    Deno.unrefTimer(this.#idleTimer);
-  }
-
-  close(): void {
-    clearTimeout(this.#idleTimer);
-    this.#fail(new TypeError(`connection to ${this.#where} closed`));
-  }
-
-  async #write(bytes: Uint8Array): Promise<void> {
-    let at = 0;
-    while (at < bytes.length) at += await this.#conn.write(bytes.subarray(at));
-  }
-
-  async #readLoop(): Promise<void> {
-    const buffer = this.#buffer;
-    try {
-      for (;;) {
-        if (buffer.end === buffer.bytes.length) this.#makeRoom();
-        const n = await this.#conn.read(buffer.bytes.subarray(buffer.end));
-        if (n === null) {
-          buffer.ended = true;
-          this.#deliver();
-          return this.#fail(new TypeError(`${this.#where} closed the connection`));
-        }
-        buffer.end += n;
-        this.#deliver();
-      }
-    } catch (error) {
-      this.#fail(
-        new TypeError(`connection to ${this.#where} failed: ${errorMessage(error)}`, {
-          cause: error,
-        }),
-      );
-    }
-  }
-
-  /** Hands a complete response to the call waiting for it; bytes nobody waits for end it. */
-  #deliver(): void {
-    const buffer = this.#buffer;
-    if (this.#waiter === null) {
-      if (buffer.end > buffer.at) {
-        this.#fail(new TypeError(`${this.#where} sent an unasked response`));
-      }
-      return;
-    }
-    try {
-      const response = parseResponse(buffer);
-      if (response === null) return;
-      // Bytes after the response answer nothing asked: the connection is not used again.
-      if (buffer.at === buffer.end) buffer.at = buffer.end = 0;
-      else response.keepAlive = false;
-      const waiter = this.#waiter;
-      this.#waiter = null;
-      waiter.resolve(response);
-    } catch (error) {
-      this.#fail(error as Error);
-    }
-  }
-
-  #makeRoom(): void {
-    const buffer = this.#buffer;
-    buffer.bytes = makeRoom(buffer.bytes, buffer.at, buffer.end);
-    buffer.end -= buffer.at;
-    buffer.at = 0;
-  }
-
-  #fail(error: Error): void {
-    if (this.#failure) return;
-    this.#failure = error;
-    clearTimeout(this.#idleTimer);
-    closeQuietly(this.#conn);
-    this.#waiter?.reject(error);
-    this.#waiter = null;
-    this.#onGone?.();
-    this.#onGone = null;
-  }
-}
-
-/** A promise that rejects with `signal`'s reason when it aborts; `dispose` stops listening. */
-function abortPromise(signal: AbortSignal | null): { promise: Promise<never>; dispose(): void } {
-  if (signal === null) return { promise: new Promise<never>(() => {}), dispose: () => {} };
-  let onAbort = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  promise.catch(() => {});
-  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
 }

@@ -64,8 +64,8 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     log: logger("flood"),
   });
   // One HTTP client for every Bot API call of this instance (idle connections end on their own).
-  const { fetch } = apiFetch({ viaFetch: config.proxies.length > 0 });
-  const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood, fetch };
+  const client = apiFetch({ viaFetch: config.proxies.length > 0 });
+  const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood, client };
   const features = [
     ...serviceDeskFeatures({
       config,
@@ -102,7 +102,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     adminIds: config.adminIds,
     onBlocked: (userId) => storage.userCache.markBlocked(userId),
     flood,
-    fetch,
+    client,
   });
   return { bot, features };
 }

@@ -3,6 +3,7 @@ import { BotComposer } from "./composer.ts";
 import type { UserFromGetMe } from "grammy/types";
 import type { Locale } from "../config.ts";
 import type { Metrics } from "../metrics/metrics.ts";
+import type { ApiFetch } from "./api_fetch.ts";
 import { apiRetry } from "./api_retry.ts";
 import type { FloodControl, Priority } from "./flood/flood_control.ts";
 import { type BotContext, PipelineContext } from "./context.ts";
@@ -15,6 +16,9 @@ import { createGate, type GateOptions } from "./gate/gate.ts";
 import { dialogsOf, type Feature } from "./feature.ts";
 import { dialogGuard } from "./dialog/guard.ts";
 import type { ContextStageOptions } from "./middleware/context.ts";
+
+/** How long a Bot API call may take: long polls take 30 s, and much slower is a dead connection. */
+const API_TIMEOUT_SECONDS = 60;
 
 /** Options of {@link createBot}. */
 export interface CreateBotOptions {
@@ -30,6 +34,11 @@ export interface CreateBotOptions {
   botInfo?: UserFromGetMe;
   /** HTTP client for the Bot API. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /**
+   * The project's own client for the Bot API (`api_fetch.ts`): its `fetch` is used, and it
+   * makes the JSON calls itself. Wins over `fetch`.
+   */
+  client?: ApiFetch;
   /** Cached user profiles; without it there is no user stage (`ctx.user` stays null). */
   users?: UserStageOptions["users"];
   /** The background event log. */
@@ -130,10 +139,9 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
     ...(options.botInfo ? { botInfo: options.botInfo } : {}),
     client: {
       apiRoot: options.apiRoot,
-      // Long polls take 30 s; anything much slower than that is a dead connection.
-      timeoutSeconds: 60,
+      timeoutSeconds: API_TIMEOUT_SECONDS,
       canUseWebhookReply: (method) => WEBHOOK_REPLY_METHODS.has(method),
-      ...(options.fetch ? { fetch: options.fetch as never } : {}),
+      ...fetchOption(options),
     },
   });
   installTransformers(bot.api, options, "interactive");
@@ -157,7 +165,7 @@ export function createBot(options: CreateBotOptions): Bot<BotContext> {
 /** What {@link createApi} needs: the client settings of {@link CreateBotOptions}. */
 export type ApiOptions = Pick<
   CreateBotOptions,
-  "token" | "apiRoot" | "metrics" | "fetch" | "flood"
+  "token" | "apiRoot" | "metrics" | "fetch" | "client" | "flood"
 >;
 
 /**
@@ -167,11 +175,17 @@ export type ApiOptions = Pick<
 export function createApi(options: ApiOptions, priority: Priority): Api {
   const api = new Api(options.token, {
     apiRoot: options.apiRoot,
-    timeoutSeconds: 60,
-    ...(options.fetch ? { fetch: options.fetch as never } : {}),
+    timeoutSeconds: API_TIMEOUT_SECONDS,
+    ...fetchOption(options),
   });
   installTransformers(api, options, priority);
   return api;
+}
+
+/** The `fetch` of grammY's client options. */
+function fetchOption(options: ApiOptions): { fetch?: never } {
+  const fetch = options.client?.fetch ?? options.fetch;
+  return fetch ? { fetch: fetch as never } : {};
 }
 
 /**
@@ -180,6 +194,14 @@ export function createApi(options: ApiOptions, priority: Priority): Api {
  * before the retry waits it out.
  */
 function installTransformers(api: Api, options: ApiOptions, priority: Priority): void {
+  if (options.client) {
+    api.config.use(options.client.direct({
+      apiRoot: options.apiRoot,
+      token: options.token,
+      timeoutSeconds: API_TIMEOUT_SECONDS,
+      webhookReply: (method) => WEBHOOK_REPLY_METHODS.has(method),
+    }));
+  }
   if (options.flood) api.config.use(options.flood.transformer(priority));
   api.config.use(apiRetry({ metrics: options.metrics }));
 }

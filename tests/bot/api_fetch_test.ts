@@ -4,7 +4,8 @@
  * hang or answer garbage, aborts, and what goes to Deno's `fetch` instead.
  */
 import assert from "node:assert/strict";
-import { apiFetch } from "../../src/bot/api_fetch.ts";
+import { Api, GrammyError, HttpError, InputFile, type Transformer } from "grammy";
+import { apiFetch, type DirectOptions } from "../../src/bot/api_fetch.ts";
 import { freePort } from "../support/ports.ts";
 import { denoEval, makeTestCertificates } from "../support/test_ca.ts";
 
@@ -338,4 +339,145 @@ Deno.test("https: the certificate is verified against the trusted CAs (DENO_CERT
   const untrusted = await run({});
   assert.notEqual(untrusted.code, 0);
   assert.match(decoder.decode(untrusted.stderr), /certificate/i);
+});
+
+/** A grammY `Api` on `url` that makes its calls through `client`, as the bot's do. */
+function directApi(
+  client: ReturnType<typeof apiFetch>,
+  url: string,
+  options: Partial<DirectOptions> = {},
+) {
+  const api = new Api("123:abc", { apiRoot: url, fetch: client.fetch, timeoutSeconds: 60 });
+  /** The calls grammY's own client made: what the direct transformer handed on. */
+  const handedOn: string[] = [];
+  const spy: Transformer = (prev, method, payload, signal) => {
+    handedOn.push(method);
+    return prev(method, payload, signal);
+  };
+  api.config.use(spy);
+  api.config.use(client.direct({
+    apiRoot: url,
+    token: "123:abc",
+    timeoutSeconds: 60,
+    webhookReply: (method) => method === "answerCallbackQuery",
+    ...options,
+  }));
+  return { api, handedOn };
+}
+
+Deno.test("direct calls send what grammY would send and answer what grammY would answer", async () => {
+  await using server = rawServer(({ head }) =>
+    head.includes("/deleteMessage ")
+      ? {
+        reply: json(
+          { ok: false, error_code: 400, description: "Bad Request: message to delete not found" },
+          "",
+          "400 Bad Request",
+        ),
+      }
+      : { reply: json({ ok: true, result: { message_id: 7, text: "ü" } }) }
+  );
+  const client = apiFetch();
+  try {
+    const { api, handedOn } = directApi(client, server.url);
+    const payload = {
+      parse_mode: "HTML" as const,
+      reply_markup: { inline_keyboard: [[{ text: "ü", callback_data: "x" }]] },
+      // grammY leaves out what is null or undefined; so must the direct path.
+      link_preview_options: undefined,
+      reply_parameters: null as never,
+    };
+    const sent = await api.sendMessage(5, "héllo", payload);
+    assert.deepEqual(sent, { message_id: 7, text: "ü" });
+    await assert.rejects(api.deleteMessage(5, 1), (error: unknown) => {
+      assert.ok(error instanceof GrammyError);
+      assert.equal(error.error_code, 400);
+      assert.equal(error.method, "deleteMessage");
+      return true;
+    });
+    assert.deepEqual(handedOn, [], "both calls went directly");
+    // The same call through grammY's own client, for comparison.
+    await new Api("123:abc", { apiRoot: server.url, fetch: client.fetch })
+      .sendMessage(5, "héllo", payload);
+    const [direct, , viaGrammy] = server.seen;
+    assert.equal(direct!.body, viaGrammy!.body);
+    assert.deepEqual(JSON.parse(direct!.body), {
+      chat_id: 5,
+      text: "héllo",
+      parse_mode: "HTML",
+      reply_markup: { inline_keyboard: [[{ text: "ü", callback_data: "x" }]] },
+    });
+    assert.match(direct!.head, /^POST \/bot123:abc\/sendMessage HTTP\/1\.1\r\n/);
+    assert.match(direct!.head, /\r\ncontent-type: application\/json\r\n/);
+    assert.ok(
+      direct!.head.includes(`\r\ncontent-length: ${encoder.encode(direct!.body).length}\r\n`),
+    );
+    assert.equal(server.connections, 1, "one kept-alive connection for all three");
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("direct calls: webhook replies, uploads, calls with a signal and proxied calls go to grammY", async () => {
+  await using server = rawServer(() => ({ reply: json({ ok: true, result: true }) }));
+  const client = apiFetch();
+  const proxied = apiFetch({ viaFetch: true });
+  try {
+    const { api, handedOn } = directApi(client, server.url);
+    await api.answerCallbackQuery("q");
+    await api.sendDocument(5, new InputFile(encoder.encode("file"), "a.txt"));
+    await api.sendMediaGroup(5, [{
+      type: "document",
+      media: new InputFile(encoder.encode("file"), "b.txt"),
+    }]);
+    await api.sendMessage(5, "stoppable", undefined, new AbortController().signal as never);
+    await api.sendMessage(5, "direct");
+    assert.deepEqual(handedOn, [
+      "answerCallbackQuery",
+      "sendDocument",
+      "sendMediaGroup",
+      "sendMessage",
+    ]);
+    const behindProxy = directApi(proxied, server.url);
+    await behindProxy.api.sendMessage(5, "proxied");
+    assert.deepEqual(behindProxy.handedOn, ["sendMessage"]);
+    const texts = server.seen.map(({ body }) => /"text":"(\w+)"/.exec(body)?.[1]).filter(Boolean);
+    assert.deepEqual(texts, ["stoppable", "direct", "proxied"]);
+  } finally {
+    client.close();
+    proxied.close();
+  }
+});
+
+Deno.test("direct calls: a network failure or a server that never answers is grammY's HttpError", async () => {
+  const client = apiFetch();
+  try {
+    const nobody = `http://127.0.0.1:${freePort()}`;
+    await assert.rejects(directApi(client, nobody).api.getChat(5), (error: unknown) => {
+      assert.ok(error instanceof HttpError);
+      assert.equal(error.message, "Network request for 'getChat' failed!");
+      assert.match(String((error.error as Error).message), /cannot connect to 127\.0\.0\.1/);
+      return true;
+    });
+    await using silent = rawServer(() => ({ hang: true }));
+    const started = performance.now();
+    await assert.rejects(
+      directApi(client, silent.url, { timeoutSeconds: 1 }).api.getChat(5),
+      (error: unknown) => {
+        assert.ok(error instanceof HttpError);
+        assert.equal(error.message, "Network request for 'getChat' failed!");
+        assert.equal(
+          (error.error as Error).message,
+          "Request to 'getChat' timed out after 1 seconds",
+        );
+        return true;
+      },
+    );
+    const took = performance.now() - started;
+    assert.ok(took >= 1000 && took < 2500, `timed out after ${took} ms`);
+    // The connection that timed out is closed, not handed to the next call.
+    await until(() => silent.ended.length === 1, "the timed-out connection to close");
+  } finally {
+    client.close();
+  }
 });

@@ -42,13 +42,16 @@ export async function makeTestCertificates(prefix: string): Promise<TestCertific
   };
 }
 
+/** The project's config: its import map resolves what the scripts' modules import. */
+const PROJECT_CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+
 /**
  * Runs `script` with `deno eval` in a clean environment plus `env`: a process of its own, as
  * the bot runs, since `DENO_CERT` is read when Deno starts.
  */
 export function denoEval(script: string, env: Record<string, string>): Promise<Deno.CommandOutput> {
   return new Deno.Command("deno", {
-    args: ["eval", "--no-config", script],
+    args: ["eval", "--frozen", "--config", PROJECT_CONFIG, script],
     env: { HOME: Deno.env.get("HOME") ?? "/tmp", ...env, NO_COLOR: "1" },
     clearEnv: true,
   }).output();
