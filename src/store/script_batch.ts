@@ -60,26 +60,29 @@ export function batchLua(scripts: readonly AtomicScript<Json[], Json>[]): string
   return `
 local scripts = {}
 ${functions.join("\n")}
-local batch, fields, from = ARGV[1], {}, 1
-while true do
-  local at = string.find(batch, '\\30', from, true)
-  if not at then
-    fields[#fields + 1] = string.sub(batch, from)
-    break
+-- The fields are read as they are used, with no table of them all, and string.find and
+-- string.sub are locals: splitting a batch of gates was near a third of Redis's time for it.
+local batch, from = ARGV[1], 1
+local find, sub = string.find, string.sub
+local function field()
+  local at = find(batch, '\\30', from, true)
+  local value
+  if at then
+    value = sub(batch, from, at - 1)
+    from = at + 1
+  else
+    value = sub(batch, from)
+    from = #batch + 2
   end
-  fields[#fields + 1] = string.sub(batch, from, at - 1)
-  from = at + 1
+  return value
 end
-local replies, at = {}, 2
-for call = 1, tonumber(fields[1]) do
-  local script = scripts[tonumber(fields[at])]
-  local key_count, arg_count = tonumber(fields[at + 1]), tonumber(fields[at + 2])
-  at = at + 3
+local replies = {}
+for call = 1, tonumber(field()) do
+  local script = scripts[tonumber(field())]
+  local key_count, arg_count = tonumber(field()), tonumber(field())
   local keys, args = {}, {}
-  for i = 1, key_count do keys[i] = fields[at + i - 1] end
-  at = at + key_count
-  for i = 1, arg_count do args[i] = fields[at + i - 1] end
-  at = at + arg_count
+  for i = 1, key_count do keys[i] = field() end
+  for i = 1, arg_count do args[i] = field() end
   local ok, reply = pcall(script, keys, args)
   if not ok then
     local message = type(reply) == 'table' and reply.err or tostring(reply)
