@@ -99,11 +99,12 @@ export function parseHead(buf: Bytes, start: number, end: number, context: HeadC
   if (/^(?:CONNECT|TRACE|TRACK)$/i.test(method)) refuse(501, "method not implemented");
 
   const headers: [string, string][] = [];
-  const contentLengths: string[] = [];
-  const transferEncodings: string[] = [];
-  const hosts: string[] = [];
-  const connection: string[] = [];
-  const expect: string[] = [];
+  // The fields framing and routing depend on: how many came, and the first (connection: all).
+  let contentLengths = 0, contentLength0 = "";
+  let transferEncodings = 0, transferEncoding0 = "";
+  let hosts = 0, host0 = "";
+  let expects = 0, expect0 = "";
+  let tokens = "";
   for (let line = lineEnd + 2; line < end - 2;) {
     const eol = buf.indexOf(CR, line);
     if (buf[line] === SP || buf[line] === HTAB) refuse(400, "obsolete line folding");
@@ -120,24 +121,24 @@ export function parseHead(buf: Bytes, start: number, end: number, context: HeadC
       const byte = buf[k]!;
       if ((byte < SP && byte !== HTAB) || byte === 0x7f) refuse(400, "invalid header field value");
     }
-    const name = latin1(buf, line, colon).toLowerCase();
+    const name = knownName(buf, line, colon) ?? latin1(buf, line, colon).toLowerCase();
     const value = latin1(buf, valueStart, valueEnd);
     headers.push([name, value]);
     switch (name) {
       case "content-length":
-        contentLengths.push(value);
+        if (contentLengths++ === 0) contentLength0 = value;
         break;
       case "transfer-encoding":
-        transferEncodings.push(value);
+        if (transferEncodings++ === 0) transferEncoding0 = value;
         break;
       case "host":
-        hosts.push(value);
+        if (hosts++ === 0) host0 = value;
         break;
       case "connection":
-        connection.push(value);
+        tokens = tokens === "" ? value : `${tokens},${value}`;
         break;
       case "expect":
-        expect.push(value);
+        if (expects++ === 0) expect0 = value;
     }
     line = eol + 2;
   }
@@ -145,26 +146,25 @@ export function parseHead(buf: Bytes, start: number, end: number, context: HeadC
   // Framing (RFC 9112 §6.3), strictly: anything a proxy in front could read differently is refused.
   let contentLength = 0;
   let chunked = false;
-  if (transferEncodings.length > 0) {
-    if (contentLengths.length > 0) refuse(400, "both Content-Length and Transfer-Encoding");
+  if (transferEncodings > 0) {
+    if (contentLengths > 0) refuse(400, "both Content-Length and Transfer-Encoding");
     if (minor === 0) refuse(400, "Transfer-Encoding in an HTTP/1.0 request");
-    if (transferEncodings.length > 1 || transferEncodings[0]!.toLowerCase() !== "chunked") {
+    if (transferEncodings > 1 || transferEncoding0.toLowerCase() !== "chunked") {
       refuse(400, "unsupported Transfer-Encoding");
     }
     chunked = true;
-  } else if (contentLengths.length > 0) {
+  } else if (contentLengths > 0) {
     // Even identical repeats are refused: no legitimate client sends two.
-    if (contentLengths.length > 1) refuse(400, "more than one Content-Length");
-    const value = contentLengths[0]!;
-    if (!/^[0-9]{1,15}$/.test(value)) refuse(400, "invalid Content-Length");
-    contentLength = Number(value);
+    if (contentLengths > 1) refuse(400, "more than one Content-Length");
+    if (!/^[0-9]{1,15}$/.test(contentLength0)) refuse(400, "invalid Content-Length");
+    contentLength = Number(contentLength0);
     if (contentLength > context.limits.maxBodyBytes) refuse(413, "request body too large");
   }
 
-  if (hosts.length > 1 || (minor === 1 && hosts.length === 0)) {
+  if (hosts > 1 || (minor === 1 && hosts === 0)) {
     refuse(400, "missing or repeated Host");
   }
-  const host = hosts[0];
+  const host = hosts > 0 ? host0 : undefined;
   if (host !== undefined && !HOST.test(host)) refuse(400, "invalid Host");
   let url: string;
   if (target.startsWith("/")) url = `http://${host ?? context.authority}${target}`;
@@ -173,13 +173,12 @@ export function parseHead(buf: Bytes, start: number, end: number, context: HeadC
 
   let expectContinue = false;
   // RFC 9110 §10.1.1: an HTTP/1.0 expectation is ignored.
-  if (expect.length > 0 && minor === 1) {
-    if (expect.length > 1 || expect[0]!.toLowerCase() !== "100-continue") {
+  if (expects > 0 && minor === 1) {
+    if (expects > 1 || expect0.toLowerCase() !== "100-continue") {
       refuse(417, "expectation failed");
     }
     expectContinue = true;
   }
-  const tokens = connection.join(",");
   const keepAlive = minor === 1
     ? !hasToken(tokens, "close")
     : hasToken(tokens, "keep-alive") && !hasToken(tokens, "close");
@@ -194,6 +193,50 @@ export function parseHead(buf: Bytes, start: number, end: number, context: HeadC
     keepAlive,
     expectContinue,
   };
+}
+
+/**
+ * The field names clients send most, by length: {@link knownName} answers them without making a
+ * string (and a lower-case copy) per header per request.
+ */
+const KNOWN_NAMES = new Map<number, { name: string; bytes: Uint8Array }[]>();
+for (
+  const name of [
+    "host",
+    "accept",
+    "connection",
+    "content-type",
+    "content-length",
+    "accept-encoding",
+    "accept-language",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "authorization",
+    "transfer-encoding",
+    "x-telegram-bot-api-secret-token",
+  ]
+) {
+  const list = KNOWN_NAMES.get(name.length) ?? [];
+  list.push({ name, bytes: Uint8Array.from(name, (c) => c.charCodeAt(0)) });
+  KNOWN_NAMES.set(name.length, list);
+}
+
+/**
+ * The lower-case name in `buf[start, end)` if it is a {@link KNOWN_NAMES} one, in any case; null
+ * otherwise. The bytes are tchars (checked by the caller): setting bit 0x20 lower-cases an
+ * upper-case letter and turns no other tchar into a letter or `-`, which is all the names hold.
+ */
+function knownName(buf: Bytes, start: number, end: number): string | null {
+  const candidates = KNOWN_NAMES.get(end - start);
+  if (candidates === undefined) return null;
+  for (const { name, bytes } of candidates) {
+    let i = 0;
+    while (i < bytes.length && (buf[start + i]! | 0x20) === bytes[i]) i++;
+    if (i === bytes.length) return name;
+  }
+  return null;
 }
 
 /** The size of a chunk-size line, its extensions ignored (RFC 9112 §7.1). */

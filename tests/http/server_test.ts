@@ -1018,3 +1018,38 @@ Deno.test({
     await assertNoUnhandledRejection();
   },
 });
+
+Deno.test("serveHttp() hands header names on in lower case, however a client spells them", async () => {
+  await using server = start({
+    handler: (req) =>
+      Promise.resolve(Response.json({
+        secret: req.headers.get("x-telegram-bot-api-secret-token"),
+        type: req.headers.get("content-type"),
+        odd: req.headers.get("x-odd^name_"),
+        // Same length as a known name, one letter off: not taken for it.
+        near: req.headers.get("content-typf"),
+        names: [...req.headers.keys()].sort(),
+      })),
+  });
+  const response = await exchange(
+    server.addr.port,
+    "POST /h HTTP/1.1\r\nHOST: bot.test\r\nX-Telegram-Bot-Api-Secret-TOKEN: s3cret\r\n" +
+      "Content-TYPE: application/json\r\nX-Odd^Name_: 1\r\nContent-Typf: 2\r\n" +
+      "content-LENGTH: 2\r\n\r\n{}",
+  );
+  assert.equal(response.status, 200);
+  assert.deepEqual(JSON.parse(response.body), {
+    secret: "s3cret",
+    type: "application/json",
+    odd: "1",
+    near: "2",
+    names: [
+      "content-length",
+      "content-type",
+      "content-typf",
+      "host",
+      "x-odd^name_",
+      "x-telegram-bot-api-secret-token",
+    ],
+  });
+});
