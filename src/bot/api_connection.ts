@@ -24,8 +24,9 @@ export class Connection {
   };
   #waiter: { resolve(r: ParsedResponse): void; reject(e: Error): void } | null = null;
   #failure: Error | null = null;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #onGone: (() => void) | null = null;
+  /** When the connection last became idle (`performance.now()`); see {@link idle}. */
+  idleSince = 0;
+  #onGone: ((connection: Connection) => void) | null = null;
 
   private constructor(conn: Deno.Conn, where: string) {
     this.#conn = conn;
@@ -61,7 +62,6 @@ export class Connection {
     signal: AbortSignal | null,
     timeoutMs: number,
   ): Promise<ParsedResponse> {
-    clearTimeout(this.#idleTimer);
     this.#onGone = null;
     if (this.#failure) throw this.#failure;
     this.#conn.ref();
@@ -98,16 +98,17 @@ export class Connection {
     this.#fail(error);
   }
 
-  /** Waits as an idle connection for `ms`, then closes; `onGone` when it ends while idle. */
-  idle(ms: number, onGone: () => void): void {
+  /**
+   * Waits as an idle connection, keeping no process alive, from now (`idleSince`); `onGone` when
+   * it ends while idle. Its pool closes it when it has been idle too long.
+   */
+  idle(onGone: (connection: Connection) => void): void {
     this.#onGone = onGone;
     this.#conn.unref();
-    this.#idleTimer = setTimeout(() => this.close(), ms);
-    Deno.unrefTimer(this.#idleTimer);
+    this.idleSince = performance.now();
   }
 
   close(): void {
-    clearTimeout(this.#idleTimer);
     this.#fail(new TypeError(`connection to ${this.#where} closed`));
   }
 
@@ -172,11 +173,10 @@ export class Connection {
   #fail(error: Error): void {
     if (this.#failure) return;
     this.#failure = error;
-    clearTimeout(this.#idleTimer);
     closeQuietly(this.#conn);
     this.#waiter?.reject(error);
     this.#waiter = null;
-    this.#onGone?.();
+    this.#onGone?.(this);
     this.#onGone = null;
   }
 }

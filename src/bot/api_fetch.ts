@@ -29,6 +29,8 @@ import type { ParsedResponse } from "./http_response.ts";
 export interface ApiFetchOptions {
   /** Whether calls must go through `fetch` (a proxy is configured). @default false */
   viaFetch?: boolean;
+  /** How long an idle connection is kept for the next call. @default 30_000 */
+  idleMs?: number;
 }
 
 /** What {@link ApiFetch.direct} needs to know of the bot. */
@@ -51,8 +53,8 @@ export interface ApiFetch {
   close(): void;
 }
 
-/** How long an idle connection is kept for the next call. */
-const IDLE_MS = 30_000;
+/** How often idle connections are looked at (at most; a shorter idle time, as often). */
+const SWEEP_MS = 5_000;
 /** Idle connections kept per server; more are closed. */
 const MAX_IDLE = 128;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -64,18 +66,42 @@ const SKIPPED = new Set(["host", "content-length", "connection", "transfer-encod
 
 /** A new client; see the module documentation. */
 export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
+  /** Idle connections by origin, the longest idle first (a call takes the last). */
   const idle = new Map<string, Connection[]>();
   let closed = false;
+  const idleMs = options.idleMs ?? 30_000;
+  /** Closes connections idle for `idleMs`; runs only while some are idle. */
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+
+  const forget = (connection: Connection) => {
+    for (const list of idle.values()) {
+      const at = list.indexOf(connection);
+      if (at >= 0) return void list.splice(at, 1);
+    }
+  };
+
+  const sweep = () => {
+    const oldest = performance.now() - idleMs;
+    let left = 0;
+    for (const list of idle.values()) {
+      while (list.length > 0 && list[0]!.idleSince <= oldest) list.shift()!.close();
+      left += list.length;
+    }
+    if (left > 0) return;
+    clearInterval(sweeper);
+    sweeper = undefined;
+  };
 
   const release = (origin: string, connection: Connection) => {
     const list = idle.get(origin) ?? [];
     if (closed || list.length >= MAX_IDLE) return connection.close();
     list.push(connection);
     idle.set(origin, list);
-    connection.idle(IDLE_MS, () => {
-      const at = list.indexOf(connection);
-      if (at >= 0) list.splice(at, 1);
-    });
+    // One timer for the pool, not one per call.
+    connection.idle(forget);
+    if (sweeper !== undefined) return;
+    sweeper = setInterval(sweep, Math.min(SWEEP_MS, idleMs));
+    Deno.unrefTimer(sweeper);
   };
 
   /** One exchange on an idle connection to `url`'s server, or a new one. */
@@ -165,6 +191,8 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
     direct,
     close() {
       closed = true;
+      clearInterval(sweeper);
+      sweeper = undefined;
       for (const list of idle.values()) for (const connection of list.splice(0)) connection.close();
     },
   };

@@ -481,3 +481,32 @@ Deno.test("direct calls: a network failure or a server that never answers is gra
     client.close();
   }
 });
+
+Deno.test("a connection idle past its time is closed; one in use never is", async () => {
+  await using server = rawServer(({ body }) =>
+    body.includes("slow") ? { hang: true } : { reply: json({ ok: true, result: true }) }
+  );
+  const client = apiFetch({ idleMs: 200 });
+  try {
+    const response = await call(client.fetch, server.url, "getMe");
+    await response.body?.cancel();
+    const idleFrom = performance.now();
+    await until(() => server.ended.length === 1, "the idle connection to close");
+    const idleFor = performance.now() - idleFrom;
+    assert.ok(idleFor >= 150 && idleFor < 1000, `closed after ${idleFor} ms idle`);
+    // A call in progress for longer than the idle time keeps its connection, while another
+    // connection idles out beside it.
+    const { api } = directApi(client, server.url);
+    const slow = api.sendMessage(5, "slow");
+    await until(() => server.connections === 2, "the slow call's connection");
+    const fast = await call(client.fetch, server.url, "getMe");
+    await fast.body?.cancel();
+    await until(() => server.ended.length === 2, "the second idle connection to close");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(server.ended, [1, 3], "the busy connection was closed");
+    server.dropAll();
+    await assert.rejects(slow);
+  } finally {
+    client.close();
+  }
+});
