@@ -104,7 +104,26 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
     Deno.unrefTimer(sweeper);
   };
 
-  /** One exchange on an idle connection to `url`'s server, or a new one. */
+  /** A new connection to `url`'s server, within `timeoutMs` if above 0 (a {@link Timeout}). */
+  const open = async (url: URL, signal: AbortSignal | null, timeoutMs: number) => {
+    if (timeoutMs <= 0) return await Connection.open(url, signal);
+    // Only when connecting: a server that never completes the handshake counts against the call.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Timeout("the call timed out")), timeoutMs);
+    try {
+      return await Connection.open(
+        url,
+        signal ? AbortSignal.any([signal, controller.signal]) : controller.signal,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /**
+   * One exchange on an idle connection to `url`'s server, or a new one; `timeoutMs` (when above
+   * 0) covers both the connecting and the exchange.
+   */
   const exchange = async (
     url: URL,
     origin: string,
@@ -113,9 +132,11 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
     timeoutMs: number,
   ): Promise<ParsedResponse> => {
     signal?.throwIfAborted();
+    const started = performance.now();
     let connection = idle.get(origin)?.pop();
-    connection ??= await Connection.open(url, signal);
-    const response = await connection.exchange(request, signal, timeoutMs);
+    connection ??= await open(url, signal, timeoutMs);
+    const left = timeoutMs > 0 ? Math.max(1, timeoutMs - (performance.now() - started)) : 0;
+    const response = await connection.exchange(request, signal, left);
     if (response.keepAlive) release(origin, connection);
     else connection.close();
     return response;

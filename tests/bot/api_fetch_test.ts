@@ -473,10 +473,26 @@ Deno.test("direct calls: a network failure or a server that never answers is gra
         return true;
       },
     );
-    const took = performance.now() - started;
+    let took = performance.now() - started;
     assert.ok(took >= 1000 && took < 2500, `timed out after ${took} ms`);
     // The connection that timed out is closed, not handed to the next call.
     await until(() => silent.ended.length === 1, "the timed-out connection to close");
+    // A server that never completes the TLS handshake: the connecting counts against the call.
+    const https = `https://${new URL(silent.url).host}`;
+    const connecting = performance.now();
+    await assert.rejects(
+      directApi(client, https, { timeoutSeconds: 1 }).api.getChat(5),
+      (error: unknown) => {
+        assert.ok(error instanceof HttpError);
+        assert.equal(
+          (error.error as Error).message,
+          "Request to 'getChat' timed out after 1 seconds",
+        );
+        return true;
+      },
+    );
+    took = performance.now() - connecting;
+    assert.ok(took >= 1000 && took < 2500, `timed out after ${took} ms`);
   } finally {
     client.close();
   }
