@@ -4,8 +4,9 @@
  * comparison's load (`/help` from 400 users, 64 POSTs in flight, Redis and Postgres on
  * throwaway servers): the program runs under `--inspect`, and V8's sampling CPU profiler
  * (then its sampling heap profiler, collected objects included) is driven over the inspector's
- * WebSocket. Prints the main thread's time by area and by function, and the bytes allocated per
- * update by the innermost frame of our code or an npm package.
+ * WebSocket. Prints the main thread's time by area and by function, the bytes allocated per
+ * update by the innermost frame of our code or an npm package, and Redis's own time per update
+ * by command (`INFO commandstats`).
  *
  *     deno run -A bench/profile.ts [--root=DIR] [--v8-flags=LIST] [--cpu-profile=FILE]
  *
