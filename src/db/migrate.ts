@@ -154,6 +154,14 @@ export class Migrator {
    * instance applied meanwhile are skipped.
    */
   async up(target = this.latest): Promise<Migration[]> {
+    // At most starts nothing is pending: one read tells, with no transaction and no lock (each
+    // transaction on the embedded database is a write to disk; the round of them that found
+    // nothing to do took a quarter of a later start). What another instance applies meanwhile
+    // is committed whole or not seen, and anything pending takes the locked path below.
+    const current = await this.#applied(this.#sql);
+    this.#verify(current);
+    const known = new Set(current.map((row) => row.version));
+    if (this.#migrations.every((m) => m.version > target || known.has(m.version))) return [];
     await this.#sql.begin(async (tx) => {
       await tx.unsafe(NO_STATEMENT_TIMEOUT);
       await tx`select pg_advisory_xact_lock(${LOCK_KEY.toString()}::bigint)`;

@@ -81,6 +81,26 @@ testOnBothBackends("Migrator", async (t, { fresh }) => {
     assert.deepEqual([...await db.sql`select id from b order by id`], [{ id: 1 }, { id: 2 }]);
   });
 
+  await t.step("up() on a current schema only reads it: no transaction, no lock", async () => {
+    const db = await fresh();
+    await new Migrator(db.sql, migrations).up();
+    let transactions = 0;
+    const counted = new Proxy(db.sql, {
+      get(target, name, receiver) {
+        if (name === "begin") transactions++;
+        return Reflect.get(target, name, receiver);
+      },
+    });
+    const migrator = new Migrator(counted, migrations);
+    assert.deepEqual(await migrator.up(), []);
+    assert.deepEqual(await migrator.up(1), []);
+    assert.equal(transactions, 0);
+    // Something pending still goes through the transactions under the lock.
+    await migrator.down(1);
+    assert.deepEqual((await migrator.up()).map((m) => m.version), [2]);
+    assert.ok(transactions > 0);
+  });
+
   await t.step("up(target) stops at the target; down(n) reverts the newest n", async () => {
     const db = await fresh();
     const migrator = new Migrator(db.sql, migrations);
