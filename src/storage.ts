@@ -5,6 +5,7 @@
  */
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/database.ts";
+import { isPermanent } from "./errors.ts";
 import { EventWriter, type EventWriterMetrics } from "./db/event_writer.ts";
 import { insertEvents } from "./db/events.ts";
 import { Migrator, parseMigrations, prepareSchema } from "./db/migrate.ts";
@@ -84,22 +85,43 @@ export async function openStorage(
   options: OpenStorageOptions = {},
 ): Promise<Storage> {
   const { metrics } = options;
-  const store = await openStore(config);
-  let db: Database | null = null;
-  try {
-    db = await openDatabase({
+  // Both at once: the store opens while the database does (PGlite takes most of a start).
+  const opening = [
+    openStore(config),
+    openDatabase({
       config: config.database,
       dataDir: config.dataDir,
       embedded: options.embedded ?? "own",
       ...(options.applicationName ? { applicationName: options.applicationName } : {}),
       ...(metrics ? { onQuery: () => metrics.dbQueries.inc() } : {}),
+    }).then(async (db) => {
+      try {
+        await db.ping();
+        return db;
+      } catch (error) {
+        await db.close().catch(() => {});
+        throw error;
+      }
+    }),
+  ] as const;
+  // A failure no retry can mend (refused credentials) ends the wait at once: the other side may
+  // still be retrying its connection until its own deadline.
+  const { promise: hopeless, reject: giveUp } = Promise.withResolvers<never>();
+  for (const side of opening) side.catch((error) => isPermanent(error) && giveUp(error));
+  const [opened, connected] = await Promise.race([Promise.allSettled(opening), hopeless])
+    .catch((error) => {
+      for (const side of opening) side.then((open) => open.close()).catch(() => {});
+      throw error;
     });
-    await db.ping();
-  } catch (error) {
-    await db?.close().catch(() => {});
-    await store.close();
-    throw error;
+  if (opened.status === "rejected" || connected.status === "rejected") {
+    if (opened.status === "fulfilled") await opened.value.close();
+    if (connected.status === "fulfilled") await connected.value.close().catch(() => {});
+    throw opened.status === "rejected"
+      ? opened.reason
+      : (connected as PromiseRejectedResult).reason;
   }
+  const store = opened.value;
+  const db = connected.value;
   const users = new UserRepository(db.sql);
   const sql = db.sql;
   const writerMetrics: EventWriterMetrics | undefined = metrics;

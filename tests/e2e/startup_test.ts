@@ -40,7 +40,7 @@ Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77
   await using api = await FakeBotApi.start();
   await using pg = await startPostgres({ password: "right-password" });
   const wrong = pg.url.replace("right-password", "wrong-password");
-  const cases = [
+  const cases: { name: string; env: Record<string, string>; said: RegExp }[] = [
     {
       name: "a wrong database password",
       env: { DATABASE_URL: wrong },
@@ -51,13 +51,20 @@ Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77
       env: { DATABASE_URL: pg.urlOf("nope") },
       said: /database "nope" does not exist/,
     },
+    {
+      // The store and the database open at once: the failure waiting cannot fix wins.
+      name: "a wrong database password while Redis is unreachable",
+      env: { DATABASE_URL: wrong, REDIS_URL: `redis://127.0.0.1:${freePort()}` },
+      said: /password authentication failed for user "postgres"/,
+    },
   ];
   for (const { name, env, said } of cases) {
     await t.step(name, async () => {
       const started = performance.now();
       const run = await BotProcess.run({ api, env });
       assert.equal(run.code, 77, run.stdout);
-      assert.ok(performance.now() - started < 20_000, "no retries");
+      // Well within the store's 10 s connect deadline: the hopeless failure ends the wait.
+      assert.ok(performance.now() - started < 8_000, "no retries, no waiting");
       const fatal = run.stdout.split("\n").find((line) => line.includes('"level":"fatal"'))!;
       assert.match(JSON.parse(fatal).msg, said);
       assert.match(JSON.parse(fatal).msg, /^cannot start: /);
