@@ -173,14 +173,18 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
 
   const direct = (bot: DirectOptions): Transformer => {
     const root = new URL(bot.apiRoot);
+    // Proxied, or a root this client cannot speak to: every call takes grammY's path.
+    if (options.viaFetch || (root.protocol !== "https:" && root.protocol !== "http:")) {
+      return (prev, method, payload, signal) => prev(method, payload, signal);
+    }
     const origin = `${root.protocol}//${root.host}`;
-    const head = `${root.pathname.replace(/\/$/, "")}/bot${bot.token}/`;
-    const host = `\r\nhost: ${root.host}\r\ncontent-type: application/json\r\ncontent-length: `;
+    const path = `${root.pathname.replace(/\/$/, "")}/bot${bot.token}/`;
+    const headers = `\r\nhost: ${root.host}\r\ncontent-type: application/json\r\ncontent-length: `;
     const timeoutMs = bot.timeoutSeconds * 1000;
     const call = async (method: string, payload: unknown) => {
       const body = encoder.encode(JSON.stringify(payload ?? {}, withoutNulls));
       const request = joined(
-        `POST ${head}${method} HTTP/1.1${host}${body.length}\r\nconnection: keep-alive\r\n\r\n`,
+        `POST ${path}${method} HTTP/1.1${headers}${body.length}\r\nconnection: keep-alive\r\n\r\n`,
         body,
       );
       try {
@@ -197,10 +201,7 @@ export function apiFetch(options: ApiFetchOptions = {}): ApiFetch {
       }
     };
     return (prev, method, payload, signal) => {
-      if (
-        options.viaFetch || signal !== undefined || bot.webhookReply(method) ||
-        (root.protocol !== "https:" && root.protocol !== "http:") || hasFile(payload)
-      ) {
+      if (signal !== undefined || bot.webhookReply(method) || hasFile(payload)) {
         return prev(method, payload, signal);
       }
       return call(method, payload) as ReturnType<typeof prev>;
