@@ -15,8 +15,8 @@ const NOT_SHIPPED = ["test", "tests", "__tests__", "example", "examples"];
 
 /**
  * The packages' test and example folders under `node_modules/.deno`, to leave out of the
- * binary. Besides making it smaller, this is needed: Deno 2.9.6's `deno compile` overflows
- * its stack on the test data of `bintrees` (a dependency of prom-client).
+ * binary: nothing runs them, and test data can be large or odd (Deno 2.9.6's `deno compile`
+ * once overflowed its stack on a dependency's test data).
  */
 export function unshippedFolders(root: string): string[] {
   const found: string[] = [];

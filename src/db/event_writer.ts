@@ -8,7 +8,7 @@
  * more, then dropped and counted (`rejected`), so one bad row never stops the log. A batch that
  * fails for any other reason (the database is down) waits with growing delays and is retried.
  */
-import type { Counter, Gauge } from "prom-client";
+import type { Counter, Gauge } from "../metrics/prometheus.ts";
 import { logger } from "../log.ts";
 import { causeChain } from "../errors.ts";
 import { backoffDelay } from "../util/backoff.ts";

@@ -1,4 +1,4 @@
-import type { Registry } from "prom-client";
+import type { Registry } from "../metrics/prometheus.ts";
 import { secretMatcher } from "../util/secure_compare.ts";
 
 /** Options of {@link metricsHandler}. */

@@ -5,7 +5,7 @@
  * lasted `ALERT_AFTER` and once it clears. The probes are built here from what they watch;
  * each answers null when all is well, else what is wrong.
  */
-import type { Counter, Histogram } from "prom-client";
+import type { Counter, Histogram } from "../metrics/prometheus.ts";
 import { errorMessage } from "../errors.ts";
 import type { PollerStatus } from "../transport/polling.ts";
 import { pollingHealth } from "../transport/polling.ts";

@@ -5,7 +5,7 @@
  * failing: the program works, it only cannot warn before the disk fills up.
  */
 import { statfs } from "node:fs/promises";
-import type { Gauge } from "prom-client";
+import type { Gauge } from "../metrics/prometheus.ts";
 import type { CheckResult } from "../health.ts";
 
 /** What was measured: free bytes, or why nothing could be. */

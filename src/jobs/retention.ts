@@ -8,7 +8,7 @@
  * on with what is left. Requests and their history are not touched: they are the service
  * desk's record.
  */
-import type { Counter } from "prom-client";
+import type { Counter } from "../metrics/prometheus.ts";
 import type { Job } from "./job.ts";
 
 /** Deletes up to `limit` rows older than `before`; answers how many went. */

@@ -12,7 +12,7 @@ import { translate } from "../bot/i18n.ts";
 import type { Locale } from "../config.ts";
 import { errorMessage } from "../errors.ts";
 import type { BackupRound } from "../ops/backup.ts";
-import type { Counter } from "prom-client";
+import type { Counter } from "../metrics/prometheus.ts";
 import type { Alerter } from "./alerter.ts";
 import type { Job } from "./job.ts";
 

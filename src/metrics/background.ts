@@ -3,7 +3,7 @@
  * scheduled backups and infrastructure alerts. Registered on the program's registry by
  * `Metrics`; components receive the parts they use.
  */
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "./prometheus.ts";
 
 /** Buckets for waits of the flood control, in seconds: a few ms of pacing to a long 429. */
 const WAIT_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

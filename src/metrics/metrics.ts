@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "./prometheus.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { type BackgroundMetrics, backgroundMetrics } from "./background.ts";
 import { registerProcessMetrics } from "./process.ts";

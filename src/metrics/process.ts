@@ -1,5 +1,5 @@
 import process from "node:process";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "./prometheus.ts";
 
 /**
  * Process metrics from Deno's own APIs. prom-client's defaults read `/proc`, which the

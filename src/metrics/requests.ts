@@ -3,7 +3,7 @@
  * by status, time to take and to close, relayed messages. Registered on the program's registry
  * by `Metrics`; components receive the parts they use.
  */
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "./prometheus.ts";
 
 /** Buckets for request lifetimes, in seconds: a minute to a week. */
 const LIFETIME_BUCKETS = [

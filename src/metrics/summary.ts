@@ -3,13 +3,10 @@
  * rate, latency percentiles estimated from the histogram as Prometheus would, cache and limiter
  * counters.
  */
-import type { Registry } from "prom-client";
+import type { MetricObject, Registry } from "./prometheus.ts";
 
-/** One metric of `Registry.getMetricsAsJSON()`. */
-export interface MetricJson {
-  name: string;
-  values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
-}
+/** One metric of `Registry.getMetricsAsJSON()` (only its name and samples are read). */
+export type MetricJson = Pick<MetricObject, "name" | "values">;
 
 /** What `/metrics` shows, read from the registry. */
 export interface MetricsSummary {
@@ -94,5 +91,5 @@ export function histogramQuantile(
 
 /** Reads `registry` and summarises it. */
 export async function summarizeRegistry(registry: Registry): Promise<MetricsSummary> {
-  return summarizeMetrics(await registry.getMetricsAsJSON() as unknown as MetricJson[]);
+  return summarizeMetrics(await registry.getMetricsAsJSON());
 }

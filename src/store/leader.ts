@@ -12,7 +12,7 @@
  * would only get Telegram's 409, which the poller retries) and a standby stays a standby until
  * the store answers again; either way the outage is logged once, not per attempt.
  */
-import type { Counter, Gauge } from "prom-client";
+import type { Counter, Gauge } from "../metrics/prometheus.ts";
 import type { Logger } from "../log.ts";
 import { acquireLeaseScript, leaseKey, releaseLeaseScript } from "./lease.ts";
 import type { KeyValueStore } from "./store.ts";

@@ -6,7 +6,7 @@
  * Outage policy: when the store is unreachable the profile comes from Postgres (counted as
  * `error`); when Postgres is unreachable too, the lookup fails and the caller decides.
  */
-import type { Counter } from "prom-client";
+import type { Counter } from "../metrics/prometheus.ts";
 import type { TelegramProfile, UserRepository, UserRow } from "../db/users.ts";
 import { NAMESPACES } from "./namespaces.ts";
 import type { Json, KeyValueStore, StoreKey } from "./store.ts";

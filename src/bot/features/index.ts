@@ -4,7 +4,7 @@
  * `../feature.ts`) and add it to the list here.
  */
 import type { Api } from "grammy";
-import type { Registry } from "prom-client";
+import type { Registry } from "../../metrics/prometheus.ts";
 import type { Config } from "../../config.ts";
 import type { Database } from "../../db/database.ts";
 import type { RequestLifecycle } from "../../db/request_lifecycle.ts";

@@ -13,7 +13,7 @@
  * broadcast's counts are stored and its summary is owed (an outbox item) in one statement.
  */
 import { type Api, GrammyError } from "grammy";
-import type { Counter } from "prom-client";
+import type { Counter } from "../../../metrics/prometheus.ts";
 import type { Locale } from "../../../config.ts";
 import type { BroadcastRepository, BroadcastRow } from "../../../db/broadcasts.ts";
 import { errorMessage } from "../../../errors.ts";
