@@ -95,7 +95,6 @@ export abstract class Metric<L extends string, S = { value: number }> implements
   abstract readonly type: MetricObject["type"];
   /** Series by label key; a series holds its labels as first given. */
   protected series = new Map<string, S & { labels: LabelValues<L> }>();
-  readonly #sortedNames: readonly L[];
   readonly #collect: (() => void | Promise<void>) | null;
 
   constructor(config: MetricConfiguration<L, never>) {
@@ -107,7 +106,6 @@ export abstract class Metric<L extends string, S = { value: number }> implements
     if (!this.labelNames.every((label) => LABEL_NAME.test(label) && label !== "le")) {
       throw new Error(`Invalid label name in ${this.labelNames.join(", ")}`);
     }
-    this.#sortedNames = [...this.labelNames].sort();
     const collect = config.collect as ((this: unknown) => void | Promise<void>) | undefined;
     this.#collect = collect === undefined ? null : () => collect.call(this);
     for (const registry of config.registers ?? []) registry.registerMetric(this);
@@ -133,18 +131,24 @@ export abstract class Metric<L extends string, S = { value: number }> implements
   /** Appends the samples of one series. */
   protected abstract samples(series: S & { labels: LabelValues<L> }, into: MetricValue[]): void;
 
-  /** The series of `labels`, made on first use. */
+  /**
+   * The series of `labels`, made on first use. Its key is the label values in `labelNames`'
+   * order, joined by NUL (a missing value is empty, as in Prometheus); a single string label is
+   * its own key, so the usual `inc({ outcome })` allocates nothing.
+   */
   protected seriesOf(labels: LabelValues<L> | undefined): S & { labels: LabelValues<L> } {
+    const names = this.labelNames;
     let key = "";
     if (labels !== undefined) {
       for (const name in labels) {
-        if (!this.labelNames.includes(name)) {
-          throw new Error(`Added label "${name}" is not included in ${this.labelNames.join(", ")}`);
+        if (!names.includes(name as L)) {
+          throw new Error(`Added label "${name}" is not included in ${names.join(", ")}`);
         }
       }
-      for (const name of this.#sortedNames) {
-        const value = labels[name];
-        if (value !== undefined) key += `${name}:${value},`;
+      for (let i = 0; i < names.length; i++) {
+        const value = labels[names[i]!];
+        const text = value === undefined ? "" : typeof value === "string" ? value : `${value}`;
+        key = i === 0 ? text : `${key}\0${text}`;
       }
     }
     let series = this.series.get(key);

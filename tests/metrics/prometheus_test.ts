@@ -114,6 +114,23 @@ Deno.test("collect brings values up to date before each reading, also asynchrono
   assert.equal((await counter.get()).values.length, 1);
 });
 
+Deno.test("a label given as a number is the same series as its text", async () => {
+  const registry = new Registry();
+  const rejected = new Counter({
+    name: "rejected_total",
+    help: "h",
+    labelNames: ["status"],
+    registers: [registry],
+  });
+  rejected.inc({ status: 400 });
+  rejected.inc({ status: "400" });
+  rejected.inc({ status: "401" });
+  assert.deepEqual(
+    (await rejected.get()).values.map(({ labels, value }) => [labels.status, value]),
+    [[400, 2], ["401", 1]],
+  );
+});
+
 Deno.test("misuse is refused: unknown labels, a falling counter, bad values, a name twice", () => {
   const registry = new Registry();
   const counter = new Counter({
