@@ -5,7 +5,7 @@
 import { Api, type Bot } from "grammy";
 import type { BotContext } from "./bot/context.ts";
 import { allowedUpdates, publishMenus } from "./bot/feature.ts";
-import { type BotExtensions, buildBot } from "./bot/build.ts";
+import { botApiClient, type BotExtensions, buildBot, identityApi } from "./bot/build.ts";
 import { telegramCheck } from "./bot/telegram_check.ts";
 import type { Config } from "./config.ts";
 import { Health } from "./health.ts";
@@ -100,7 +100,24 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
 
   async function start(): Promise<void> {
     const started = performance.now();
-    const opened = storage = await startStorage(config, { metrics, health, startup, log });
+    const client = botApiClient(config);
+    // Telegram is asked who the bot is while the storage opens: a start waits for the slower of
+    // the two instead of both in turn (a round trip to Telegram is often the longer), and a token
+    // Telegram refuses ends it at once, also while the storage is still being waited for.
+    // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
+    const asking = identityApi(config, metrics, client);
+    let identified = false;
+    const identity = startup.until("getMe", () => asking.getMe(lifetime.signal as never))
+      .finally(() => identified = true);
+    const opening = startStorage(config, { metrics, health, startup, log });
+    opening.then((opened) => {
+      // Kept at once, so that a stop while Telegram is still waited for closes it; a start that
+      // has already ended closes it here.
+      if (lifetime.signal.aborted) return void opened.close(5000).catch(() => {});
+      storage = opened;
+      if (!identified) startup.step("connecting to Telegram");
+    }, () => {});
+    const [opened, botInfo] = await Promise.all([opening, identity]);
     const { store } = opened;
     const runner = jobs = new JobRunner({ store, shared: store.shared, instanceId, metrics });
     const { bot: built, features } = buildBot({
@@ -111,12 +128,11 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
       instanceId,
       extensions,
       kickOutbox: () => runner.trigger(OUTBOX_JOB),
+      client,
     });
+    built.botInfo = botInfo;
     bot = built;
 
-    startup.step("connecting to Telegram");
-    // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
-    built.botInfo = await startup.until("getMe", () => built.api.getMe(lifetime.signal as never));
     // The menus are a convenience: they must neither delay readiness nor keep the bot down.
     publishMenus(built.api, features, {
       defaultLocale: config.defaultLocale,

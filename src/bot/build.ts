@@ -2,13 +2,13 @@
  * The service desk's bot over open storage: the roles, the features (the service desk's and
  * any a program adds) and the grammY bot with its pipeline.
  */
-import type { Bot } from "grammy";
+import type { Api, Bot } from "grammy";
 import type { Config } from "../config.ts";
 import type { Health } from "../health.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { Storage } from "../storage.ts";
 import type { BotContext } from "./context.ts";
-import { apiFetch } from "./api_fetch.ts";
+import { type ApiFetch, apiFetch } from "./api_fetch.ts";
 import type { Feature } from "./feature.ts";
 import { serviceDeskFeatures } from "./features/index.ts";
 import { createApi, createBot } from "./pipeline.ts";
@@ -35,6 +35,28 @@ export interface BuildBotOptions {
   extensions?: BotExtensions;
   /** Hurries the outbox after something was queued in it. */
   kickOutbox: () => void;
+  /** The HTTP client of every Bot API call of this instance (see {@link botApiClient}). */
+  client: ApiFetch;
+}
+
+/**
+ * One HTTP client for every Bot API call of this instance, from the first `getMe` on (idle
+ * connections end on their own).
+ */
+export function botApiClient(config: Config): ApiFetch {
+  return apiFetch({ viaFetch: config.proxies.length > 0 });
+}
+
+/**
+ * The API client of the start's `getMe`, made before the storage is open: the bot's own client,
+ * retries and metrics, without the flood control (which lives in the store, and `getMe` is no
+ * message).
+ */
+export function identityApi(config: Config, metrics: Metrics, client: ApiFetch): Api {
+  return createApi(
+    { token: config.botToken, apiRoot: config.botApiRoot, metrics, client },
+    "interactive",
+  );
 }
 
 /** What a program adds to the built-in bot. */
@@ -50,7 +72,7 @@ export interface BotExtensions {
 
 /** Builds the bot and returns it with its features. */
 export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; features: Feature[] } {
-  const { config, storage, metrics, instanceId } = options;
+  const { config, storage, metrics, instanceId, client } = options;
   const roles = new Roles({
     adminIds: config.adminIds,
     staffChatId: config.staffChatId,
@@ -63,8 +85,6 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
     metrics: metrics.background,
     log: logger("flood"),
   });
-  // One HTTP client for every Bot API call of this instance (idle connections end on their own).
-  const client = apiFetch({ viaFetch: config.proxies.length > 0 });
   const api = { token: config.botToken, apiRoot: config.botApiRoot, metrics, flood, client };
   const features = [
     ...serviceDeskFeatures({

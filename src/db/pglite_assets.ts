@@ -48,12 +48,10 @@ async function compileOnce(bytes: Uint8Array<ArrayBuffer>): Promise<WebAssembly.
   return module;
 }
 
-/** Compiles the WebAssembly modules once per process. */
+/** Compiles the WebAssembly modules once per process, both at once. */
 export function pgliteAssets(): Promise<PgliteAssets> {
-  compiled ??= (async () => ({
-    fsBundle: bundle(pgliteData),
-    pgliteWasmModule: await compileOnce(pgliteWasm),
-    initdbWasmModule: await compileOnce(initdbWasm),
-  }))();
+  compiled ??= Promise.all([compileOnce(pgliteWasm), compileOnce(initdbWasm)]).then((
+    [pgliteWasmModule, initdbWasmModule],
+  ) => ({ fsBundle: bundle(pgliteData), pgliteWasmModule, initdbWasmModule }));
   return compiled;
 }

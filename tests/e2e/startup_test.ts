@@ -89,6 +89,26 @@ Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77
     assert.equal(run.code, 77, run.stdout);
     assert.match(run.stdout, /Telegram refused BOT_TOKEN/);
   });
+
+  await t.step("a token Telegram refuses while the database is unreachable", async () => {
+    // Telegram is asked while the storage is waited for: the refusal ends the wait.
+    await using other = await FakeBotApi.start({
+      token: "999999:another-token_abcdefghijklmnopqrstuvw",
+    });
+    await using bot = await BotProcess.start({
+      api: other,
+      env: { DATABASE_URL: `postgres://postgres@127.0.0.1:${freePort()}/nowhere` },
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      bot.status,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 8_000)),
+    ]);
+    clearTimeout(timer);
+    assert.ok(status !== null, `still waiting for the database:\n${bot.stdoutText()}`);
+    assert.equal(status.code, 77, bot.stdoutText());
+    assert.match(bot.stdoutText(), /Telegram refused BOT_TOKEN/);
+  });
 });
 
 Deno.test("start-up: Telegram unreachable at start costs one short line per attempt, and a stop still works", async () => {
