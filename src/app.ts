@@ -5,7 +5,7 @@
 import { Api, type Bot } from "grammy";
 import type { BotContext } from "./bot/context.ts";
 import { allowedUpdates, publishMenus } from "./bot/feature.ts";
-import { botApiClient, type BotExtensions, buildBot, identityApi } from "./bot/build.ts";
+import { type BotExtensions, buildBot, connectTelegram } from "./bot/build.ts";
 import { telegramCheck } from "./bot/telegram_check.ts";
 import type { Config } from "./config.ts";
 import { Health } from "./health.ts";
@@ -15,7 +15,7 @@ import { JobRunner } from "./jobs/runner.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { newInstanceId, Startup } from "./startup.ts";
-import { startStorage, type Storage } from "./storage.ts";
+import { startStorageWhile, type Storage } from "./storage.ts";
 import { PollingTransport } from "./transport/polling_transport.ts";
 import { UpdateScheduler } from "./transport/scheduler.ts";
 import type { Transport } from "./transport/transport.ts";
@@ -70,6 +70,7 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
   let storage: Storage | null = null;
   let jobs: JobRunner | null = null;
   let transport: Transport | null = null;
+  const storageStart = { metrics, health, startup, log, keep: (open: Storage) => storage = open };
   const scheduler = new UpdateScheduler({
     handle: (update) => bot!.handleUpdate(update, webhookReplyOf(update)),
     concurrency: config.updateConcurrency,
@@ -100,24 +101,8 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
 
   async function start(): Promise<void> {
     const started = performance.now();
-    const client = botApiClient(config);
-    // Telegram is asked who the bot is while the storage opens: a start waits for the slower of
-    // the two instead of both in turn (a round trip to Telegram is often the longer), and a token
-    // Telegram refuses ends it at once, also while the storage is still being waited for.
-    // Not bot.init(): grammY would retry a failing getMe forever without telling anyone.
-    const asking = identityApi(config, metrics, client);
-    let identified = false;
-    const identity = startup.until("getMe", () => asking.getMe(lifetime.signal as never))
-      .finally(() => identified = true);
-    const opening = startStorage(config, { metrics, health, startup, log });
-    opening.then((opened) => {
-      // Kept at once, so that a stop while Telegram is still waited for closes it; a start that
-      // has already ended closes it here.
-      if (lifetime.signal.aborted) return void opened.close(5000).catch(() => {});
-      storage = opened;
-      if (!identified) startup.step("connecting to Telegram");
-    }, () => {});
-    const [opened, botInfo] = await Promise.all([opening, identity]);
+    const telegram = connectTelegram({ config, metrics, startup });
+    const [opened, botInfo] = await startStorageWhile(config, telegram.botInfo, storageStart);
     const { store } = opened;
     const runner = jobs = new JobRunner({ store, shared: store.shared, instanceId, metrics });
     const { bot: built, features } = buildBot({
@@ -128,9 +113,8 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
       instanceId,
       extensions,
       kickOutbox: () => runner.trigger(OUTBOX_JOB),
-      client,
+      telegram: { client: telegram.client, botInfo },
     });
-    built.botInfo = botInfo;
     bot = built;
 
     // The menus are a convenience: they must neither delay readiness nor keep the bot down.

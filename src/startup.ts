@@ -31,6 +31,11 @@ export class Startup {
     this.#o = options;
   }
 
+  /** Aborted when the program stops: every wait of the start ends with it. */
+  get signal(): AbortSignal {
+    return this.#o.signal;
+  }
+
   /** Tells `/health` (and the log) which step runs now. */
   step(what: string): void {
     this.#o.health.setPhase("starting", what);

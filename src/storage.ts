@@ -194,13 +194,44 @@ export function registerStorageChecks(
 }
 
 /**
+ * {@link startStorage} while `alongside` (the start's `getMe`) runs: a start waits for the
+ * slower of the two, not for both in turn, and the first failure that no retry mends ends it
+ * also while the other is still being waited for. `keep` gets the storage as soon as it is
+ * open, so that a stop meanwhile closes it; one that opens after the start has ended (its
+ * signal aborted) is closed here.
+ */
+export async function startStorageWhile<T>(
+  config: Config,
+  alongside: Promise<T>,
+  options: StartStorageOptions & { keep(storage: Storage): void },
+): Promise<[Storage, T]> {
+  let settled = false;
+  const other = alongside.finally(() => settled = true);
+  const opening = startStorage(config, options);
+  opening.then((storage) => {
+    if (options.startup.signal.aborted) return void storage.close(5000).catch(() => {});
+    options.keep(storage);
+    if (!settled) options.startup.step("connecting to Telegram");
+  }, () => {});
+  return await Promise.all([opening, other]);
+}
+
+/** What {@link startStorage} needs. */
+export interface StartStorageOptions {
+  metrics: Metrics;
+  health: Health;
+  startup: Startup;
+  log: Logger;
+}
+
+/**
  * Opens the storage for the running bot, under the start-up's retry policy: both backends,
  * then the schema (migrated, or checked with `MIGRATE_ON_START=false`), then its `/health`
  * checks. The event log is written by a job, so the writer keeps no timer of its own.
  */
 export async function startStorage(
   config: Config,
-  options: { metrics: Metrics; health: Health; startup: Startup; log: Logger },
+  options: StartStorageOptions,
 ): Promise<Storage> {
   const { metrics, health, startup, log } = options;
   startup.step("opening the database and the store");

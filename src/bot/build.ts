@@ -2,7 +2,9 @@
  * The service desk's bot over open storage: the roles, the features (the service desk's and
  * any a program adds) and the grammY bot with its pipeline.
  */
-import type { Api, Bot } from "grammy";
+import type { Bot } from "grammy";
+import type { UserFromGetMe } from "grammy/types";
+import type { Startup } from "../startup.ts";
 import type { Config } from "../config.ts";
 import type { Health } from "../health.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -35,28 +37,30 @@ export interface BuildBotOptions {
   extensions?: BotExtensions;
   /** Hurries the outbox after something was queued in it. */
   kickOutbox: () => void;
-  /** The HTTP client of every Bot API call of this instance (see {@link botApiClient}). */
-  client: ApiFetch;
+  /**
+   * What the start learnt from Telegram ({@link connectTelegram}): the HTTP client of every Bot
+   * API call of this instance, and who the bot is.
+   */
+  telegram: { client: ApiFetch; botInfo: UserFromGetMe };
 }
 
 /**
- * One HTTP client for every Bot API call of this instance, from the first `getMe` on (idle
- * connections end on their own).
+ * The start's first contact with Telegram, made before the storage is open: the HTTP client of
+ * every Bot API call of this instance (idle connections end on their own), and who the bot is,
+ * asked under the start-up's retry policy through that client, the retries and the metrics,
+ * without the flood control (which lives in the store; `getMe` is no message). Not
+ * `bot.init()`: grammY would retry a failing `getMe` forever without telling anyone.
  */
-export function botApiClient(config: Config): ApiFetch {
-  return apiFetch({ viaFetch: config.proxies.length > 0 });
-}
-
-/**
- * The API client of the start's `getMe`, made before the storage is open: the bot's own client,
- * retries and metrics, without the flood control (which lives in the store, and `getMe` is no
- * message).
- */
-export function identityApi(config: Config, metrics: Metrics, client: ApiFetch): Api {
-  return createApi(
+export function connectTelegram(
+  options: { config: Config; metrics: Metrics; startup: Startup },
+): { client: ApiFetch; botInfo: Promise<UserFromGetMe> } {
+  const { config, metrics, startup } = options;
+  const client = apiFetch({ viaFetch: config.proxies.length > 0 });
+  const api = createApi(
     { token: config.botToken, apiRoot: config.botApiRoot, metrics, client },
     "interactive",
   );
+  return { client, botInfo: startup.until("getMe", () => api.getMe(startup.signal as never)) };
 }
 
 /** What a program adds to the built-in bot. */
@@ -72,7 +76,8 @@ export interface BotExtensions {
 
 /** Builds the bot and returns it with its features. */
 export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; features: Feature[] } {
-  const { config, storage, metrics, instanceId, client } = options;
+  const { config, storage, metrics, instanceId } = options;
+  const { client, botInfo } = options.telegram;
   const roles = new Roles({
     adminIds: config.adminIds,
     staffChatId: config.staffChatId,
@@ -104,6 +109,7 @@ export function buildBot(options: BuildBotOptions): { bot: Bot<BotContext>; feat
   const bot = createBot({
     token: config.botToken,
     apiRoot: config.botApiRoot,
+    botInfo,
     defaultLocale: config.defaultLocale,
     metrics,
     users: storage.userCache,

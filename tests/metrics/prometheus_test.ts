@@ -44,7 +44,7 @@ Deno.test("a histogram counts each observation in its bucket, cumulatively, le f
     name: "duration_seconds",
     help: "Time",
     labelNames: ["type"],
-    buckets: [0.1, 1],
+    buckets: [1, 0.1],
     registers: [registry],
   });
   duration.observe({ type: "a" }, 0.1);
