@@ -55,7 +55,10 @@ export class Startup {
         const failure = permanentForm(error);
         if (failure) throw failure;
         if (signal.aborted) throw signal.reason;
-        const wait = backoffDelay(attempt, this.#o.backoff ?? { baseMs: 1000, maxMs: 30_000 });
+        const wait = Math.max(
+          backoffDelay(attempt, this.#o.backoff ?? { baseMs: 1000, maxMs: 30_000 }),
+          retryAfterMs(error),
+        );
         const reason = causeChain(error);
         health.setPhase("starting", `${what} failed, retrying: ${reason}`);
         log.warning("{what} failed, retrying in {wait_ms} ms: {reason}", {
@@ -68,6 +71,12 @@ export class Startup {
       }
     }
   }
+}
+
+/** How long Telegram asked to wait before the next call (a 429's `retry_after`), else 0. */
+function retryAfterMs(error: unknown): number {
+  if (!(error instanceof GrammyError) || error.error_code !== 429) return 0;
+  return (error.parameters.retry_after ?? 1) * 1000;
 }
 
 /** The error to give up with, or null when waiting may help. */

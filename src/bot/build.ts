@@ -56,9 +56,11 @@ export function connectTelegram(
 ): { client: ApiFetch; botInfo: Promise<UserFromGetMe> } {
   const { config, metrics, startup } = options;
   const client = apiFetch({ viaFetch: config.proxies.length > 0 });
+  // One request per attempt: the start-up's own retries log each failure as it happens.
   const api = createApi(
     { token: config.botToken, apiRoot: config.botApiRoot, metrics, client },
     "interactive",
+    0,
   );
   return { client, botInfo: startup.until("getMe", () => api.getMe(startup.signal as never)) };
 }

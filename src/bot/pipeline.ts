@@ -171,14 +171,16 @@ export type ApiOptions = Pick<
 /**
  * Another API client of the same bot, whose messages wait for the flood control with
  * `priority`: bulk work (broadcasts) uses one with `bulk`, so that replies to users go first.
+ * `retries` bounds its own retries of failed calls (see `apiRetry`); the start-up asks with 0,
+ * since it retries each step itself and tells the operator of every failed attempt.
  */
-export function createApi(options: ApiOptions, priority: Priority): Api {
+export function createApi(options: ApiOptions, priority: Priority, retries?: number): Api {
   const api = new Api(options.token, {
     apiRoot: options.apiRoot,
     timeoutSeconds: API_TIMEOUT_SECONDS,
     ...fetchOption(options),
   });
-  installTransformers(api, options, priority);
+  installTransformers(api, options, priority, retries);
   return api;
 }
 
@@ -193,7 +195,12 @@ function fetchOption(options: ApiOptions): { fetch?: never } {
  * first): a call waits for its turn before each attempt, and a 429 pauses every instance
  * before the retry waits it out.
  */
-function installTransformers(api: Api, options: ApiOptions, priority: Priority): void {
+function installTransformers(
+  api: Api,
+  options: ApiOptions,
+  priority: Priority,
+  retries?: number,
+): void {
   if (options.client) {
     api.config.use(options.client.direct({
       apiRoot: options.apiRoot,
@@ -203,5 +210,5 @@ function installTransformers(api: Api, options: ApiOptions, priority: Priority):
     }));
   }
   if (options.flood) api.config.use(options.flood.transformer(priority));
-  api.config.use(apiRetry({ metrics: options.metrics }));
+  api.config.use(apiRetry({ metrics: options.metrics, maxRetries: retries }));
 }

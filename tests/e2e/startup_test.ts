@@ -1,8 +1,8 @@
 /**
  * Bad starts, as an operator meets them: a database that is down at start (waited for, with
  * `/health` saying why), credentials or a database that waiting cannot fix (one short line,
- * exit 77 so the unit does not restart in a loop), Telegram unreachable (one short line per
- * attempt), and a data folder whose links lead out of the sandbox.
+ * exit 77 so the unit does not restart in a loop), Telegram unreachable or failing (one short
+ * line per attempt, each attempt one request), and a data folder whose links lead out of the sandbox.
  */
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
@@ -120,6 +120,22 @@ Deno.test("start-up: Telegram unreachable at start costs one short line per atte
     assert.ok(size(line) < 600, `a ${size(line)}-byte line: ${JSON.stringify(line)}`);
     assert.ok(!JSON.stringify(line).includes('"stack"'), JSON.stringify(line));
   }
+  assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("start-up: each failed getMe is one line with Telegram's answer, and a 429's retry_after is waited out", async () => {
+  await using api = await FakeBotApi.start();
+  api.failNext("getMe", { error_code: 502 }, 2);
+  api.failNext("getMe", { error_code: 429, retry_after: 3 });
+  await using bot = await BotProcess.start({ api });
+  await bot.waitReady(60_000);
+  // Every attempt the operator is told of is one request, not a hidden series of retries.
+  const failed = bot.logs(/^getMe failed, retrying/);
+  assert.deepEqual(failed.map((line) => line.attempt), [1, 2, 3]);
+  assert.match(String(failed[0]!.reason), /502/);
+  assert.match(String(failed[2]!.reason), /429/);
+  assert.ok(Number(failed[2]!.wait_ms) >= 3000, `waited ${failed[2]!.wait_ms} ms, asked 3 s`);
+  assert.equal(bot.logs(/^getMe works after 4 attempts/).length, 1);
   assert.equal((await bot.stop()).code, 0);
 });
 
