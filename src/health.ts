@@ -10,8 +10,10 @@ export interface CheckResult {
   status: HealthStatus;
   /** Why, for warn and fail; the report leaves it out of a pass, as the draft says. */
   output?: string;
-  /** The measured response time in ms; defaults to how long the check took. */
+  /** What was measured, in `observedUnit`; defaults to how long the check took. */
   observedValue?: number;
+  /** The unit of `observedValue` (`MiB`, `items`, …). @default "ms" */
+  observedUnit?: string;
   /** When `observedValue` was measured (ms since epoch), if not now: a job's last round. */
   time?: number;
 }
@@ -40,7 +42,8 @@ export interface CheckEntry {
   componentType: string;
   status: HealthStatus;
   observedValue: number;
-  observedUnit: "ms";
+  /** `ms` for a time (most checks); what else a check measures names its own unit. */
+  observedUnit: string;
   time: string;
   output?: string;
 }
@@ -122,7 +125,7 @@ export class Health {
           status: result.status,
           observedValue: Math.round((result.observedValue ?? performance.now() - started) * 10) /
             10,
-          observedUnit: "ms",
+          observedUnit: result.observedValue === undefined ? "ms" : result.observedUnit ?? "ms",
           time: new Date(result.time ?? Date.now()).toISOString(),
         };
         // application/health+json: `output` is for warn and fail, and omitted on a pass.

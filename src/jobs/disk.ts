@@ -62,13 +62,25 @@ export class DiskWatch {
   /** The `/health` check: `warn` below `DISK_MIN_FREE_MB`; the observed value is free MiB. */
   async check(): Promise<CheckResult> {
     const space = await this.#measure(this.#o.dir);
-    if ("unknown" in space) return { status: "pass", observedValue: 0, output: space.unknown };
+    if ("unknown" in space) {
+      return { status: "pass", observedValue: 0, observedUnit: "MiB", output: space.unknown };
+    }
     this.#o.metrics.diskFree.set(space.freeBytes);
     const observedValue = Math.floor(space.freeBytes / MIB);
     if (this.#short(space.freeBytes)) {
-      return { status: "warn", observedValue, output: this.#describe(space.freeBytes) };
+      return {
+        status: "warn",
+        observedValue,
+        observedUnit: "MiB",
+        output: this.#describe(space.freeBytes),
+      };
     }
-    return { status: "pass", observedValue, output: `${observedValue} MiB free` };
+    return {
+      status: "pass",
+      observedValue,
+      observedUnit: "MiB",
+      output: `${observedValue} MiB free`,
+    };
   }
 
   #short(freeBytes: number): boolean {

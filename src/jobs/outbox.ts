@@ -128,11 +128,12 @@ export function outboxJob(options: OutboxJobOptions): Job & { check(): Promise<C
       const stuck = backlog.filter((b) => b.oldestSeconds > STUCK_SECONDS);
       if (stuck.length === 0) {
         const waiting = backlog.reduce((n, b) => n + b.count, 0);
-        return { status: "pass", observedValue: waiting };
+        return { status: "pass", observedValue: waiting, observedUnit: "items" };
       }
       return {
         status: "warn",
         observedValue: stuck.reduce((n, b) => n + b.count, 0),
+        observedUnit: "items",
         output: stuck.map((b) =>
           `${b.count} ${b.kind} undelivered for up to ${Math.round(b.oldestSeconds / 60)} min` +
           (b.lastError ? ` (${b.lastError})` : "")

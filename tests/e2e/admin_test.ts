@@ -36,13 +36,15 @@ Deno.test("admin commands answer admins with real content; everyone else gets th
     assert.match(stats, /Median time to close: no request has been closed yet/);
   });
 
-  await t.step("/health shows every check with its status and response time", async () => {
+  await t.step("/health shows every check's status and value, each in its unit", async () => {
     const health = await ask(api, ADMIN, "/health");
     assert.match(health, /<b>Health: ✅ pass<\/b>/);
     for (const check of ["database", "store", "telegram"]) {
       assert.match(health, new RegExp(`✅ <b>${check}:responseTime</b>: pass, [\\d.]+ ms`));
     }
     assert.match(health, /<b>telegram:polling<\/b>: pass/);
+    assert.match(health, /✅ <b>disk:free<\/b>: pass, \d+ MiB/);
+    assert.match(health, /✅ <b>outbox:pending<\/b>: pass, 0 items/);
   });
 
   await t.step("/metrics shows counts, rates and latency percentiles", async () => {

@@ -31,6 +31,13 @@ Deno.test("GET /health answers application/health+json with a check per componen
     // application/health+json: no output on a passing check.
     assert.equal("output" in entry, false, `${name} has an output: ${entry.output}`);
   }
+  // Checks that measure something other than a time say what their value counts.
+  const units: Record<string, string> = { "disk:free": "MiB", "outbox:pending": "items" };
+  for (const [name, unit] of Object.entries(units)) {
+    const [entry] = report.checks[name];
+    assert.equal(entry.observedUnit, unit, name);
+    assert.ok(Number.isInteger(entry.observedValue), `${name}: ${entry.observedValue}`);
+  }
 
   // A flood of probes is answered from the cached getMe, not by flooding Telegram.
   const before = api.callsOf("getMe").length;

@@ -114,6 +114,20 @@ Deno.test("healthHandler() reports each check's details", async () => {
   }
 });
 
+Deno.test("Health: a check that measures no time names its unit; a time is in ms", async () => {
+  const health = new Health();
+  health.register(
+    "disk:free",
+    () => Promise.resolve({ status: "pass", observedValue: 2048, observedUnit: "MiB" }),
+  );
+  health.register("store:responseTime", () => Promise.resolve({ status: "pass" }));
+  health.setPhase("ready");
+  const { report } = await get(health);
+  const disk = entryOf(report, "disk:free");
+  assert.deepEqual([disk.observedValue, disk.observedUnit], [2048, "MiB"]);
+  assert.equal(entryOf(report, "store:responseTime").observedUnit, "ms");
+});
+
 Deno.test("healthHandler() leaves output out of a passing check, keeps it for warn and fail", async () => {
   const health = new Health();
   const saying = (status: HealthStatus): Check => () =>

@@ -35,6 +35,7 @@ Deno.test("DiskWatch warns below DISK_MIN_FREE_MB, says when it cannot measure, 
     assert.deepEqual(await watch(2048).check(), {
       status: "pass",
       observedValue: 2048,
+      observedUnit: "MiB",
       output: "2048 MiB free",
     });
     assert.equal(await watch(2048).problem(), null);
@@ -55,6 +56,7 @@ Deno.test("DiskWatch warns below DISK_MIN_FREE_MB, says when it cannot measure, 
     assert.deepEqual(await watch(null).check(), {
       status: "pass",
       observedValue: 0,
+      observedUnit: "MiB",
       output: "free space unknown: needs --allow-sys=statfs",
     });
     assert.equal(await watch(null).problem(), null);

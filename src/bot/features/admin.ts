@@ -26,6 +26,13 @@ const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
 const STATUS_ICONS: Record<HealthStatus, string> = { pass: "✅", warn: "⚠️", fail: "❌" };
 
+/** How `/health` shows a check's value in the units checks report it in. */
+const UNIT_KEYS: Record<string, MessageKey> = {
+  ms: "admin.health.ms",
+  MiB: "admin.health.MiB",
+  items: "admin.health.items",
+};
+
 const REQUEST_STATUS_KEYS: Record<string, MessageKey> = {
   new: "admin.status.new",
   in_progress: "admin.status.in_progress",
@@ -69,7 +76,9 @@ export function adminFeature(options: AdminOptions): Feature {
           icon: STATUS_ICONS[entry.status],
           name: escapeHtml(name),
           status: entry.status,
-          ms: entry.observedValue,
+          measured: entry.observedUnit in UNIT_KEYS
+            ? ctx.t(UNIT_KEYS[entry.observedUnit]!, { value: entry.observedValue })
+            : `${entry.observedValue} ${escapeHtml(entry.observedUnit)}`,
         });
         if (entry.output) line += `\n    ${escapeHtml(entry.output)}`;
         lines.push(line);
