@@ -106,8 +106,8 @@ async function withRedis(body: (store: KeyValueStore, metrics: Metrics) => Promi
 }
 
 /**
- * `store`, noting when it admitted each message whose take uses the log `key` (the bulk pace,
- * or the bot-wide log for all messages): the time its take script ran with (the store's clock,
+ * `store`, noting when it admitted each message whose take uses `log` (the bulk pace, or the
+ * bot-wide log, which every message uses): the time its take script ran with (the store's clock,
  * read as the call leaves) for every such take answered "go now". What the stub network sees
  * also carries the event loop's stalls after the admission, which a busy machine (the parallel
  * test run) can make longer than a window.
