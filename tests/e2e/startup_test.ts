@@ -2,7 +2,8 @@
  * Bad starts, as an operator meets them: a database that is down at start (waited for, with
  * `/health` saying why), credentials or a database that waiting cannot fix (one short line,
  * exit 77 so the unit does not restart in a loop), Telegram unreachable or failing (one short
- * line per attempt, each attempt one request), and a data folder whose links lead out of the sandbox.
+ * line per attempt, each attempt one request), and a data folder whose links lead out of the
+ * sandbox.
  */
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
