@@ -150,7 +150,7 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
     });
     for (const [name, check] of Object.entries(transport.checks)) health.register(name, check);
     transport.failed.then(fail);
-    await transport.start(built.api, allowedUpdates(features));
+    await transport.start(telegram.api, allowedUpdates(features));
     if (lifetime.signal.aborted) return;
     health.setPhase("ready");
     log.info("ready as @{username} in {mode} mode after {startup_ms} ms", {

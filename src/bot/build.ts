@@ -2,7 +2,7 @@
  * The service desk's bot over open storage: the roles, the features (the service desk's and
  * any a program adds) and the grammY bot with its pipeline.
  */
-import type { Bot } from "grammy";
+import type { Api, Bot } from "grammy";
 import type { UserFromGetMe } from "grammy/types";
 import type { Startup } from "../startup.ts";
 import type { Config } from "../config.ts";
@@ -47,13 +47,15 @@ export interface BuildBotOptions {
 /**
  * The start's first contact with Telegram, made before the storage is open: the HTTP client of
  * every Bot API call of this instance (idle connections end on their own), and who the bot is,
- * asked under the start-up's retry policy through that client, the retries and the metrics,
- * without the flood control (which lives in the store; `getMe` is no message). Not
- * `bot.init()`: grammY would retry a failing `getMe` forever without telling anyone.
+ * asked under the start-up's retry policy through that client and the metrics. `api` is that
+ * client without retries of its own and without the flood control (which lives in the store;
+ * these calls are no messages): for the start-up's steps, whose own retries log each failed
+ * attempt, and for the poller, which retries `getUpdates` itself. Not `bot.init()`: grammY
+ * would retry a failing `getMe` forever without telling anyone.
  */
 export function connectTelegram(
   options: { config: Config; metrics: Metrics; startup: Startup },
-): { client: ApiFetch; botInfo: Promise<UserFromGetMe> } {
+): { client: ApiFetch; api: Api; botInfo: Promise<UserFromGetMe> } {
   const { config, metrics, startup } = options;
   const client = apiFetch({ viaFetch: config.proxies.length > 0 });
   // One request per attempt: the start-up's own retries log each failure as it happens.
@@ -62,7 +64,11 @@ export function connectTelegram(
     "interactive",
     0,
   );
-  return { client, botInfo: startup.until("getMe", () => api.getMe(startup.signal as never)) };
+  return {
+    client,
+    api,
+    botInfo: startup.until("getMe", () => api.getMe(startup.signal as never)),
+  };
 }
 
 /** What a program adds to the built-in bot. */

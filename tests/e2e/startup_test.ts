@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startPostgres } from "../support/postgres_server.ts";
-import { BotProcess, freePort, type LogLine } from "./program.ts";
+import { BotProcess, freePort, type LogLine, webhookEnv } from "./program.ts";
 
 /** One log line as the operator's journal shows it. */
 const size = (line: LogLine) => JSON.stringify(line).length;
@@ -138,6 +138,32 @@ Deno.test("start-up: each failed getMe is one line with Telegram's answer, and a
   assert.ok(Number(failed[2]!.wait_ms) >= 3000, `waited ${failed[2]!.wait_ms} ms, asked 3 s`);
   assert.equal(bot.logs(/^getMe works after 4 attempts/).length, 1);
   assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("start-up: the transports' own calls (getWebhookInfo, setWebhook) are one request per logged attempt too", async (t) => {
+  const failTwice = async (
+    method: string,
+    env: (port: number) => Record<string, string>,
+  ) => {
+    await using api = await FakeBotApi.start();
+    api.failNext(method, { error_code: 502 }, 2);
+    const port = freePort();
+    await using bot = await BotProcess.start({
+      api,
+      env: { ...env(port), HTTP_PORT: String(port) },
+    });
+    await bot.waitReady(60_000);
+    const failed = bot.logs(new RegExp(`^${method} failed, retrying`));
+    assert.deepEqual(failed.map((line) => line.attempt), [1, 2]);
+    assert.equal(bot.logs(new RegExp(`^${method} works after 3 attempts`)).length, 1);
+    assert.equal(api.callsOf(method).length, 3, "two failed requests and the one that worked");
+    assert.equal((await bot.stop()).code, 0);
+  };
+  await t.step("polling: getWebhookInfo", () => failTwice("getWebhookInfo", () => ({})));
+  await t.step(
+    "webhook: setWebhook",
+    () => failTwice("setWebhook", (port) => webhookEnv(port, "startup-Secret_0123456789")),
+  );
 });
 
 Deno.test("start-up: a symbolic link in data/ that leads out of the sandbox refuses the start (78)", async () => {
