@@ -6,6 +6,7 @@
  * does not exist, a schema that does not fit) ends the start-up at once instead.
  */
 import { GrammyError } from "grammy";
+import { retryAfterSeconds } from "./bot/api_retry.ts";
 import { causeChain, isPermanent, UnauthorizedTokenError } from "./errors.ts";
 import type { Health } from "./health.ts";
 import type { Logger } from "./log.ts";
@@ -75,8 +76,7 @@ export class Startup {
 
 /** How long Telegram asked to wait before the next call (a 429's `retry_after`), else 0. */
 function retryAfterMs(error: unknown): number {
-  if (!(error instanceof GrammyError) || error.error_code !== 429) return 0;
-  return (error.parameters.retry_after ?? 1) * 1000;
+  return ((error instanceof GrammyError ? retryAfterSeconds(error) : null) ?? 0) * 1000;
 }
 
 /** The error to give up with, or null when waiting may help. */

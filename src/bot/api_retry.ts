@@ -24,6 +24,16 @@ export interface ApiRetryOptions {
 const SELF_RETRYING = new Set(["getUpdates"]);
 
 /**
+ * The wait Telegram asked for with a 429, in seconds (`parameters.retry_after`; 1 when it names
+ * none); null for any other failure. Takes a failed answer or a `GrammyError`.
+ */
+export function retryAfterSeconds(
+  failure: { error_code: number; parameters?: { retry_after?: number } },
+): number | null {
+  return failure.error_code === 429 ? failure.parameters?.retry_after ?? 1 : null;
+}
+
+/**
  * A grammY API transformer that retries flood waits (429, honouring `retry_after`), server
  * errors (5xx) and network failures, with a bound, and counts every attempt.
  */
@@ -46,8 +56,8 @@ export function apiRetry(options: ApiRetryOptions): Transformer {
         const result = await prev(method, payload, signal);
         metrics.apiCalls.inc({ method, result: result.ok ? "ok" : String(result.error_code) });
         if (result.ok || attempt >= retries) return result;
-        if (result.error_code === 429) {
-          const retryAfter = result.parameters?.retry_after ?? 1;
+        const retryAfter = retryAfterSeconds(result);
+        if (retryAfter !== null) {
           if (retryAfter > maxRetryAfterSeconds) return result;
           waitMs = retryAfter * 1000;
           reason = "429";

@@ -18,6 +18,7 @@ import type { Logger } from "../../log.ts";
 import type { BackgroundMetrics } from "../../metrics/background.ts";
 import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import { delay } from "../../util/delay.ts";
+import { retryAfterSeconds } from "../api_retry.ts";
 import { admit, type FloodLimits, type FloodLog, type LogRule, pauseLog } from "./limits.ts";
 import { floodKeys, pauseScript } from "./script.ts";
 import { TakeBatch } from "./take_batch.ts";
@@ -101,9 +102,8 @@ export class FloodControl {
       }
       await this.acquire(chat, priority, signal as unknown as AbortSignal | undefined);
       const result = await prev(method, payload, priority === "bulk" ? undefined : signal);
-      if (!result.ok && result.error_code === 429) {
-        await this.pause(chat, result.parameters?.retry_after ?? 1);
-      }
+      const retryAfter = result.ok ? null : retryAfterSeconds(result);
+      if (retryAfter !== null) await this.pause(chat, retryAfter);
       return result;
     };
   }
