@@ -12,11 +12,14 @@ export interface CheckResult {
   output?: string;
   /** What was measured, in `observedUnit`; defaults to how long the check took. */
   observedValue?: number;
-  /** The unit of `observedValue` (`MiB`, `items`, …). @default "ms" */
-  observedUnit?: string;
+  /** The unit of `observedValue`. @default "ms" */
+  observedUnit?: HealthUnit;
   /** When `observedValue` was measured (ms since epoch), if not now: a job's last round. */
   time?: number;
 }
+
+/** What a check's value counts: a time (most checks), free space, or waiting items. */
+export type HealthUnit = "ms" | "MiB" | "items";
 
 /** A component's health check; it gets a signal that aborts when the probe gives up. */
 export type Check = (signal: AbortSignal) => Promise<CheckResult>;
@@ -42,8 +45,7 @@ export interface CheckEntry {
   componentType: string;
   status: HealthStatus;
   observedValue: number;
-  /** `ms` for a time (most checks); what else a check measures names its own unit. */
-  observedUnit: string;
+  observedUnit: HealthUnit;
   time: string;
   output?: string;
 }

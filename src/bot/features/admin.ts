@@ -10,7 +10,7 @@ import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Stats } from "../../db/stats.ts";
 import type { UserRow } from "../../db/users.ts";
-import type { Health, HealthStatus } from "../../health.ts";
+import type { Health, HealthStatus, HealthUnit } from "../../health.ts";
 import type { MetricsSummary } from "../../metrics/summary.ts";
 import type { BackupRound } from "../../ops/backup.ts";
 import type { UserCache } from "../../store/user_cache.ts";
@@ -26,8 +26,8 @@ const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
 const STATUS_ICONS: Record<HealthStatus, string> = { pass: "✅", warn: "⚠️", fail: "❌" };
 
-/** How `/health` shows a check's value in the units checks report it in. */
-const UNIT_KEYS: Record<string, MessageKey> = {
+/** How `/health` shows a check's value in its unit. */
+const UNIT_KEYS: Record<HealthUnit, MessageKey> = {
   ms: "admin.health.ms",
   MiB: "admin.health.MiB",
   items: "admin.health.items",
@@ -76,9 +76,7 @@ export function adminFeature(options: AdminOptions): Feature {
           icon: STATUS_ICONS[entry.status],
           name: escapeHtml(name),
           status: entry.status,
-          measured: entry.observedUnit in UNIT_KEYS
-            ? ctx.t(UNIT_KEYS[entry.observedUnit]!, { value: entry.observedValue })
-            : `${entry.observedValue} ${escapeHtml(entry.observedUnit)}`,
+          measured: ctx.t(UNIT_KEYS[entry.observedUnit], { value: entry.observedValue }),
         });
         if (entry.output) line += `\n    ${escapeHtml(entry.output)}`;
         lines.push(line);
