@@ -65,6 +65,20 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
   lua: `
     local now = tonumber(ARGV[1])
     local takes = cjson.decode(ARGV[2])
+    -- list[from..to], comma-separated, each written with %d: cjson writes every number with
+    -- %.14g, which for a time in ms takes glibc's multi-precision path, and writing the
+    -- bot-wide log of 30 send times that way was a third of the script's cost in Redis.
+    local formats = {}
+    local function integers(list, from, to)
+      local count = to - from + 1
+      if count < 1 then return '' end
+      local format = formats[count]
+      if not format then
+        format = string.rep('%d,', count - 1) .. '%d'
+        formats[count] = format
+      end
+      return string.format(format, unpack(list, from, to))
+    end
     local logs = {}
     local function load(i, window)
       if logs[i] then return logs[i] end
@@ -73,13 +87,19 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
       local log = {times = {}, pause = 0, dirty = false}
       if type(stored) == 'table' then
         if type(stored.t) == 'table' then
+          local times, n, sorted, last = log.times, 0, true, -math.huge
           for _, at in ipairs(stored.t) do
-            if type(at) == 'number' and at > now - window then log.times[#log.times + 1] = at end
+            if type(at) == 'number' and at > now - window then
+              n = n + 1
+              times[n] = at
+              if at < last then sorted = false end
+              last = at
+            end
           end
+          if not sorted then table.sort(times) end
         end
         if type(stored.p) == 'number' then log.pause = stored.p end
       end
-      table.sort(log.times)
       logs[i] = log
       return log
     end
@@ -105,13 +125,13 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
     end
     for i, log in pairs(logs) do
       if log.dirty then
-        local kept = {}
-        for j = math.max(1, #log.times - log.keep + 1), #log.times do kept[#kept + 1] = log.times[j] end
-        redis.call('SET', KEYS[i], cjson.encode({t = kept, p = 0}), 'PX',
-          math.max(1, math.ceil(log.window)))
+        local times = log.times
+        redis.call('SET', KEYS[i],
+          '{"t":[' .. integers(times, math.max(1, #times - log.keep + 1), #times) .. '],"p":0}',
+          'PX', math.max(1, math.ceil(log.window)))
       end
     end
-    return cjson.encode({waits = waits})`,
+    return '{"waits":[' .. integers(waits, 1, #waits) .. ']}'`,
   apply(current, [takes], nowMs) {
     const { waits, writes } = admitTakes(current.map(toFloodLog), takes, nowMs);
     const scriptWrites: ScriptWrite[] = writes.map((write) =>
