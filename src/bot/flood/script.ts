@@ -128,7 +128,7 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
         local times = log.times
         redis.call('SET', KEYS[i],
           '{"t":[' .. integers(times, math.max(1, #times - log.keep + 1), #times) .. '],"p":0}',
-          'PX', math.max(1, math.ceil(log.window)))
+          'PX', string.format('%d', math.max(1, math.ceil(log.window))))
       end
     end
     return '{"waits":[' .. integers(waits, 1, #waits) .. ']}'`,

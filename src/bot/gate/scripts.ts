@@ -93,7 +93,8 @@ const DIALOG_LUA = `
     d.sAt = now + state_ttl
     if d.dAt > now then d.dAt = now + data_ttl end
     local encoded = cjson.encode(d)
-    redis.call('SET', key, encoded, 'PX', math.max(state_ttl, data_ttl) + ${EXPIRED_DIALOG_MEMORY_MS})
+    redis.call('SET', key, encoded, 'PX',
+      string.format('%d', math.max(state_ttl, data_ttl) + ${EXPIRED_DIALOG_MEMORY_MS}))
     return encoded
   end
 `;
@@ -151,7 +152,7 @@ export const gateScript: AtomicScript<GateArgs, GateVerdict & Record<string, Jso
         tonumber(ARGV[5]), tonumber(ARGV[6]))
       if verdict.kind ~= 'pass' then return cjson.encode(verdict) end
     end
-    if lease_ms > 0 then redis.call('SET', KEYS[4], token, 'PX', lease_ms) end
+    if lease_ms > 0 then redis.call('SET', KEYS[4], token, 'PX', string.format('%d', lease_ms)) end
     -- The stored dialog and profile are JSON already: spliced in as they are, not encoded again.
     -- The time (whole ms) with %d: %.0f took glibc's floating-point path, several times slower.
     local answer = '{"kind":"pass","at":' .. string.format('%d', now) .. ',"profileRead":' ..
@@ -241,11 +242,12 @@ export const finishScript: AtomicScript<FinishArgs, FinishResult & Record<string
       elseif version ~= write.expect then
         result = {written = false, conflict = 'version', version = version}
       else
-        redis.call('SET', KEYS[2], cjson.encode(write.record), 'PX', write.ttlMs)
+        redis.call('SET', KEYS[2], cjson.encode(write.record), 'PX',
+          string.format('%d', write.ttlMs))
         result = {written = true}
       end
     end
-    redis.call('SET', KEYS[1], '1', 'PX', ${SEEN_TTL_MS})
+    redis.call('SET', KEYS[1], '1', 'PX', '${SEEN_TTL_MS}')
     if holder and holder == token then redis.call('DEL', KEYS[3]) end
     return cjson.encode(result)`,
   apply([_seen, dialog, lease], [token, write]): {
