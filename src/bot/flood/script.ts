@@ -79,10 +79,12 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
       end
       return string.format(format, unpack(list, from, to))
     end
+    -- Every log read in one call (each key is some message's): a redis.call per key cost more.
+    local raws = redis.call('MGET', unpack(KEYS))
     local logs = {}
     local function load(i, window)
       if logs[i] then return logs[i] end
-      local raw = redis.call('GET', KEYS[i])
+      local raw = raws[i]
       local stored = raw and cjson.decode(raw) or nil
       local log = {times = {}, pause = 0, dirty = false}
       if type(stored) == 'table' then

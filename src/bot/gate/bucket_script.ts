@@ -22,14 +22,14 @@ function isState(value: Json): value is BucketState & Record<string, Json> {
 }
 
 /**
- * Lua defining `consume_bucket(key, now, capacity, window, ban_after, ban_ms)`: reads the
- * bucket at `key`, applies the rules of `consume()`, writes it back with its TTL and returns
- * the verdict as a table. Scripts that limit (the gate) include it.
+ * Lua defining `consume_bucket(key, raw, now, capacity, window, ban_after, ban_ms)`: applies the
+ * rules of `consume()` to the bucket `raw` read from `key` (false when there is none), writes it
+ * back with its TTL and returns the verdict as a table. Scripts that limit (the gate) include
+ * it; they read the bucket with their other keys, in one MGET.
  */
 export const BUCKET_LUA = `
-  local function consume_bucket(key, now, capacity, window, ban_after, ban_ms)
+  local function consume_bucket(key, raw, now, capacity, window, ban_after, ban_ms)
     local epsilon = 1e-9
-    local raw = redis.call('GET', key)
     local s = raw and cjson.decode(raw) or nil
     if type(s) ~= 'table' or type(s.tokens) ~= 'number' or type(s.at) ~= 'number' then
       s = {tokens = capacity, at = now, violations = 0, told = false, bannedUntil = 0}
