@@ -29,9 +29,11 @@ import { floodKeys, takeScript, takeSpec } from "../src/bot/flood/script.ts";
 import {
   type FinishArgs,
   finishScript,
+  finishScriptKeys,
   type GateArgs,
   gateKeys,
   gateScript,
+  gateScriptKeys,
 } from "../src/bot/gate/scripts.ts";
 import { logger } from "../src/log.ts";
 import { Metrics } from "../src/metrics/metrics.ts";
@@ -128,15 +130,11 @@ async function gateAndCommit(
 ) {
   const keys = gateKeys(chat, chat, updateId);
   const token = `bench:${updateId}`;
-  const verdict = await store.run(
-    gateScript,
-    [keys.seen, keys.bucket, keys.dialog, keys.lease, keys.profile!],
-    gateArgs(token),
-  );
+  const verdict = await store.run(gateScript, gateScriptKeys(keys), gateArgs(token));
   if (verdict.kind !== "pass") throw new Error(`the gate answered ${verdict.kind}`);
   await between?.();
   const finish: FinishArgs = [token, null];
-  await store.run(finishScript, [keys.seen, keys.dialog, keys.lease], finish);
+  await store.run(finishScript, finishScriptKeys(keys), finish);
 }
 
 if (import.meta.main) {

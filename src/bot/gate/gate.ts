@@ -7,15 +7,17 @@ import { rateLimitArgs } from "./bucket_script.ts";
 import {
   type DialogWrite,
   finishScript,
+  finishScriptKeys,
   type GateArgs,
   type GateKeys,
   gateKeys,
   gateScript,
+  gateScriptKeys,
   type GateVerdict,
   renewLeaseScript,
 } from "./scripts.ts";
 import { type DialogRecord, EXPIRED_DIALOG_MEMORY_MS } from "../dialog/record.ts";
-import type { Json, KeyValueStore, StoreKey } from "../../store/store.ts";
+import type { Json, KeyValueStore } from "../../store/store.ts";
 import { backoffDelay } from "../../util/backoff.ts";
 import { delay } from "../../util/delay.ts";
 import type { BotContext } from "../context.ts";
@@ -129,8 +131,7 @@ export function createGate(options: GateOptions): {
       fsm.stateTtlMs,
       fsm.dataTtlMs,
     ];
-    const storeKeys: StoreKey[] = [keys.seen, keys.bucket, keys.dialog, keys.lease];
-    if (keys.profile) storeKeys.push(keys.profile);
+    const storeKeys = gateScriptKeys(keys);
     const started = performance.now();
     for (let attempt = 0;; attempt++) {
       let verdict: GateVerdict;
@@ -231,10 +232,9 @@ export function createGate(options: GateOptions): {
       ttlMs: recordTtlMs,
     };
     try {
-      const { seen, dialog, lease } = ticket.keys;
       const result = await timed(
         "finish",
-        store.run(finishScript, [seen, dialog, lease], [ticket.token, write]),
+        store.run(finishScript, finishScriptKeys(ticket.keys), [ticket.token, write]),
       );
       storeAnswered();
       if (write === null) {

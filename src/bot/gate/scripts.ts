@@ -45,6 +45,18 @@ export function gateKeys(chat: number, sender: number, updateId: number): GateKe
   };
 }
 
+/** The keys of {@link gateScript}, in its order: seen, bucket, dialog, lease (and profile). */
+export function gateScriptKeys(keys: GateKeys): StoreKey[] {
+  const storeKeys = [keys.seen, keys.bucket, keys.dialog, keys.lease];
+  if (keys.profile) storeKeys.push(keys.profile);
+  return storeKeys;
+}
+
+/** The keys of {@link finishScript}, in its order: seen, dialog, lease. */
+export function finishScriptKeys(keys: GateKeys): StoreKey[] {
+  return [keys.seen, keys.dialog, keys.lease];
+}
+
 /** Arguments of {@link gateScript}. */
 export type GateArgs = [
   limit: boolean,

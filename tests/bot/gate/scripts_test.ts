@@ -6,15 +6,17 @@ import {
   type DialogWrite,
   type FinishResult,
   finishScript,
+  finishScriptKeys,
   type GateArgs,
   gateKeys,
   gateScript,
+  gateScriptKeys,
   type GateVerdict,
   renewLeaseScript,
   SEEN_TTL_MS,
 } from "../../../src/bot/gate/scripts.ts";
 import { type DialogRecord } from "../../../src/bot/dialog/record.ts";
-import type { KeyValueStore, StoreKey } from "../../../src/store/store.ts";
+import type { KeyValueStore } from "../../../src/store/store.ts";
 import { delay } from "../../../src/util/delay.ts";
 import { testOnBothStores } from "../../support/stores.ts";
 
@@ -44,9 +46,7 @@ async function gate(store: KeyValueStore, call: Call): Promise<GateVerdict> {
     HOUR,
     HOUR,
   ];
-  const storeKeys: StoreKey[] = [keys.seen, keys.bucket, keys.dialog, keys.lease];
-  if (keys.profile) storeKeys.push(keys.profile);
-  return await store.run(gateScript, storeKeys, args) as GateVerdict;
+  return await store.run(gateScript, gateScriptKeys(keys), args) as GateVerdict;
 }
 
 async function finish(
@@ -55,7 +55,7 @@ async function finish(
   write: DialogWrite | null = null,
 ): Promise<FinishResult> {
   const keys = keysOf(call);
-  return await store.run(finishScript, [keys.seen, keys.dialog, keys.lease], [
+  return await store.run(finishScript, finishScriptKeys(keys), [
     call.token ?? "",
     write,
   ]);
