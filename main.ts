@@ -31,6 +31,11 @@ import { PROGRAM_NAME, VERSION } from "./src/version.ts";
  * Ctrl-C reaches both `deno task` and the bot, which may pass it on once more.
  */
 const SAME_SIGNAL_MS = 2000;
+/**
+ * A repeat within this long is that copy of the same press (`deno task` passes it on at once),
+ * not a second press: it is logged at debug level only, so that one Ctrl-C does not log "again".
+ */
+const COPY_OF_SIGNAL_MS = 100;
 
 const USAGE = `${PROGRAM_NAME} ${VERSION}: a Telegram service-desk bot
 
@@ -159,6 +164,10 @@ async function run(extensions: AppExtensions): Promise<number> {
   const onSignal = (signal: Deno.Signal) => () => {
     const now = performance.now();
     if (firstSignalAt !== null) {
+      if (now - firstSignalAt < COPY_OF_SIGNAL_MS) {
+        log.debug("{signal} repeated at once (passed on by `deno task`): ignored", { signal });
+        return;
+      }
       if (now - firstSignalAt < SAME_SIGNAL_MS) {
         log.info("{signal} again: still stopping gracefully (send it once more to exit at once)", {
           signal,

@@ -83,6 +83,8 @@ Deno.test("signals: Ctrl-C under `deno task start` finishes the update in flight
   assert.equal(summary.finished, 1);
   assert.deepEqual(summary.abandoned, []);
   assert.equal(task.lines.filter((l) => /exiting at once/.test(l.msg)).length, 0);
+  // The copy `deno task` passes on is no second press: nothing says "again".
+  assert.deepEqual(task.lines.filter((l) => /again/.test(l.msg)).map((l) => l.msg), []);
   assert.equal(api.sentMessages(301).length, 1, "answered once");
 });
 
