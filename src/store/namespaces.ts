@@ -31,6 +31,8 @@ export const NAMESPACES = {
    * them; every key has the entity `polling` (one Redis Cluster slot, one script's keys).
    */
   inbox: "inbox",
+  /** The key the store's health probe writes (it expires in seconds): see `ping()`. */
+  probe: "probe",
 } as const;
 
 /** Namespaces whose keys `backup` saves: losing them would lose users' dialogs. */

@@ -8,6 +8,7 @@ import { errorMessage, StoreUnavailableError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { fromRedisKey, namespacePattern, toRedisKey } from "./keys.ts";
+import { NAMESPACES } from "./namespaces.ts";
 import { type Arg, RedisReplyError, type Reply, RespClient } from "./resp.ts";
 import { type BatchSender, CALL_FAILED, ScriptBatcher } from "./script_batch.ts";
 import type {
@@ -30,6 +31,8 @@ export interface RedisStoreOptions {
 }
 
 const RECONNECT_BACKOFF = { baseMs: 100, maxMs: 2_000 };
+/** What {@link RedisStore.ping} writes. */
+const PROBE_KEY: StoreKey = [NAMESPACES.probe, "instances"];
 const LOG_INTERVAL_MS = 10_000;
 // Redis' answers to a wrong or missing password.
 const CREDENTIALS_REFUSED = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i;
@@ -224,9 +227,14 @@ export class RedisStore implements KeyValueStore {
     }
   }
 
+  /**
+   * A small write rather than a PING: a full Redis (`maxmemory` with `noeviction`) still answers
+   * PING and reads, but refuses every write the gate and the commit make, and the health check,
+   * the store alert and `doctor` should say so.
+   */
   async ping(): Promise<number> {
     const started = performance.now();
-    await this.#call("PING", ["PING"]);
+    await this.#call("a write", ["SET", this.#key(PROBE_KEY), "1", "PX", "10000"]);
     return performance.now() - started;
   }
 

@@ -89,7 +89,10 @@ export interface KeyValueStore {
     keys: readonly StoreKey[],
     args: Args,
   ): Promise<Result>;
-  /** Round trip time of a no-op command in milliseconds; rejects when unreachable. */
+  /**
+   * Round trip time in milliseconds of a call that shows the store works (Redis: a small write,
+   * which a full Redis refuses); rejects when unreachable or refusing.
+   */
   ping(): Promise<number>;
   /** Closes connections; further calls reject. Idempotent. */
   close(): Promise<void>;

@@ -155,6 +155,25 @@ Deno.test("RedisStore fails fast while Redis is down and recovers when it is bac
   }
 });
 
+Deno.test("RedisStore.ping() fails while a full Redis refuses writes, and passes once it takes them again", async () => {
+  await using server = await startRedis();
+  await using store = disposable(
+    await openRedisStore({ url: server.url, keyPrefix: randomPrefix() }),
+  );
+  assert.ok(await store.ping() >= 0);
+  // Full, as with Compose's --maxmemory and noeviction: reads still work, writes are refused.
+  await redisCli(server, "config", "set", "maxmemory-policy", "noeviction");
+  await redisCli(server, "config", "set", "maxmemory", "1");
+  assert.equal(await store.get(["k", 1]), null);
+  await assert.rejects(store.ping(), (error: unknown) => {
+    assert.ok(error instanceof StoreUnavailableError, String(error));
+    assert.match(error.message, /^Redis refused a write: OOM /);
+    return true;
+  });
+  await redisCli(server, "config", "set", "maxmemory", "0");
+  assert.ok(await store.ping() >= 0);
+});
+
 Deno.test("openRedisStore() rejects with StoreUnavailableError when nothing listens", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
