@@ -56,8 +56,10 @@ WORKDIR /var/lib/service-desk-bot
 USER 65532:65532
 
 # Listen on all interfaces inside the container (the program's default is 127.0.0.1).
+# MALLOC_MMAP_THRESHOLD_ as the start task in deno.json sets it (see the README's Build section).
 ENV HTTP_HOST=0.0.0.0 \
-    HTTP_PORT=8080
+    HTTP_PORT=8080 \
+    MALLOC_MMAP_THRESHOLD_=131072
 EXPOSE 8080
 VOLUME ["/var/lib/service-desk-bot"]
 

@@ -21,6 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import { FAKE_TOKEN, FakeBotApi } from "../tests/fake_bot_api.ts";
+import { parseStartTask, PROJECT_ROOT } from "../scripts/start_command.ts";
 import { freePort, startArgs, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
 import { startPostgres } from "../tests/support/postgres_server.ts";
 import { startRedis } from "../tests/support/redis_server.ts";
@@ -60,9 +61,7 @@ async function programArgs(
   const inspect = `--inspect=127.0.0.1:${inspectPort}`;
   let args: string[];
   if (root) {
-    const task: string = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)).tasks.start;
-    // "deno run FLAGS… main.ts"
-    const flags = task.trim().split(/\s+/).slice(2, -1);
+    const { flags } = parseStartTask(await Deno.readTextFile(`${root}/deno.json`));
     args = ["run", inspect, "--config", `${root}/deno.json`, ...flags, `${root}/main.ts`];
   } else {
     args = startArgs(BENCH_PROGRAM);
@@ -206,6 +205,8 @@ async function main(): Promise<void> {
       RATE_LIMIT_ENABLED: "true",
       RATE_LIMIT_MAX_REQUESTS: "10000",
       LOG_LEVEL: "warning",
+      // What the start task sets before `deno run` (the C library's memory settings).
+      ...parseStartTask(await Deno.readTextFile(`${values.root ?? PROJECT_ROOT}/deno.json`)).env,
     },
     stdout: "null",
     stderr: "null",

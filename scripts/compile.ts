@@ -72,11 +72,16 @@ export function compileArgs(
 }
 
 if (import.meta.main) {
-  const { runFlags: flags, entry } = readStartCommand();
+  const { runFlags: flags, entry, env } = readStartCommand();
   const target = Deno.args.find((arg) => arg.startsWith("--target="))?.slice("--target=".length);
   const exclude = unshippedFolders(PROJECT_ROOT);
   const args = compileArgs(flags, entry, "dist/service-desk-bot", target, exclude);
   console.log(`deno ${args.join(" ")}`);
   const { code } = await new Deno.Command("deno", { args, cwd: PROJECT_ROOT }).spawn().status;
+  if (code === 0 && Object.keys(env).length > 0) {
+    // A binary carries no environment: what the start task sets must come from its runner.
+    const settings = Object.entries(env).map(([name, value]) => `${name}=${value}`).join(" ");
+    console.log(`run it with ${settings} (deploy/bot.service and the Dockerfile set it)`);
+  }
   Deno.exit(code);
 }

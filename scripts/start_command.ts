@@ -29,8 +29,14 @@ export const PERMISSION_NAMES = [
 /** One of {@link PERMISSION_NAMES}. */
 export type PermissionName = typeof PERMISSION_NAMES[number];
 
-/** The parts of the `start` task: `deno run <flags> <entry>`. */
+/** The parts of the `start` task: `[NAME=value…] deno run <flags> <entry>`. */
 export interface StartCommand {
+  /**
+   * What the task puts in the program's environment (`NAME=value` words before `deno`): the
+   * C library's memory settings, which must be set before the process starts. The compiled
+   * binary cannot carry them: `deploy/bot.service` and the Dockerfile set the same.
+   */
+  env: Record<string, string>;
   /** The task's own flags between `deno run` and the entry point, as written. */
   flags: string[];
   /** The entry point, relative to the project root. */
@@ -59,8 +65,15 @@ export function parseStartTask(denoJson: string): StartCommand {
   const task = config.tasks?.start;
   if (!task) throw new Error("deno.json has no start task");
   const words = task.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  while (words.length > 0 && ENV_WORD.test(words[0]!)) {
+    const word = words.shift()!;
+    env[word.slice(0, word.indexOf("="))] = word.slice(word.indexOf("=") + 1);
+  }
   if (words[0] !== "deno" || words[1] !== "run") {
-    throw new Error(`the start task must be "deno run <flags> <entry>", got: ${task}`);
+    throw new Error(
+      `the start task must be "[NAME=value…] deno run <flags> <entry>", got: ${task}`,
+    );
   }
   const entry = words.at(-1)!;
   const flags = words.slice(2, -1);
@@ -88,8 +101,11 @@ export function parseStartTask(denoJson: string): StartCommand {
   if (runFlags.some((flag) => /^--allow-all$|^-A$/.test(flag))) {
     throw new Error("the start task must not grant every permission");
   }
-  return { flags, entry, permissions, runFlags };
+  return { env, flags, entry, permissions, runFlags };
 }
+
+/** An environment assignment in front of the task's command: `NAME=value`. */
+const ENV_WORD = /^[A-Z_][A-Z0-9_]*=\S*$/;
 
 function checkSet(name: string, set: unknown): PermissionSet {
   if (typeof set !== "object" || set === null || Array.isArray(set)) {

@@ -107,6 +107,8 @@ export class BotProcess implements AsyncDisposable {
     const port = Number(options.env?.HTTP_PORT ?? freePort());
     const env: Record<string, string> = {
       ...passThrough(),
+      // What the start task sets before `deno run` (the C library's memory settings).
+      ...readStartCommand().env,
       BOT_TOKEN: FAKE_TOKEN,
       HTTP_PORT: String(port),
       SHUTDOWN_TIMEOUT: "20",

@@ -137,9 +137,9 @@ Deno.test("deno task start prints one short line of its own, then the program's"
   assert.equal(code, 0, stderr);
   const own = stderr.split("\n").filter((line) => line.trim() !== "");
   assert.equal(own.length, 1, `deno printed more than its task line:\n${stderr}`);
-  assert.match(own[0]!, /^Task start deno run /);
+  assert.match(own[0]!, /^Task start MALLOC_MMAP_THRESHOLD_=131072 deno run /);
   // The permission set keeps the permissions out of the line; what remains is the V8 flags.
-  assert.ok(own[0]!.length <= 160, `the task line is ${own[0]!.length} characters: ${own[0]}`);
+  assert.ok(own[0]!.length <= 190, `the task line is ${own[0]!.length} characters: ${own[0]}`);
   assert.match(stdout, /^service-desk-bot \d+\.\d+\.\d+ /);
 });
 
@@ -179,6 +179,26 @@ Deno.test("parseStartTask() rejects a bad start task", async (t) => {
     await t.step(name, () => {
       assert.throws(() => parseStartTask(json), error);
     });
+  }
+});
+
+Deno.test("parseStartTask() takes NAME=value words before deno run as the environment", () => {
+  const command = parseStartTask(taskJson("A_B=1 MALLOC_X_=131072 deno run --allow-net app.ts"));
+  assert.deepEqual(command.env, { A_B: "1", MALLOC_X_: "131072" });
+  assert.deepEqual(command.flags, ["--allow-net"]);
+  assert.equal(command.entry, "app.ts");
+  assert.deepEqual(parseStartTask(taskJson("deno run app.ts")).env, {});
+  assert.throws(() => parseStartTask(taskJson("A=1 node app.js")), /deno run/);
+});
+
+Deno.test("the binary's runners set what the start task sets before deno run", async () => {
+  const { env } = readStartCommand();
+  assert.deepEqual(env, { MALLOC_MMAP_THRESHOLD_: "131072" });
+  const unit = await Deno.readTextFile(`${PROJECT_ROOT}/deploy/bot.service`);
+  const dockerfile = await Deno.readTextFile(`${PROJECT_ROOT}/Dockerfile`);
+  for (const [name, value] of Object.entries(env)) {
+    assert.match(unit, new RegExp(`^Environment=${name}=${value}$`, "m"), "deploy/bot.service");
+    assert.match(dockerfile, new RegExp(`^\\s*${name}=${value}$`, "m"), "the Dockerfile's ENV");
   }
 });
 
