@@ -20,8 +20,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { FAKE_TOKEN, FakeBotApi } from "../tests/fake_bot_api.ts";
 import { parseStartTask, PROJECT_ROOT } from "../scripts/start_command.ts";
+import { FAKE_TOKEN, FakeBotApi } from "../tests/fake_bot_api.ts";
 import { freePort, startArgs, WEBHOOK_PATH, webhookEnv } from "../tests/e2e/program.ts";
 import { startPostgres } from "../tests/support/postgres_server.ts";
 import { startRedis } from "../tests/support/redis_server.ts";

@@ -32,7 +32,7 @@ export interface RedisStoreOptions {
 
 const RECONNECT_BACKOFF = { baseMs: 100, maxMs: 2_000 };
 /** What {@link RedisStore.ping} writes. */
-const PROBE_KEY: StoreKey = [NAMESPACES.probe, "instances"];
+const PROBE_KEY: StoreKey = [NAMESPACES.probe, "health"];
 const LOG_INTERVAL_MS = 10_000;
 // Redis' answers to a wrong or missing password.
 const CREDENTIALS_REFUSED = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i;
