@@ -52,25 +52,29 @@ interface HeapNode {
   children: HeapNode[];
 }
 
-/** The command line of the program to profile, with the inspector on `inspectPort`. */
-async function programArgs(
+/**
+ * The command line of the program to profile, with the inspector on `inspectPort`, and the
+ * environment its start task sets before `deno run` (the C library's memory settings).
+ */
+async function programCommand(
   inspectPort: number,
   root: string | undefined,
   v8Flags: string | undefined,
-): Promise<string[]> {
+): Promise<{ args: string[]; env: Record<string, string> }> {
   const inspect = `--inspect=127.0.0.1:${inspectPort}`;
+  const start = parseStartTask(await Deno.readTextFile(`${root ?? PROJECT_ROOT}/deno.json`));
   let args: string[];
   if (root) {
-    const { flags } = parseStartTask(await Deno.readTextFile(`${root}/deno.json`));
-    args = ["run", inspect, "--config", `${root}/deno.json`, ...flags, `${root}/main.ts`];
+    args = ["run", inspect, "--config", `${root}/deno.json`, ...start.flags, `${root}/main.ts`];
   } else {
     args = startArgs(BENCH_PROGRAM);
     args.splice(1, 0, inspect);
   }
-  if (v8Flags === undefined) return args;
-  args = args.filter((arg) => !arg.startsWith("--v8-flags="));
-  if (v8Flags !== "") args.splice(1, 0, `--v8-flags=${v8Flags}`);
-  return args;
+  if (v8Flags !== undefined) {
+    args = args.filter((arg) => !arg.startsWith("--v8-flags="));
+    if (v8Flags !== "") args.splice(1, 0, `--v8-flags=${v8Flags}`);
+  }
+  return { args, env: start.env };
 }
 
 /** A minimal client of the inspector protocol. */
@@ -191,7 +195,7 @@ async function main(): Promise<void> {
   await using api = await FakeBotApi.start();
   const port = freePort();
   const inspectPort = freePort();
-  const args = await programArgs(inspectPort, values.root, values["v8-flags"]);
+  const { args, env } = await programCommand(inspectPort, values.root, values["v8-flags"]);
   console.error(`[profile] deno ${args.join(" ")}`);
   const child = new Deno.Command("deno", {
     args,
@@ -205,8 +209,7 @@ async function main(): Promise<void> {
       RATE_LIMIT_ENABLED: "true",
       RATE_LIMIT_MAX_REQUESTS: "10000",
       LOG_LEVEL: "warning",
-      // What the start task sets before `deno run` (the C library's memory settings).
-      ...parseStartTask(await Deno.readTextFile(`${values.root ?? PROJECT_ROOT}/deno.json`)).env,
+      ...env,
     },
     stdout: "null",
     stderr: "null",
