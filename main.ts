@@ -19,7 +19,7 @@ import { healthHandler } from "./src/http/health.ts";
 import { metricsHandler } from "./src/http/metrics.ts";
 import { router } from "./src/http/router.ts";
 import { type HttpServer, serveHttp } from "./src/http/server.ts";
-import { logger, setupLogging } from "./src/log.ts";
+import { logger, redactor, setupLogging } from "./src/log.ts";
 import { backupCommand, migrateCommand, restoreCommand, UsageError } from "./src/ops/commands.ts";
 import { doctor, formatFindings } from "./src/ops/doctor.ts";
 import { healthcheck } from "./src/ops/healthcheck.ts";
@@ -65,12 +65,22 @@ const WITH_ARGUMENTS = ["help", "migrate", "restore"];
 
 /** Runs a storage subcommand: its report on stdout, a failure as one line on stderr. */
 async function storageCommand(
-  work: (config: Config, print: (line: string) => void) => Promise<number>,
+  work: (
+    config: Config,
+    print: (line: string) => void,
+    warn: (line: string) => void,
+  ) => Promise<number>,
 ): Promise<number> {
   const config = configOrReport();
   if (!config) return EXIT_CONFIG;
+  // What it prints may quote an error, and an error a URL: never a secret.
+  const redact = redactor(secretsOf(config));
   try {
-    return await work(config, (line) => console.log(line));
+    return await work(
+      config,
+      (line) => console.log(redact(line)),
+      (line) => console.error(redact(line)),
+    );
   } catch (error) {
     if (error instanceof UsageError) {
       console.error(`${PROGRAM_NAME}: ${error.message}`);
@@ -89,7 +99,7 @@ async function storageCommand(
       return 1;
     }
     // The chain says each message once: a message often quotes its cause already.
-    console.error(`${PROGRAM_NAME}: ${causeChain(error)}`);
+    console.error(`${PROGRAM_NAME}: ${redact(causeChain(error))}`);
     return 1;
   }
 }
@@ -275,8 +285,8 @@ export async function main(args: string[], extensions: AppExtensions = {}): Prom
     case "backup":
       return await storageCommand((config, print) => backupCommand(config, print));
     case "restore":
-      return await storageCommand((config, print) =>
-        restoreCommand(config, rest, print, (line) => console.error(line))
+      return await storageCommand((config, print, warn) =>
+        restoreCommand(config, rest, print, warn)
       );
     case "healthcheck": {
       const port = Number(Deno.env.get("HTTP_PORT") || 8080);

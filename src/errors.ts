@@ -108,7 +108,9 @@ export function causeChain(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 6; depth++) {
     const message = errorMessage(current).trim();
-    if (message !== "" && !parts.some((part) => part.includes(message))) parts.push(message);
+    // A message an outer one quotes is not said again, its closing full stop or not.
+    const quoted = message.replace(/\.$/, "");
+    if (quoted !== "" && !parts.some((part) => part.includes(quoted))) parts.push(message);
     if (!(current instanceof Error)) break;
     current = current.cause ?? (current as { error?: unknown }).error;
   }

@@ -4,7 +4,8 @@
  * database); the questions to Telegram are in `doctor_telegram.ts`.
  */
 import { join } from "node:path";
-import type { Config } from "../config.ts";
+import { type Config, secretsOf } from "../config.ts";
+import { redactor } from "../log.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { sandboxReport, symlinkIssues } from "./sandbox.ts";
 import { APPLICATION_NAME, type Database, openDatabase } from "../db/database.ts";
@@ -12,7 +13,7 @@ import { Migrator, parseMigrations } from "../db/migrate.ts";
 import { MIGRATION_FILES } from "../db/migration_files.ts";
 import { diskSpace } from "../jobs/disk.ts";
 import { openStore } from "../storage.ts";
-import { errorMessage } from "../errors.ts";
+import { causeChain, errorMessage } from "../errors.ts";
 import {
   type AddFinding,
   telegramFindings,
@@ -46,7 +47,10 @@ const MIB = 1024 * 1024;
  */
 export async function doctor(config: Config, options: DoctorOptions = {}): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const add: AddFinding = (area, verdict, text) => findings.push({ area, verdict, text });
+  // An error may quote a request's URL, and the Bot API's URLs carry the token.
+  const redact = redactor(secretsOf(config));
+  const add: AddFinding = (area, verdict, text) =>
+    findings.push({ area, verdict, text: redact(text) });
   add("program", "ok", `${PROGRAM_NAME} ${VERSION} on Deno ${Deno.version.deno}`);
   add(
     "config",
@@ -120,7 +124,7 @@ async function storageFindings(config: Config, add: AddFinding): Promise<void> {
       await store.close();
     }
   } catch (error) {
-    add("store", "fail", `cannot use the key-value store: ${errorMessage(error)}`);
+    add("store", "fail", `cannot use the key-value store: ${causeChain(error)}`);
   }
   try {
     // "share": while the bot runs, its embedded database answers on its socket.
@@ -159,7 +163,7 @@ async function storageFindings(config: Config, add: AddFinding): Promise<void> {
       await db.close();
     }
   } catch (error) {
-    add("database", "fail", `cannot use the database: ${errorMessage(error)}`);
+    add("database", "fail", `cannot use the database: ${causeChain(error)}`);
   }
 }
 

@@ -6,7 +6,7 @@
 import { Api, GrammyError } from "grammy";
 import type { ChatFullInfo, ChatMember, UserFromGetMe } from "grammy/types";
 import type { Config } from "../config.ts";
-import { errorMessage } from "../errors.ts";
+import { causeChain } from "../errors.ts";
 
 /** The verdict of one doctor line. */
 export type Verdict = "ok" | "warn" | "fail";
@@ -49,7 +49,7 @@ export async function telegramFindings(
       "fail",
       refused
         ? "Telegram refused BOT_TOKEN (401): get a new one from @BotFather"
-        : `cannot reach the Bot API: ${errorMessage(error)}`,
+        : `cannot reach the Bot API: ${causeChain(error)}`,
     );
     return;
   }
@@ -132,7 +132,7 @@ function staffChatProblem(error: unknown): string {
   if (error instanceof GrammyError && error.error_code === 403) {
     return `the bot may not see the chat (${error.description}): add it to the group again`;
   }
-  return `could not be checked: ${errorMessage(error)}`;
+  return `could not be checked: ${causeChain(error)}`;
 }
 
 /** Whether each admin has started the bot, which alerts need: a bot cannot write first. */
@@ -159,7 +159,7 @@ async function adminFindings(
         notStarted
           ? `admin ${id} has not started the bot, so alerts cannot reach them: they should ` +
             `send it /start`
-          : `admin ${id}: could not be checked: ${errorMessage(error)}`,
+          : `admin ${id}: could not be checked: ${causeChain(error)}`,
       );
     }
   }
@@ -177,7 +177,7 @@ async function webhookFindings(
   try {
     info = await api.getWebhookInfo(signal());
   } catch (error) {
-    add("webhook", "warn", `getWebhookInfo failed: ${errorMessage(error)}`);
+    add("webhook", "warn", `getWebhookInfo failed: ${causeChain(error)}`);
     return;
   }
   const waiting = info.pending_update_count;

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startPostgres } from "../support/postgres_server.ts";
+import { startRedis } from "../support/redis_server.ts";
 import { BotProcess, freePort, type LogLine, webhookEnv } from "./program.ts";
 
 /** One log line as the operator's journal shows it. */
@@ -73,6 +74,25 @@ Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77
       assert.ok(!run.stdout.includes("wrong-password"), "the password is never shown");
     });
   }
+
+  await t.step("a wrong Redis password", async () => {
+    await using redis = await startRedis({ password: "right-password" });
+    const run = await BotProcess.run({
+      api,
+      env: {
+        DATABASE_URL: pg.url,
+        REDIS_URL: redis.url.replace("right-password", "wrong-password"),
+      },
+    });
+    assert.equal(run.code, 77, run.stdout);
+    const fatal = run.stdout.split("\n").find((line) => line.includes('"level":"fatal"'))!;
+    const said = JSON.parse(fatal).msg as string;
+    assert.match(said, /^cannot start: Redis at 127\.0\.0\.1:\d+ refused the credentials/);
+    assert.match(said, /check the password in REDIS_URL/);
+    // Redis's own words once, not once more as the cause.
+    assert.equal(said.split("WRONGPASS").length - 1, 1, said);
+    assert.ok(!run.stdout.includes("wrong-password"), "the password is never shown");
+  });
 
   await t.step("doctor says the same in one line", async () => {
     const run = await BotProcess.run({ api, env: { DATABASE_URL: wrong }, args: ["doctor"] });

@@ -3,6 +3,7 @@ import { type Env, loadConfig } from "../../src/config.ts";
 import { doctor, type Finding, formatFindings } from "../../src/ops/doctor.ts";
 import { type AddFinding, telegramFindings, type Verdict } from "../../src/ops/doctor_telegram.ts";
 import { FAKE_TOKEN, FakeBotApi } from "../fake_bot_api.ts";
+import { freePort } from "../support/ports.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 
 const STAFF = -1001234567890;
@@ -206,6 +207,19 @@ Deno.test("telegramFindings() stops at a refused token", async () => {
   }]);
 });
 
+Deno.test("telegramFindings() says why the Bot API cannot be reached", async () => {
+  const findings: Finding[] = [];
+  const add: AddFinding = (area, verdict, text) => findings.push({ area, verdict, text });
+  const closed = `http://127.0.0.1:${freePort()}`;
+  await telegramFindings(loadConfig({ BOT_TOKEN: FAKE_TOKEN, BOT_API_ROOT: closed }), add);
+  assert.equal(findings.length, 1, formatFindings(findings));
+  // grammY's "Network request failed!" alone does not tell the operator what to fix.
+  assert.match(
+    finding(findings, "telegram", "fail", /^cannot reach the Bot API/).text,
+    /^cannot reach the Bot API: Network request for 'getMe' failed!: .*Connection refused/,
+  );
+});
+
 Deno.test("doctor() reports free disk space, the statement timeout and the pool", async (t) => {
   await using api = await FakeBotApi.start();
   await using pg = await startPostgres();
@@ -281,6 +295,25 @@ Deno.test("doctor() reports free disk space, the statement timeout and the pool"
         unknown: "free space unknown: the program needs --allow-sys=statfs to read it",
       });
       finding(findings, "data", "warn", /needs --allow-sys=statfs/);
+    });
+
+    await t.step("a Bot API that hangs up: why, and never the token its URL carries", async () => {
+      // Accepts and closes at once: fetch's error quotes the whole URL, /bot<token>/getMe.
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const closing = (async () => {
+        for await (const connection of listener) connection.close();
+      })();
+      try {
+        const root = `http://127.0.0.1:${listener.addr.port}`;
+        const findings = await run({ BOT_API_ROOT: root });
+        const text = finding(findings, "telegram", "fail", /^cannot reach the Bot API/).text;
+        assert.match(text, /getMe/);
+        assert.ok(!text.includes(FAKE_TOKEN.split(":")[1]!), text);
+        assert.match(text, /\[redacted\]/);
+      } finally {
+        listener.close();
+        await closing.catch(() => {});
+      }
     });
   } finally {
     await Deno.remove(dataDir, { recursive: true });
