@@ -7,12 +7,12 @@ import type { BotContext } from "./bot/context.ts";
 import { allowedUpdates, publishMenus } from "./bot/feature.ts";
 import { type BotExtensions, buildBot, connectTelegram } from "./bot/build.ts";
 import { telegramCheck } from "./bot/telegram_check.ts";
-import type { Config } from "./config.ts";
+import { type Config, secretsOf } from "./config.ts";
 import { Health } from "./health.ts";
 import { startBackground } from "./jobs/background.ts";
 import { OUTBOX_JOB } from "./jobs/outbox.ts";
 import { JobRunner } from "./jobs/runner.ts";
-import { logger } from "./log.ts";
+import { logger, redactor } from "./log.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { newInstanceId, Startup } from "./startup.ts";
 import { startStorageWhile, type Storage } from "./storage.ts";
@@ -62,7 +62,10 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
   const log = logger("app");
   const instanceId = newInstanceId();
   const metrics = new Metrics();
-  const health = new Health({ onReport: (status) => metrics.recordHealth(status) });
+  const health = new Health({
+    onReport: (status) => metrics.recordHealth(status),
+    redact: redactor(secretsOf(config)),
+  });
   const lifetime = new AbortController();
   const startup = new Startup({ health, signal: lifetime.signal, log });
   const probeApi = new Api(config.botToken, { apiRoot: config.botApiRoot });

@@ -70,6 +70,11 @@ export interface HealthOptions {
   budgetMs?: number;
   /** Told each report's status (e.g. for a metric). */
   onReport?: (status: HealthStatus) => void;
+  /**
+   * Applied to every `output` before it is shown: the report is public, and a check's error
+   * may quote a URL with a secret in it (the log's redactor). @default the text as it is
+   */
+  redact?: (text: string) => string;
 }
 
 /**
@@ -82,10 +87,12 @@ export class Health {
   readonly #checks = new Map<string, Required<CheckOptions> & { check: Check }>();
   readonly #budgetMs: number;
   readonly #onReport: ((status: HealthStatus) => void) | undefined;
+  readonly #redact: (text: string) => string;
 
   constructor(options: HealthOptions = {}) {
     this.#budgetMs = options.budgetMs ?? 900;
     this.#onReport = options.onReport;
+    this.#redact = options.redact ?? ((text) => text);
   }
 
   /** The current phase. */
@@ -131,7 +138,7 @@ export class Health {
           time: new Date(result.time ?? Date.now()).toISOString(),
         };
         // application/health+json: `output` is for warn and fail, and omitted on a pass.
-        if (result.output && result.status !== "pass") entry.output = result.output;
+        if (result.output && result.status !== "pass") entry.output = this.#redact(result.output);
         return [name, [entry]] as [string, CheckEntry[]];
       }),
     );
@@ -150,7 +157,7 @@ export class Health {
       description: "Telegram service-desk bot",
       checks: Object.fromEntries(entries),
     };
-    if (this.#phase !== "ready") report.output = this.#reason || this.#phase;
+    if (this.#phase !== "ready") report.output = this.#redact(this.#reason || this.#phase);
     this.#onReport?.(status);
     return report;
   }

@@ -7,6 +7,7 @@ import {
   type HealthStatus,
 } from "../../src/health.ts";
 import { HEALTH_CONTENT_TYPE, healthHandler } from "../../src/http/health.ts";
+import { redactor } from "../../src/log.ts";
 import { VERSION } from "../../src/version.ts";
 
 const pass: Check = () => Promise.resolve({ status: "pass" });
@@ -194,4 +195,25 @@ Deno.test("healthHandler() fails a check that throws before returning a promise"
   const entry = entryOf(report, "polling:lastSuccess");
   assert.equal(entry.status, "fail");
   assert.equal(entry.output, "poller state unreadable");
+});
+
+Deno.test("healthHandler() shows no secret: every output passes through the redactor", async () => {
+  const health = new Health({ redact: redactor(["123456:SECRET-token_abcdef"]) });
+  health.register(
+    "telegram:responseTime",
+    () =>
+      Promise.reject(
+        new Error(
+          "error sending request for url (https://api.telegram.org/bot123456:SECRET-token_abcdef/getMe)",
+        ),
+      ),
+  );
+  health.setPhase(
+    "starting",
+    "getMe failed at https://api.telegram.org/bot123456:SECRET-token_abcdef/",
+  );
+  const { report } = await get(health);
+  assert.doesNotMatch(JSON.stringify(report), /SECRET/);
+  assert.match(entryOf(report, "telegram:responseTime").output!, /bot\[redacted\]\/getMe/);
+  assert.match(report.output!, /bot\[redacted\]/);
 });
