@@ -26,7 +26,7 @@ export type {
   StoreConfig,
   WebhookConfig,
 } from "./config/types.ts";
-export { redactedConfig, redactUrl, secretsOf } from "./config/secrets.ts";
+export { redactedConfig, redactUrl, secretsOf, tokenSecrets } from "./config/secrets.ts";
 
 /**
  * Every environment variable the program reads. The `start` task's permission set in

@@ -1,7 +1,8 @@
 import { Api, Bot, type MiddlewareFn } from "grammy";
 import { BotComposer } from "./composer.ts";
 import type { UserFromGetMe } from "grammy/types";
-import type { Locale } from "../config.ts";
+import { type Locale, tokenSecrets } from "../config.ts";
+import { redactor } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { ApiFetch } from "./api_fetch.ts";
 import { apiRetry } from "./api_retry.ts";
@@ -124,7 +125,12 @@ function pipeline(options: CreateBotOptions) {
   features.use(...list.map((feature) => feature.composer), fallbackFeature);
   return {
     context: contextStage({ defaultLocale, metrics, ...(events ? { events } : {}) }),
-    errors: errorsStage({ adminIds, alertLocale: defaultLocale, onBlocked }),
+    errors: errorsStage({
+      adminIds,
+      alertLocale: defaultLocale,
+      onBlocked,
+      redact: redactor(tokenSecrets(options.token)),
+    }),
     gate: gated?.gate,
     user: users ? userStage({ users, defaultLocale, adminIds }) : undefined,
     features: features.middleware(),

@@ -9,9 +9,17 @@ export function redactUrl(url: string | null): string | null {
   return parsed.toString();
 }
 
+/** Secrets shorter than this are not redacted: they would match ordinary text. */
+const SHORTEST_SECRET = 4;
+
+/** The bot token's secrets: the whole token and its part after the colon. */
+export function tokenSecrets(token: string): string[] {
+  return [token, token.split(":")[1] ?? ""].filter((secret) => secret.length >= SHORTEST_SECRET);
+}
+
 /** The values that must never appear in logs or messages. */
 export function secretsOf(config: Config): string[] {
-  const secrets = [config.botToken, config.botToken.split(":")[1] ?? ""];
+  const secrets = tokenSecrets(config.botToken);
   if (config.webhook) secrets.push(config.webhook.secret);
   if (config.metricsToken) secrets.push(config.metricsToken);
   for (const url of [config.database.url, config.store.url, ...config.proxies]) {
@@ -19,7 +27,7 @@ export function secretsOf(config: Config): string[] {
     // The URL carries it percent-encoded; drivers and errors may show either form.
     if (password !== "") secrets.push(password, decodeURIComponent(password));
   }
-  return secrets.filter((secret) => secret.length >= 4);
+  return secrets.filter((secret) => secret.length >= SHORTEST_SECRET);
 }
 
 /** A copy of the configuration that is safe to log or print: secrets are replaced. */

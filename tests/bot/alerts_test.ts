@@ -5,7 +5,8 @@ import { AlertThrottle, errorKey, firstStackFrame } from "../../src/bot/alerts.t
 import type { BotContext } from "../../src/bot/context.ts";
 import { translate } from "../../src/bot/i18n.ts";
 import { errorsStage } from "../../src/bot/middleware/errors.ts";
-import { logger } from "../../src/log.ts";
+import { tokenSecrets } from "../../src/config.ts";
+import { logger, redactor } from "../../src/log.ts";
 import { textMessage } from "../updates.ts";
 
 const MINUTE = 60_000;
@@ -176,4 +177,40 @@ Deno.test("errorsStage() alerts each admin, and the next alert after the window 
   assert.doesNotMatch(first!, /more times/);
   assert.match(second!, /Update 50 /);
   assert.match(second!, /…and it happened 48 more times since the previous alert\.$/);
+});
+
+Deno.test("errorsStage() quotes no secret in an alert: the error passes through `redact`", async () => {
+  const token = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz";
+  const sent: string[] = [];
+  const bot = new Bot<BotContext>(token, {
+    botInfo: BOT_INFO,
+    client: {
+      apiRoot: "http://bot-api.invalid",
+      fetch: ((_url: string, init?: RequestInit) => {
+        const body = JSON.parse(String(init?.body ?? "{}"));
+        if (Number(body.chat_id) === 900) sent.push(body.text);
+        return Promise.resolve(Response.json({
+          ok: true,
+          result: { message_id: 1, date: 0, chat: { id: body.chat_id, type: "private" } },
+        }));
+      }) as never,
+    },
+  });
+  bot.use((ctx, next) => {
+    ctx.log = logger("test");
+    ctx.updateType = "message";
+    ctx.t = (key, params) => translate("en", key, params);
+    return next();
+  });
+  bot.use(errorsStage({ adminIds: [900], redact: redactor(tokenSecrets(token)) }));
+  bot.command("file", () => {
+    // What a failed download says: its URL carries the token.
+    throw new Error(
+      `error sending request for url (https://api.telegram.org/file/bot${token}/a.pdf)`,
+    );
+  });
+  await bot.handleUpdate(textMessage({ updateId: 1, chatId: 5, text: "/file" }));
+  assert.equal(sent.length, 1);
+  assert.doesNotMatch(sent[0]!, /TEST-token/);
+  assert.match(sent[0]!, /file\/bot\[redacted\]\/a\.pdf/);
 });

@@ -17,6 +17,11 @@ export interface ErrorsStageOptions {
   alertLocale?: Locale;
   /** Decides which failures are alerted. @default one alert per error per 5 minutes */
   throttle?: AlertThrottle;
+  /**
+   * Applied to the error quoted in an alert: a fetch error quotes its URL, and the Bot API's
+   * URLs (a file's download too) carry the token. @default the text as it is
+   */
+  redact?: (text: string) => string;
 }
 
 /** Longest error message quoted in an alert, in characters (Telegram allows 4096 in all). */
@@ -30,7 +35,13 @@ const MAX_MESSAGE = 1000;
  * user blocked the bot, which is recorded, and nobody is alerted.
  */
 export function errorsStage(options: ErrorsStageOptions = {}): MiddlewareFn<BotContext> {
-  const { adminIds = [], onBlocked, alertLocale = "en", throttle = new AlertThrottle() } = options;
+  const {
+    adminIds = [],
+    onBlocked,
+    alertLocale = "en",
+    throttle = new AlertThrottle(),
+    redact = (text: string) => text,
+  } = options;
 
   async function markBlocked(ctx: BotContext, userId: number): Promise<void> {
     ctx.log.info("user {blocked_user_id} blocked the bot", { blocked_user_id: userId });
@@ -48,7 +59,7 @@ export function errorsStage(options: ErrorsStageOptions = {}): MiddlewareFn<BotC
     if (adminIds.length === 0) return;
     const decision = throttle.check(errorKey(error));
     if (!decision.alert) return;
-    const text = alertText(ctx, error, decision.suppressed, alertLocale);
+    const text = alertText(ctx, error, decision.suppressed, alertLocale, redact);
     await Promise.all(adminIds.map(async (adminId) => {
       try {
         await ctx.api.sendMessage(adminId, text, {
@@ -98,8 +109,16 @@ export function blockedUser(error: unknown): number | null {
 }
 
 /** The alert for admins (HTML): what failed, in which update, for whom. */
-function alertText(ctx: BotContext, error: unknown, suppressed: number, locale: Locale): string {
-  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+function alertText(
+  ctx: BotContext,
+  error: unknown,
+  suppressed: number,
+  locale: Locale,
+  redact: (text: string) => string,
+): string {
+  const message = redact(
+    error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  );
   const from = ctx.from;
   const who = from
     ? `${from.id}${from.username ? ` @${from.username}` : ` ${from.first_name}`}`
