@@ -8,7 +8,7 @@ import { type Database, openDatabase } from "./db/database.ts";
 import { isPermanent } from "./errors.ts";
 import { EventWriter, type EventWriterMetrics } from "./db/event_writer.ts";
 import { insertEvents } from "./db/events.ts";
-import { Migrator, parseMigrations, prepareSchema } from "./db/migrate.ts";
+import { describeWait, Migrator, parseMigrations, prepareSchema } from "./db/migrate.ts";
 import { MIGRATION_FILES } from "./db/migration_files.ts";
 import { OutboxRepository } from "./db/outbox.ts";
 import { RequestLifecycle } from "./db/request_lifecycle.ts";
@@ -242,7 +242,16 @@ export async function startStorage(
   startup.step("applying database migrations");
   const applied = await startup.until(
     "preparing the schema",
-    () => prepareSchema(storage.migrator, config.database.migrateOnStart),
+    () =>
+      prepareSchema(storage.migrator, config.database.migrateOnStart, (wait) => {
+        const line = describeWait(wait);
+        log.warning("{wait}", {
+          wait: line,
+          migration: wait.migration,
+          waited_ms: Math.round(wait.waitedMs),
+        });
+        startup.step(`applying database migrations: ${line}`);
+      }),
   );
   for (const name of applied) log.info("applied migration {name}", { name });
   registerStorageChecks(health, storage, metrics);

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { APPLICATION_NAME } from "../db/database.ts";
-import type { MigrationStatus } from "../db/migrate.ts";
+import { describeWait, type MigrationStatus } from "../db/migrate.ts";
 import { DatabaseError } from "../errors.ts";
 import { openStorage, type Storage } from "../storage.ts";
 import { backupAndPrune } from "./backup.ts";
@@ -72,7 +72,9 @@ export async function migrateCommand(config: Config, args: string[], print: Prin
       print(`schema version ${current} of ${migrator.latest}`);
       return rows.some((row) => row.state === "changed" || row.state === "unknown") ? 1 : 0;
     }
-    const done = action === "up" ? await migrator.up() : await migrator.down(steps);
+    const done = action === "up"
+      ? await migrator.up(undefined, { onWait: (wait) => print(`waiting: ${describeWait(wait)}`) })
+      : await migrator.down(steps);
     const verb = action === "up" ? "applied" : "reverted";
     for (const migration of done) print(`${verb} ${migration.name}`);
     if (done.length === 0) print(`nothing to do`);

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
-import { Migrator, parseMigrations } from "../../src/db/migrate.ts";
+import postgres from "postgres";
+import { APPLICATION_NAME, openDatabase } from "../../src/db/database.ts";
+import { describeWait, type LockWait, Migrator, parseMigrations } from "../../src/db/migrate.ts";
 import { DatabaseError } from "../../src/errors.ts";
-import { testOnBothBackends } from "../support/databases.ts";
+import { testDatabaseConfig, testOnBothBackends } from "../support/databases.ts";
+import { startPostgres } from "../support/postgres_server.ts";
 
 const FILES = {
   "0001_a.sql": "-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n",
@@ -166,4 +169,93 @@ testOnBothBackends("Migrator", async (t, { fresh }) => {
     await migrator.up();
     assert.equal(await migrator.current(), migrator.latest);
   });
+});
+
+Deno.test("Migrator.up() says who holds up a migration that waits for a lock", async (t) => {
+  await using server = await startPostgres();
+  const url = await server.createDatabase("waits");
+  const db = await openDatabase({ config: testDatabaseConfig(url), dataDir: "" });
+  const migrations = await parseMigrations({
+    ...FILES,
+    "0003_c.sql":
+      "-- migrate:up\nalter table a add column x int;\n-- migrate:down\nalter table a drop column x;\n",
+  });
+  await new Migrator(db.sql, migrations.slice(0, 2)).up();
+  /** A session of `application` holding `lock` in an open transaction until released. */
+  async function holding(application: string, lock: string) {
+    const sql = postgres(url, { max: 1, connection: { application_name: application } });
+    const session = await sql.reserve();
+    await session`begin`;
+    await session.unsafe(lock);
+    const [{ pid }] = await session<[{ pid: number }]>`select pg_backend_pid() as pid`;
+    return {
+      pid,
+      async release() {
+        await session`commit`;
+        session.release();
+        await sql.end();
+      },
+    };
+  }
+  /** Runs 0003 while `holder` holds it up; the waits told until the holder lets go. */
+  async function waitsFor(holder: { release(): Promise<void> }) {
+    const waits: LockWait[] = [];
+    const up = new Migrator(db.sql, migrations).up(undefined, {
+      onWait: (wait) => {
+        waits.push(wait);
+        if (waits.length === 2) holder.release();
+      },
+      waitNoticeMs: 300,
+      waitRepeatMs: 200,
+    });
+    assert.deepEqual((await up).map((m) => m.name), ["0003_c.sql"]);
+    return waits;
+  }
+  try {
+    await t.step("an operator's transaction holding the table", async () => {
+      const psql = await holding("psql", "lock table a in access exclusive mode");
+      const waits = await waitsFor(psql);
+      assert.equal(waits.length, 2, "told after 300 ms, again every 200 ms, then no more");
+      assert.equal(waits[0]!.migration, "0003_c.sql");
+      assert.ok(waits[0]!.waitedMs >= 300 && waits[1]!.waitedMs > waits[0]!.waitedMs);
+      assert.deepEqual(waits[0]!.holders.map((h) => [h.pid, h.application, h.state]), [
+        [psql.pid, "psql", "idle in transaction"],
+      ]);
+      assert.match(
+        describeWait(waits[0]!),
+        new RegExp(
+          `^migration 0003_c\\.sql has waited \\d+ s for a lock held by a session of psql ` +
+            `\\(pid ${psql.pid}, idle in transaction for \\d+ s\\); pg_stat_activity shows what it does$`,
+        ),
+      );
+      await new Migrator(db.sql, migrations).down(1);
+    });
+
+    await t.step("another instance migrating (the advisory lock)", async () => {
+      const other = await holding(
+        APPLICATION_NAME,
+        "select pg_advisory_xact_lock(x'7364622d6d696772'::bigint)",
+      );
+      const waits = await waitsFor(other);
+      assert.match(
+        describeWait(waits[0]!),
+        new RegExp(
+          `held by another instance of this program \\(pid ${other.pid}, idle in transaction`,
+        ),
+      );
+    });
+
+    await t.step("a migration that takes no time tells nothing", async () => {
+      const waits: LockWait[] = [];
+      await new Migrator(db.sql, migrations).down(1);
+      await new Migrator(db.sql, migrations).up(undefined, {
+        onWait: (wait) => waits.push(wait),
+        waitNoticeMs: 300,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.deepEqual(waits, []);
+    });
+  } finally {
+    await db.close();
+  }
 });
