@@ -36,8 +36,11 @@ export const ENV_NAMES = [
   "BOT_TOKEN",
   "BOT_API_ROOT",
   "HTTPS_PROXY",
+  "https_proxy",
   "HTTP_PROXY",
+  "http_proxy",
   "ALL_PROXY",
+  "all_proxy",
   "BOT_MODE",
   "WEBHOOK_URL",
   "WEBHOOK_SECRET",
@@ -109,8 +112,11 @@ const schema = z.object({
   ),
   BOT_API_ROOT: httpUrl("https://api.telegram.org", "an http(s) URL of a Bot API server"),
   HTTPS_PROXY: proxyUrl(),
+  https_proxy: proxyUrl(),
   HTTP_PROXY: proxyUrl(),
+  http_proxy: proxyUrl(),
   ALL_PROXY: proxyUrl(),
+  all_proxy: proxyUrl(),
   BOT_MODE: oneOf(["polling", "webhook"] as const, "polling"),
   WEBHOOK_URL: httpUrl(null, "the public https URL Telegram should post updates to"),
   WEBHOOK_SECRET: secretVar("must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -"),
@@ -266,7 +272,13 @@ export function loadConfig(env: Env): Config {
   return {
     botToken: e.BOT_TOKEN,
     botApiRoot: (e.BOT_API_ROOT ?? "https://api.telegram.org").replace(/\/+$/, ""),
-    proxies: [e.HTTPS_PROXY, e.HTTP_PROXY, e.ALL_PROXY].filter((url) => url !== null),
+    // Deno's fetch reads either spelling (the upper case first), whatever the sandbox lets the
+    // program see: the config must see both too, or a lower-case proxy would be bypassed.
+    proxies: [
+      e.HTTPS_PROXY ?? e.https_proxy,
+      e.HTTP_PROXY ?? e.http_proxy,
+      e.ALL_PROXY ?? e.all_proxy,
+    ].filter((url) => url !== null),
     mode: e.BOT_MODE,
     webhook: e.BOT_MODE === "webhook" && webhookUrl !== null
       ? {

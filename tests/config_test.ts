@@ -182,6 +182,26 @@ Deno.test("loadConfig() reads every variable when all are set", () => {
   );
 });
 
+Deno.test("loadConfig() reads the proxy variables in either case, the upper case first", async (t) => {
+  const proxies = (env: Record<string, string>) => loadConfig({ BOT_TOKEN: TOKEN, ...env }).proxies;
+  await t.step("lower case alone: used (Deno's fetch uses it too)", () => {
+    assert.deepEqual(proxies({ https_proxy: "http://proxy.internal:3128" }), [
+      "http://proxy.internal:3128",
+    ]);
+    assert.deepEqual(proxies({ http_proxy: "http://a:1", all_proxy: "socks5://b:2" }), [
+      "http://a:1",
+      "socks5://b:2",
+    ]);
+  });
+  await t.step("both cases: the upper case wins", () => {
+    assert.deepEqual(
+      proxies({ HTTPS_PROXY: "http://upper:1", https_proxy: "http://lower:2" }),
+      ["http://upper:1"],
+    );
+  });
+  await t.step("none: none", () => assert.deepEqual(proxies({}), []));
+});
+
 Deno.test("loadConfig() accepts LOG_LEVEL's common spellings warn and err", async (t) => {
   const cases: Array<[string, Config["log"]["level"]]> = [
     ["warn", "warning"],
@@ -256,6 +276,7 @@ Deno.test("loadConfig() names the variable of each bad value", async (t) => {
     { variable: "MIGRATE_ON_START", value: "maybe" },
     { variable: "REDIS_URL", value: "http://:hunter2@cache:6379", secret: true },
     { variable: "HTTPS_PROXY", value: "proxy.internal:3128", secret: true },
+    { variable: "https_proxy", value: "proxy.internal:3128", secret: true },
     { variable: "REDIS_KEY_PREFIX", value: "has space" },
     { variable: "USER_CACHE_TTL", value: "0" },
     { variable: "BACKUP_RETENTION_DAYS", value: "0" },

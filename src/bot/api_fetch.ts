@@ -7,7 +7,7 @@
  *
  * Anything else goes to the global `fetch`: file uploads (grammY sends them as streams), calls
  * other than POST with a text body, and every call while a proxy is configured (`HTTPS_PROXY`,
- * `HTTP_PROXY` or `ALL_PROXY`), since Deno's `fetch` is what honours those.
+ * `HTTP_PROXY` or `ALL_PROXY`, in either case), since Deno's `fetch` is what honours those.
  *
  * A connection found closed (or sending bytes nobody asked for) while idle is dropped, never
  * reused; an abort (grammY's timeout, a shutdown) closes the connection of the call it ends.

@@ -17,7 +17,7 @@ export interface Config {
   /** Base URL of the Bot API server, without a trailing slash. */
   botApiRoot: string;
   /**
-   * The proxies configured (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, those set). Secret (they
+   * The proxies configured (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, each in either case, those set). Secret (they
    * may carry passwords). With any, the Bot API is called through Deno's `fetch`, which uses
    * them, instead of the bot's own client.
    */

@@ -8,7 +8,7 @@ const read = (path: string) => Deno.readTextFile(new URL(path, ROOT));
 const READ_BY_CONFIG: ReadonlySet<string> = new Set(ENV_NAMES);
 
 /** A variable assignment, set (`VAR=`) or shown with its default (`#VAR=`, no space). */
-const ASSIGNMENT = /^(#?)([A-Z][A-Z0-9_]*)=(.*)$/;
+const ASSIGNMENT = /^(#?)([A-Za-z][A-Za-z0-9_]*)=(.*)$/;
 /** Names whose value is a secret, or may hold one (a password inside a URL). */
 const SECRET_NAME = /TOKEN|SECRET|PASSWORD|_URL$/;
 /** A URL with a password in it, other than a <placeholder>. */
@@ -30,9 +30,17 @@ function assignments(text: string): Assignment[] {
   });
 }
 
-/** The variable names of README's environment table: rows like "| `NAME` | default | meaning |". */
+/**
+ * The variable names of README's environment table (the one headed `| variable |`): rows like
+ * "| `NAME` | default | meaning |".
+ */
 function readmeTableNames(readme: string): string[] {
-  return [...readme.matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|/gm)].map((m) => m[1]!);
+  const lines = readme.split("\n");
+  const start = lines.findIndex((line) => /^\|\s*variable\s*\|/.test(line));
+  assert.ok(start >= 0, "README.md has no environment table");
+  const end = lines.findIndex((line, i) => i > start && !line.startsWith("|"));
+  const table = lines.slice(start, end < 0 ? undefined : end).join("\n");
+  return [...table.matchAll(/^\|\s*`([A-Za-z][A-Za-z0-9_]*)`\s*\|/gm)].map((m) => m[1]!);
 }
 
 /** Names `config.ts` reads but `listed` lacks, and names `listed` has that it does not read. */

@@ -77,19 +77,24 @@ Deno.test("secrets never reach the logs, even at debug level with network errors
   );
 });
 
-Deno.test("HTTP_PROXY: Bot API calls go through the proxy (Deno's fetch reads it, sandbox and all)", async () => {
-  await using api = await FakeBotApi.start();
-  // A host nobody can resolve: only the proxy (the fake, which takes absolute-form requests as
-  // a forward proxy does) can answer for it.
-  await using bot = await BotProcess.start({
-    api,
-    env: { BOT_API_ROOT: "http://telegram.invalid:8081", HTTP_PROXY: api.apiRoot },
-  });
-  await bot.waitReady();
-  api.pushMessage({ chatId: 5, text: "/help", firstName: "Pat" });
-  await api.waitFor(() => api.sentMessages().length === 1, 10_000, "the reply");
-  assert.match(api.sentMessages()[0]!.text, /^Here is what I can do:/);
-  assert.equal((await bot.stop()).code, 0);
+Deno.test("HTTP_PROXY: Bot API calls go through the proxy (Deno's fetch reads it, sandbox and all)", async (t) => {
+  // Deno's fetch reads the lower-case spelling too: the program must not bypass it.
+  for (const name of ["HTTP_PROXY", "http_proxy"]) {
+    await t.step(name, async () => {
+      await using api = await FakeBotApi.start();
+      // A host nobody can resolve: only the proxy (the fake, which takes absolute-form requests
+      // as a forward proxy does) can answer for it.
+      await using bot = await BotProcess.start({
+        api,
+        env: { BOT_API_ROOT: "http://telegram.invalid:8081", [name]: api.apiRoot },
+      });
+      await bot.waitReady();
+      api.pushMessage({ chatId: 5, text: "/help", firstName: "Pat" });
+      await api.waitFor(() => api.sentMessages().length === 1, 10_000, "the reply");
+      assert.match(api.sentMessages()[0]!.text, /^Here is what I can do:/);
+      assert.equal((await bot.stop()).code, 0);
+    });
+  }
 });
 
 Deno.test("a busy HTTP port stops the program with exit 1 and says which address", async () => {
