@@ -12,7 +12,7 @@ import { Health } from "./health.ts";
 import { startBackground } from "./jobs/background.ts";
 import { OUTBOX_JOB } from "./jobs/outbox.ts";
 import { JobRunner } from "./jobs/runner.ts";
-import { logger, redactor } from "./log.ts";
+import { logger } from "./log.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { newInstanceId, Startup } from "./startup.ts";
 import { startStorageWhile, type Storage } from "./storage.ts";
@@ -62,10 +62,8 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
   const log = logger("app");
   const instanceId = newInstanceId();
   const metrics = new Metrics();
-  const health = new Health({
-    onReport: (status) => metrics.recordHealth(status),
-    redact: redactor(secretsOf(config)),
-  });
+  const secrets = secretsOf(config);
+  const health = new Health({ onReport: (status) => metrics.recordHealth(status), secrets });
   const lifetime = new AbortController();
   const startup = new Startup({ health, signal: lifetime.signal, log });
   const probeApi = new Api(config.botToken, { apiRoot: config.botApiRoot });
@@ -186,13 +184,9 @@ export function createApp(config: Config, extensions: AppExtensions = {}): App {
         log.error("closing the storage failed", { error })
       );
       metrics[Symbol.dispose]();
-      return {
-        reason,
-        durationMs: Math.round(performance.now() - started),
-        finished: drained.finished,
-        abandoned: drained.abandoned,
-        handledTotal: scheduler.handled,
-      };
+      const durationMs = Math.round(performance.now() - started);
+      // The drain's own figures: finished and abandoned.
+      return { reason, durationMs, ...drained, handledTotal: scheduler.handled };
     })();
     return stopping;
   }

@@ -1,5 +1,6 @@
 import { PROGRAM_NAME, VERSION } from "./version.ts";
 import { errorMessage } from "./errors.ts";
+import { redactor } from "./log.ts";
 
 /** A check's verdict, as in the `application/health+json` draft. */
 export type HealthStatus = "pass" | "warn" | "fail";
@@ -71,10 +72,10 @@ export interface HealthOptions {
   /** Told each report's status (e.g. for a metric). */
   onReport?: (status: HealthStatus) => void;
   /**
-   * Applied to every `output` before it is shown: the report is public, and a check's error
-   * may quote a URL with a secret in it (the log's redactor). @default the text as it is
+   * Replaced in every `output` before it is shown, as the log does: the report is public, and a
+   * check's error may quote a URL with a secret in it. @default none
    */
-  redact?: (text: string) => string;
+  secrets?: string[];
 }
 
 /**
@@ -92,7 +93,7 @@ export class Health {
   constructor(options: HealthOptions = {}) {
     this.#budgetMs = options.budgetMs ?? 900;
     this.#onReport = options.onReport;
-    this.#redact = options.redact ?? ((text) => text);
+    this.#redact = redactor(options.secrets ?? []);
   }
 
   /** The current phase. */

@@ -5,8 +5,9 @@
  * migration exactly once.
  */
 import type postgres from "postgres";
-import { DatabaseError, errorMessage } from "../errors.ts";
-import { APPLICATION_NAME, NO_STATEMENT_TIMEOUT, type Sql } from "./database.ts";
+import { DatabaseError } from "../errors.ts";
+import { NO_STATEMENT_TIMEOUT, type Sql } from "./database.ts";
+import { type LockWait, type UpOptions, watchLockWait } from "./lock_wait.ts";
 
 /** One migration file, parsed. */
 export interface Migration {
@@ -95,71 +96,6 @@ export async function parseMigrations(
   return migrations;
 }
 
-/** A session that holds up a migration: what `pg_stat_activity` says of it. */
-export interface LockHolder {
-  pid: number;
-  /** Its `application_name` (this program's instances call themselves by its name). */
-  application: string;
-  /** `active`, `idle in transaction`, … */
-  state: string;
-  /** Seconds since its transaction (or its query) began. */
-  seconds: number;
-}
-
-/** A migration that has waited for a lock longer than it should. */
-export interface LockWait {
-  /** The migration's file name, or `creating schema_migrations` for the table of them. */
-  migration: string;
-  waitedMs: number;
-  /** Who holds it up now; empty when no session blocks it (it runs, slowly) or unknown. */
-  holders: LockHolder[];
-  /** Why `holders` could not be read, if it could not. */
-  unknown?: string;
-}
-
-/** Options of {@link Migrator.up}. */
-export interface UpOptions {
-  /**
-   * Told when a migration has waited `waitNoticeMs` for a lock, and every `waitRepeatMs` after:
-   * another instance migrating, or a session (an operator's open transaction) holding a table.
-   */
-  onWait?: (wait: LockWait) => void;
-  /** @default 10000 */
-  waitNoticeMs?: number;
-  /** @default 30000 */
-  waitRepeatMs?: number;
-}
-
-/** One line for the operator: what waits, for how long, and who holds it up. */
-export function describeWait(wait: LockWait): string {
-  const what = wait.migration.endsWith(".sql") ? `migration ${wait.migration}` : wait.migration;
-  const waited = `${what} has waited ${Math.round(wait.waitedMs / 1000)} s`;
-  if (wait.unknown !== undefined) {
-    return `${waited}; who holds it up could not be read: ${wait.unknown}`;
-  }
-  if (wait.holders.length === 0) return `${waited}, and still runs (no lock blocks it)`;
-  const holders = wait.holders.map(({ pid, application, state, seconds }) => {
-    const who = application === APPLICATION_NAME
-      ? "another instance of this program"
-      : application === ""
-      ? "a session"
-      : `a session of ${application}`;
-    return `${who} (pid ${pid}, ${state || "state unknown"} for ${seconds} s)`;
-  });
-  return `${waited} for a lock held by ${holders.join(" and ")}; ` +
-    "pg_stat_activity shows what it does";
-}
-
-/** `pg_stat_activity` of the sessions that block the backend `pid`, longest first. */
-async function lockHolders(sql: Sql, pid: number): Promise<LockHolder[]> {
-  const rows = await sql<{ pid: number; application: string; state: string; seconds: number }[]>`
-    select pid, application_name as application, coalesce(state, '') as state,
-      extract(epoch from now() - coalesce(xact_start, query_start, backend_start))::int as seconds
-    from pg_stat_activity where pid = any(pg_blocking_pids(${pid}))
-    order by seconds desc`;
-  return rows.map((row) => ({ ...row }));
-}
-
 interface AppliedRow {
   version: number;
   name: string;
@@ -230,7 +166,7 @@ export class Migrator {
     if (this.#migrations.every((m) => m.version > target || known.has(m.version))) return [];
     await this.#sql.begin(async (tx) => {
       await tx.unsafe(NO_STATEMENT_TIMEOUT);
-      await this.#watched("creating schema_migrations", tx, options, async () => {
+      await watchLockWait(this.#sql, tx, "creating schema_migrations", options, async () => {
         await tx`select pg_advisory_xact_lock(${LOCK_KEY.toString()}::bigint)`;
         await tx`
           create table if not exists schema_migrations (
@@ -245,56 +181,17 @@ export class Migrator {
     for (const migration of this.#migrations.filter((m) => m.version <= target)) {
       const applied = await this.#sql.begin(async (tx) => {
         await tx.unsafe(NO_STATEMENT_TIMEOUT);
-        return await this.#watched(migration.name, tx, options, () => this.#apply(tx, migration));
+        return await watchLockWait(
+          this.#sql,
+          tx,
+          migration.name,
+          options,
+          () => this.#apply(tx, migration),
+        );
       });
       if (applied) done.push(migration);
     }
     return done;
-  }
-
-  /**
-   * Runs `work` in the transaction `tx` (with no statement timeout: a migration may take long,
-   * and waits for the advisory lock while another instance migrates) and tells
-   * `options.onWait` who holds it up when it takes long: asked on another connection, one
-   * question at a time.
-   */
-  async #watched<T>(
-    migration: string,
-    tx: postgres.TransactionSql<{ bigint: number }>,
-    options: UpOptions,
-    work: () => Promise<T>,
-  ): Promise<T> {
-    const { onWait, waitNoticeMs = 10_000, waitRepeatMs = 30_000 } = options;
-    if (!onWait) return await work();
-    const [{ pid }] = await tx<[{ pid: number }]>`select pg_backend_pid() as pid`;
-    const started = performance.now();
-    let asking = false;
-    let finished = false;
-    const ask = () => {
-      if (asking) return;
-      asking = true;
-      lockHolders(this.#sql, pid)
-        .then(
-          (holders) => ({ holders }),
-          (error) => ({ holders: [], unknown: errorMessage(error) }),
-        )
-        .then((found) => {
-          if (!finished) onWait({ migration, waitedMs: performance.now() - started, ...found });
-        })
-        .finally(() => asking = false);
-    };
-    let repeat: ReturnType<typeof setInterval> | undefined;
-    const notice = setTimeout(() => {
-      ask();
-      repeat = setInterval(ask, waitRepeatMs);
-    }, waitNoticeMs);
-    try {
-      return await work();
-    } finally {
-      finished = true;
-      clearTimeout(notice);
-      clearInterval(repeat);
-    }
   }
 
   /** Applies `migration` in `tx` unless applied meanwhile; whether this call applied it. */

@@ -6,7 +6,8 @@
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { APPLICATION_NAME } from "../db/database.ts";
-import { describeWait, type MigrationStatus } from "../db/migrate.ts";
+import { describeWait } from "../db/lock_wait.ts";
+import type { MigrationStatus } from "../db/migrate.ts";
 import { DatabaseError } from "../errors.ts";
 import { openStorage, type Storage } from "../storage.ts";
 import { backupAndPrune } from "./backup.ts";
