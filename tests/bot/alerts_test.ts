@@ -130,10 +130,13 @@ Deno.test("errorKey() is the message and the first stack frame", async (t) => {
   });
 });
 
-Deno.test("errorsStage() alerts each admin, and the next alert after the window counts the repeats", async () => {
-  let now = 0;
+/**
+ * A bot whose Bot API calls are recorded in `sent` (chat and text) and answered as sent, with
+ * the context the errors stage needs: a logger, the update type and `locale` for the user.
+ */
+function recordingBot(token: string, locale: "en" | "uk") {
   const sent: { chat: number; text: string }[] = [];
-  const bot = new Bot<BotContext>("123456:TEST-token_abcdefghijklmnopqrstuvwxyz", {
+  const bot = new Bot<BotContext>(token, {
     botInfo: BOT_INFO,
     client: {
       apiRoot: "http://bot-api.invalid",
@@ -150,9 +153,15 @@ Deno.test("errorsStage() alerts each admin, and the next alert after the window 
   bot.use((ctx, next) => {
     ctx.log = logger("test");
     ctx.updateType = "message";
-    ctx.t = (key, params) => translate("uk", key, params);
+    ctx.t = (key, params) => translate(locale, key, params);
     return next();
   });
+  return { bot, sent };
+}
+
+Deno.test("errorsStage() alerts each admin, and the next alert after the window counts the repeats", async () => {
+  let now = 0;
+  const { bot, sent } = recordingBot("123456:TEST-token_abcdefghijklmnopqrstuvwxyz", "uk");
   bot.use(errorsStage({
     adminIds: [900, 901],
     alertLocale: "en",
@@ -181,27 +190,7 @@ Deno.test("errorsStage() alerts each admin, and the next alert after the window 
 
 Deno.test("errorsStage() quotes no secret in an alert: the error passes through `redact`", async () => {
   const token = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz";
-  const sent: string[] = [];
-  const bot = new Bot<BotContext>(token, {
-    botInfo: BOT_INFO,
-    client: {
-      apiRoot: "http://bot-api.invalid",
-      fetch: ((_url: string, init?: RequestInit) => {
-        const body = JSON.parse(String(init?.body ?? "{}"));
-        if (Number(body.chat_id) === 900) sent.push(body.text);
-        return Promise.resolve(Response.json({
-          ok: true,
-          result: { message_id: 1, date: 0, chat: { id: body.chat_id, type: "private" } },
-        }));
-      }) as never,
-    },
-  });
-  bot.use((ctx, next) => {
-    ctx.log = logger("test");
-    ctx.updateType = "message";
-    ctx.t = (key, params) => translate("en", key, params);
-    return next();
-  });
+  const { bot, sent } = recordingBot(token, "en");
   bot.use(errorsStage({ adminIds: [900], redact: redactor(tokenSecrets(token)) }));
   bot.command("file", () => {
     // What a failed download says: its URL carries the token.
@@ -210,7 +199,8 @@ Deno.test("errorsStage() quotes no secret in an alert: the error passes through 
     );
   });
   await bot.handleUpdate(textMessage({ updateId: 1, chatId: 5, text: "/file" }));
-  assert.equal(sent.length, 1);
-  assert.doesNotMatch(sent[0]!, /TEST-token/);
-  assert.match(sent[0]!, /file\/bot\[redacted\]\/a\.pdf/);
+  const alerts = sent.filter((m) => m.chat === 900).map((m) => m.text);
+  assert.equal(alerts.length, 1);
+  assert.doesNotMatch(alerts[0]!, /TEST-token/);
+  assert.match(alerts[0]!, /file\/bot\[redacted\]\/a\.pdf/);
 });
