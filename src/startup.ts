@@ -27,6 +27,9 @@ export interface StartupOptions {
 /** Runs start-up steps under the retry policy; see the module documentation. */
 export class Startup {
   readonly #o: StartupOptions;
+  /** The step running now, and what is being retried (by step name): `/health` shows all. */
+  #step = "starting up";
+  readonly #retrying = new Map<string, string>();
 
   constructor(options: StartupOptions) {
     this.#o = options;
@@ -39,17 +42,28 @@ export class Startup {
 
   /** Tells `/health` (and the log) which step runs now. */
   step(what: string): void {
-    this.#o.health.setPhase("starting", what);
+    this.#step = what;
+    this.#show();
+  }
+
+  /**
+   * What `/health` says while starting: every step being retried (the storage and Telegram are
+   * waited for at once, and each may be the one to fix), then the step running now.
+   */
+  #show(): void {
+    this.#o.health.setPhase("starting", [...this.#retrying.values(), this.#step].join("; "));
   }
 
   /** Repeats `call` until it works; rethrows permanent failures and the stop's reason. */
   async until<T>(what: string, call: () => Promise<T>): Promise<T> {
-    const { health, signal, log } = this.#o;
+    const { signal, log } = this.#o;
     for (let attempt = 0;; attempt++) {
       try {
         const result = await call();
         if (attempt > 0) {
           log.info("{what} works after {attempts} attempts", { what, attempts: attempt + 1 });
+          this.#retrying.delete(what);
+          this.#show();
         }
         return result;
       } catch (error) {
@@ -61,7 +75,8 @@ export class Startup {
           retryAfterMs(error),
         );
         const reason = causeChain(error);
-        health.setPhase("starting", `${what} failed, retrying: ${reason}`);
+        this.#retrying.set(what, `${what} failed, retrying: ${reason}`);
+        this.#show();
         log.warning("{what} failed, retrying in {wait_ms} ms: {reason}", {
           what,
           wait_ms: wait,
