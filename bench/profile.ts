@@ -67,7 +67,7 @@ async function programCommand(
   if (root) {
     args = ["run", inspect, "--config", `${root}/deno.json`, ...start.flags, `${root}/main.ts`];
   } else {
-    args = startArgs(BENCH_PROGRAM);
+    args = startArgs(BENCH_PROGRAM, start);
     args.splice(1, 0, inspect);
   }
   if (v8Flags !== undefined) {

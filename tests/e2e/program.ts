@@ -2,7 +2,7 @@
  * Runs the real program as a subprocess, as the `start` task does (the same permissions,
  * flags and entry point), in a temporary working directory, and reads its JSON log lines.
  */
-import { PROJECT_ROOT, readStartCommand } from "../../scripts/start_command.ts";
+import { PROJECT_ROOT, readStartCommand, type StartCommand } from "../../scripts/start_command.ts";
 import { FAKE_TOKEN, type FakeBotApi } from "../fake_bot_api.ts";
 import { freePort } from "../support/ports.ts";
 
@@ -58,12 +58,11 @@ function passThrough(): Record<string, string> {
 }
 
 /**
- * The command line of the `start` task, for another cwd: its permission set spelled out as
- * flags (a set's paths would resolve against deno.json's folder, these against the cwd, as
- * in the compiled binary) and the entry point made absolute.
+ * The command line of the `start` task (`start`, read from deno.json unless given), for another
+ * cwd: its permission set spelled out as flags (a set's paths would resolve against deno.json's
+ * folder, these against the cwd, as in the compiled binary) and the entry point made absolute.
  */
-export function startArgs(entry?: string): string[] {
-  const start = readStartCommand();
+export function startArgs(entry?: string, start: StartCommand = readStartCommand()): string[] {
   return [
     "run",
     "--config",
@@ -105,10 +104,11 @@ export class BotProcess implements AsyncDisposable {
   static async start(options: StartOptions = {}): Promise<BotProcess> {
     const cwd = options.cwd ?? await Deno.makeTempDir({ prefix: "bot-e2e-" });
     const port = Number(options.env?.HTTP_PORT ?? freePort());
+    const start = readStartCommand();
     const env: Record<string, string> = {
       ...passThrough(),
       // What the start task sets before `deno run` (the C library's memory settings).
-      ...readStartCommand().env,
+      ...start.env,
       BOT_TOKEN: FAKE_TOKEN,
       HTTP_PORT: String(port),
       SHUTDOWN_TIMEOUT: "20",
@@ -117,7 +117,7 @@ export class BotProcess implements AsyncDisposable {
     };
     const [program, ...prefix] = [...(options.wrap ?? []), "deno"];
     const child = new Deno.Command(program!, {
-      args: [...prefix, ...startArgs(options.entry), ...(options.args ?? [])],
+      args: [...prefix, ...startArgs(options.entry, start), ...(options.args ?? [])],
       cwd,
       env,
       clearEnv: true,
