@@ -17,9 +17,9 @@ export interface Config {
   /** Base URL of the Bot API server, without a trailing slash. */
   botApiRoot: string;
   /**
-   * The proxies configured (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, each in either case, those set). Secret (they
-   * may carry passwords). With any, the Bot API is called through Deno's `fetch`, which uses
-   * them, instead of the bot's own client.
+   * The proxies configured (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, each in either case, those
+   * set). Secret (they may carry passwords). With any, the Bot API is called through Deno's
+   * `fetch`, which uses them, instead of the bot's own client.
    */
   proxies: string[];
   /** How updates arrive. */

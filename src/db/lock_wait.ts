@@ -64,12 +64,11 @@ export function describeWait(wait: LockWait): string {
 
 /** `pg_stat_activity` of the sessions that block the backend `pid`, longest first. */
 async function lockHolders(sql: Sql, pid: number): Promise<LockHolder[]> {
-  const rows = await sql<{ pid: number; application: string; state: string; seconds: number }[]>`
+  return await sql<LockHolder[]>`
     select pid, application_name as application, coalesce(state, '') as state,
       extract(epoch from now() - coalesce(xact_start, query_start, backend_start))::int as seconds
     from pg_stat_activity where pid = any(pg_blocking_pids(${pid}))
     order by seconds desc`;
-  return rows.map((row) => ({ ...row }));
 }
 
 /**
