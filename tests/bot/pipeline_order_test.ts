@@ -109,6 +109,23 @@ Deno.test("createBot() apologises for a failing handler and alerts the admins on
   assert.match(alert, /Update 1 \(message\), chat 5, user 5 User/);
 });
 
+Deno.test("createBot() quotes no token in an alert, even when the error quotes a Bot API URL", async () => {
+  await using store = await tempStore();
+  const calls: Call[] = [];
+  const built = options(store, { users: usersWithBans(new Set()), fetch: recordingFetch(calls) });
+  const download = new Composer<BotContext>();
+  download.command("file", () => {
+    throw new Error(
+      `error sending request for url (${built.apiRoot}/file/bot${built.token}/a.pdf)`,
+    );
+  });
+  const bot = createBot({ ...built, features: [{ name: "file", composer: download }] });
+  await bot.handleUpdate(textMessage({ updateId: 1, chatId: 5, text: "/file" }));
+  const alert = String(calls.find((c) => c.body.chat_id === ADMIN)!.body.text);
+  assert.ok(!alert.includes(built.token.split(":")[1]!), alert);
+  assert.match(alert, /\/file\/bot\[redacted\]\/a\.pdf/);
+});
+
 Deno.test("createBot() records a user who blocked the bot instead of alerting; alerts a 403 in a group", async (t) => {
   await using store = await tempStore();
   const forbidden = { error_code: 403, description: "Forbidden: bot was blocked by the user" };
