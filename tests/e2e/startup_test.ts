@@ -6,6 +6,7 @@
  * sandbox.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 import { startRedis } from "../support/redis_server.ts";
@@ -36,6 +37,34 @@ Deno.test("start-up: a database down at start is waited for with /health saying 
   assert.ok(bot.logs(/^opening storage works after \d+ attempts/).length === 1, "recovery logged");
   assert.equal((await bot.get("/health")).status, 200);
   assert.equal((await bot.stop()).code, 0);
+});
+
+Deno.test("start-up: a migration behind another session's lock is waited for, and the log and /health say who holds it", async () => {
+  await using api = await FakeBotApi.start();
+  await using pg = await startPostgres();
+  const url = await pg.createDatabase("locked");
+  // An operator's psql holding the migrator's advisory lock in an open transaction.
+  const psql = postgres(url, { max: 1, connection: { application_name: "psql" } });
+  const session = await psql.reserve();
+  await session`begin`;
+  await session`select pg_advisory_xact_lock(x'7364622d6d696772'::bigint)`;
+  try {
+    await using bot = await BotProcess.start({ api, env: { DATABASE_URL: url } });
+    const line = await bot.waitForLog(/has waited \d+ s for a lock held by a session of psql/);
+    assert.equal(line.level, "warning");
+    const health = await bot.get("/health");
+    assert.equal(health.status, 503);
+    assert.match(
+      JSON.parse(health.body).output,
+      /applying database migrations: creating schema_migrations has waited \d+ s for a lock held by a session of psql \(pid \d+, idle in transaction for \d+ s\)/,
+    );
+    await session`commit`;
+    await bot.waitReady();
+    assert.equal((await bot.stop()).code, 0);
+  } finally {
+    session.release();
+    await psql.end();
+  }
 });
 
 Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77 and one short line", async (t) => {
