@@ -5,7 +5,7 @@
  */
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/database.ts";
-import { isPermanent } from "./errors.ts";
+import { errorMessage, isPermanent } from "./errors.ts";
 import { EventWriter, type EventWriterMetrics } from "./db/event_writer.ts";
 import { insertEvents } from "./db/events.ts";
 import { describeWait } from "./db/lock_wait.ts";
@@ -257,5 +257,20 @@ export async function startStorage(
   for (const name of applied) log.info("applied migration {name}", { name });
   registerStorageChecks(health, storage, metrics);
   log.info("storage: {storage}", { storage: storage.describe() });
+  await warnOfLoss(storage.store, log);
   return storage;
+}
+
+/**
+ * Logs a warning for each way the store may lose the bot's keys (a Redis that evicts or saves
+ * nothing); the bot runs on regardless, as the operator may have reasons.
+ */
+async function warnOfLoss(store: KeyValueStore, log: Logger): Promise<void> {
+  try {
+    for (const note of await store.durability?.() ?? []) {
+      if (note.verdict === "warn") log.warning("{note}", { note: note.text });
+    }
+  } catch (error) {
+    log.warning("cannot read how the store keeps data: {error}", { error: errorMessage(error) });
+  }
 }

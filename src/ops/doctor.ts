@@ -120,6 +120,11 @@ async function storageFindings(config: Config, add: AddFinding): Promise<void> {
     try {
       const ms = await store.ping();
       add("store", "ok", `${store.backend} answers in ${ms.toFixed(1)} ms`);
+      try {
+        for (const note of await store.durability?.() ?? []) add("store", note.verdict, note.text);
+      } catch (error) {
+        add("store", "warn", `cannot read how the store keeps data: ${causeChain(error)}`);
+      }
     } finally {
       await store.close();
     }

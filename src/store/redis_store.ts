@@ -11,8 +11,10 @@ import { fromRedisKey, namespacePattern, toRedisKey } from "./keys.ts";
 import { NAMESPACES } from "./namespaces.ts";
 import { type Arg, RedisReplyError, type Reply, RespClient } from "./resp.ts";
 import { type BatchSender, CALL_FAILED, ScriptBatcher } from "./script_batch.ts";
+import { configValue, durabilityNotes, parseInfo } from "./redis_durability.ts";
 import type {
   AtomicScript,
+  DurabilityNote,
   Json,
   KeyValueStore,
   SetOptions,
@@ -102,12 +104,15 @@ export class RedisStore implements KeyValueStore {
   readonly #prefix: string;
   readonly #shas = new Map<string, Promise<string>>();
   readonly #batcher = new ScriptBatcher(this.#sender());
+  /** The key {@link ping} writes, spelled once. */
+  readonly #probeKey: string;
   #closing: Promise<void> | null = null;
 
   /** Wraps a connected client; use {@link openRedisStore}. */
   constructor(client: RespClient, keyPrefix: string) {
     this.#client = client;
     this.#prefix = keyPrefix;
+    this.#probeKey = this.#key(PROBE_KEY);
   }
 
   async get(key: StoreKey): Promise<Json> {
@@ -234,8 +239,27 @@ export class RedisStore implements KeyValueStore {
    */
   async ping(): Promise<number> {
     const started = performance.now();
-    await this.#call("a write", ["SET", this.#key(PROBE_KEY), "1", "PX", "10000"]);
+    await this.#call("a write", ["SET", this.#probeKey, "1", "PX", "10000"]);
     return performance.now() - started;
+  }
+
+  /** What Redis does with the bot's keys when full and when it restarts (`redis_durability.ts`). */
+  async durability(): Promise<DurabilityNote[]> {
+    const [persistence, memory, fsync, save] = await Promise.all([
+      this.#call("INFO", ["INFO", "persistence"]),
+      this.#call("INFO", ["INFO", "memory"]),
+      // Managed services often refuse CONFIG: the schedule is then unknown.
+      this.#call("CONFIG GET", ["CONFIG", "GET", "appendfsync"]).then(configValue, () => null),
+      this.#call("CONFIG GET", ["CONFIG", "GET", "save"]).then(configValue, () => null),
+    ]);
+    const info = new Map([...parseInfo(String(persistence)), ...parseInfo(String(memory))]);
+    return durabilityNotes({
+      maxmemoryBytes: Number(info.get("maxmemory") ?? 0) || 0,
+      policy: info.get("maxmemory_policy") ?? "noeviction",
+      aof: info.get("aof_enabled") === "1",
+      fsync,
+      save,
+    });
   }
 
   close(): Promise<void> {

@@ -64,6 +64,12 @@ export interface AtomicScript<Args extends Json[], Result extends Json> {
   ): { writes: ScriptWrite[]; result: Result };
 }
 
+/** One finding of {@link KeyValueStore.durability}. */
+export interface DurabilityNote {
+  verdict: "ok" | "warn";
+  text: string;
+}
+
 /** The store interface every feature uses. */
 export interface KeyValueStore {
   /** `redis` or `kv`, for the start-up line and `/health` (never for decisions: see `shared`). */
@@ -94,6 +100,12 @@ export interface KeyValueStore {
    * which a full Redis refuses); rejects when unreachable or refusing.
    */
   ping(): Promise<number>;
+  /**
+   * How the store treats the bot's keys when full and across its own restart, where that can
+   * be lost (Redis: eviction and persistence settings); absent for a store that keeps
+   * everything it acknowledged (Deno KV, a file of its own). Rejects when unreachable.
+   */
+  durability?(): Promise<DurabilityNote[]>;
   /** Closes connections; further calls reject. Idempotent. */
   close(): Promise<void>;
 }

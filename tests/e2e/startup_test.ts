@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { FakeBotApi } from "../fake_bot_api.ts";
 import { startPostgres } from "../support/postgres_server.ts";
-import { startRedis } from "../support/redis_server.ts";
+import { redisCli, startRedis } from "../support/redis_server.ts";
 import { BotProcess, freePort, type LogLine, webhookEnv } from "./program.ts";
 
 /** One log line as the operator's journal shows it. */
@@ -65,6 +65,32 @@ Deno.test("start-up: a migration behind another session's lock is waited for, an
     session.release();
     await psql.end();
   }
+});
+
+Deno.test("start-up: a Redis that evicts keys and saves nothing is named by doctor and in the start's log, and the bot runs on", async () => {
+  await using api = await FakeBotApi.start();
+  // Set up as a cache: a size limit with LRU eviction, and (the test default) no persistence.
+  await using redis = await startRedis();
+  await redisCli(redis, "config", "set", "maxmemory", "64mb");
+  await redisCli(redis, "config", "set", "maxmemory-policy", "allkeys-lru");
+  const env = { REDIS_URL: redis.url };
+  const doctor = await BotProcess.run({ api, args: ["doctor"], env });
+  assert.equal(doctor.code, 0, doctor.stdout);
+  assert.match(
+    doctor.stdout,
+    /^WARN store +Redis evicts keys when full \(maxmemory 64 MiB, maxmemory-policy allkeys-lru\): .* set maxmemory-policy noeviction$/m,
+  );
+  assert.match(
+    doctor.stdout,
+    /^WARN store +Redis keeps nothing across a restart .* set appendonly yes$/m,
+  );
+
+  await using bot = await BotProcess.start({ api, env });
+  await bot.waitReady();
+  const warnings = bot.logs(/^Redis (evicts keys when full|keeps nothing across a restart)/);
+  assert.deepEqual(warnings.map((line) => line.level), ["warning", "warning"]);
+  assert.equal((await bot.get("/health")).status, 200);
+  assert.equal((await bot.stop()).code, 0);
 });
 
 Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77 and one short line", async (t) => {

@@ -3,7 +3,7 @@ import { StoreUnavailableError } from "../../src/errors.ts";
 import { setupLogging } from "../../src/log.ts";
 import { openRedisStore } from "../../src/store/redis_store.ts";
 import type { AtomicScript, KeyValueStore } from "../../src/store/store.ts";
-import { type RedisServer, startRedis } from "../support/redis_server.ts";
+import { redisCli, type RedisServer, startRedis } from "../support/redis_server.ts";
 import { counterWithCap, storeContract, type StoreHarness } from "./contract.ts";
 
 /** A Redis server plus stores on it, each under its own random prefix. */
@@ -26,16 +26,6 @@ async function redisHarness(): Promise<StoreHarness & { server: RedisServer }> {
 
 function randomPrefix(): string {
   return `test:${crypto.randomUUID().slice(0, 8)}:`;
-}
-
-/** Runs redis-cli against `server` and returns its output. */
-async function redisCli(server: RedisServer, ...args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("redis-cli", {
-    args: ["-h", "127.0.0.1", "-p", String(server.port), ...args],
-  }).output();
-  const decoder = new TextDecoder();
-  assert.equal(code, 0, decoder.decode(stderr));
-  return decoder.decode(stdout);
 }
 
 /** Rejects unless `promise` rejects with StoreUnavailableError within `withinMs`. */
@@ -172,6 +162,75 @@ Deno.test("RedisStore.ping() fails while a full Redis refuses writes, and passes
   });
   await redisCli(server, "config", "set", "maxmemory", "0");
   assert.ok(await store.ping() >= 0);
+});
+
+Deno.test("RedisStore.durability() says when Redis may evict or forget the bot's keys", async (t) => {
+  await using server = await startRedis();
+  await using store = disposable(
+    await openRedisStore({ url: server.url, keyPrefix: randomPrefix() }),
+  );
+  const notes = async () => (await store.durability()).map((n) => `${n.verdict}: ${n.text}`);
+
+  await t.step(
+    "a Redis with neither AOF nor snapshots: a warning that a restart loses them",
+    async () => {
+      const [eviction, persistence] = await notes();
+      assert.equal(eviction, "ok: Redis never evicts the bot's keys (no maxmemory)");
+      assert.match(
+        persistence!,
+        /^warn: Redis keeps nothing across a restart \(appendonly no, no save schedule\): .*set appendonly yes$/,
+      );
+    },
+  );
+
+  await t.step("an evicting Redis (set up as a cache): a warning naming the policy", async () => {
+    await redisCli(server, "config", "set", "maxmemory", "100mb");
+    await redisCli(server, "config", "set", "maxmemory-policy", "allkeys-lru");
+    assert.match(
+      (await notes())[0]!,
+      /^warn: Redis evicts keys when full \(maxmemory 100 MiB, maxmemory-policy allkeys-lru\): .*handled twice; set maxmemory-policy noeviction$/,
+    );
+    await redisCli(server, "config", "set", "maxmemory-policy", "noeviction");
+    assert.match(
+      (await notes())[0]!,
+      /^ok: Redis never evicts .*noeviction: a full Redis refuses writes/,
+    );
+  });
+
+  await t.step("snapshots, then the append-only file: fine, and what a restart loses", async () => {
+    await redisCli(server, "config", "set", "save", "3600 1");
+    assert.match((await notes())[1]!, /^ok: Redis saves snapshots \(save "3600 1"\): /);
+    await redisCli(server, "config", "set", "appendonly", "yes");
+    assert.equal(
+      (await notes())[1],
+      "ok: Redis keeps its data across a restart (appendonly yes, appendfsync everysec)",
+    );
+  });
+
+  await t.step("a Redis that refuses CONFIG (a managed one): the schedule is unknown", async () => {
+    await redisCli(server, "config", "set", "appendonly", "no");
+    await redisCli(
+      server,
+      "acl",
+      "setuser",
+      "bot",
+      "on",
+      ">secret-pw",
+      "~*",
+      "&*",
+      "+@all",
+      "-config",
+    );
+    await using limited = disposable(
+      await openRedisStore({
+        url: `redis://bot:secret-pw@127.0.0.1:${server.port}`,
+        keyPrefix: randomPrefix(),
+      }),
+    );
+    const [, persistence] = await limited.durability();
+    assert.equal(persistence!.verdict, "warn");
+    assert.match(persistence!.text, /^Redis has appendonly no and refused CONFIG GET/);
+  });
 });
 
 Deno.test("openRedisStore() rejects with StoreUnavailableError when nothing listens", async () => {

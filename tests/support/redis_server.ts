@@ -40,6 +40,16 @@ export interface RedisOptions {
   tls?: { port: number; certFile: string; keyFile: string };
 }
 
+/** Runs `redis-cli` against `server` (e.g. `CONFIG SET`) and returns its output; throws when it fails. */
+export async function redisCli(server: RedisServer, ...args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command("redis-cli", {
+    args: ["-h", "127.0.0.1", "-p", String(server.port), ...args],
+  }).output();
+  const decoder = new TextDecoder();
+  if (code !== 0) throw new Error(`redis-cli ${args.join(" ")}: ${decoder.decode(stderr)}`);
+  return decoder.decode(stdout);
+}
+
 /** Starts a fresh Redis on a free port and waits until it answers PING. */
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const persistence = options.persist
