@@ -6,7 +6,7 @@
  * reach the database while the bot runs: PGlite itself can be opened by one process only.
  */
 import type { PGlite } from "@electric-sql/pglite";
-import { DatabaseError } from "../errors.ts";
+import { causeChain, DatabaseError } from "../errors.ts";
 
 /**
  * Postgres settings of the embedded database, given at each start on top of PGlite's own
@@ -26,6 +26,26 @@ export const EMBEDDED_SETTINGS: Readonly<Record<string, string>> = {
   // Caps what an index build or a vacuum may take (and keep, see above).
   maintenance_work_mem: "16MB",
 };
+
+/** How a full disk shows in an error (Deno's "os error 28", Node's and Emscripten's ENOSPC). */
+const NO_SPACE = /No space left on device|ENOSPC|os error 28/;
+/** What a new embedded database takes on disk once started (`du -sm data/pglite`), rounded up. */
+export const NEW_DATABASE_MIB = 45;
+
+/**
+ * The error of a failed open of the embedded database in `dir` (`first`: a new one), which says
+ * how much room is needed when the disk is full.
+ */
+export function openFailure(dir: string, first: boolean, error: unknown): DatabaseError {
+  const full = NO_SPACE.test(causeChain(error))
+    ? first
+      ? ` (a new database needs about ${NEW_DATABASE_MIB} MiB free under DATA_DIR)`
+      : " (the disk under DATA_DIR is full: Postgres cannot start without room to write)"
+    : "";
+  return new DatabaseError(`could not open the embedded database in ${dir}${full}`, {
+    cause: error,
+  });
+}
 
 /** Where the embedded database keeps its files and its socket. */
 export function embeddedPaths(dataDir: string): { dir: string; socket: string } {
@@ -89,10 +109,12 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
     import("./pglite_assets.ts"),
   ]);
   let db: PGlite;
+  let first = false;
   try {
     // A first start copies a database made in advance (`pglite_template.ts`) instead of
     // running initdb. A folder holding anything else is PGlite's business, as before.
-    if (await holdsNothing(dir)) await (await import("./pglite_template.ts")).unpackTemplate(dir);
+    first = await holdsNothing(dir);
+    if (first) await (await import("./pglite_template.ts")).unpackTemplate(dir);
     db = await PGlite.create(dir, {
       ...(await pgliteAssets()),
       startParams: [
@@ -101,7 +123,7 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
       ],
     });
   } catch (error) {
-    throw new DatabaseError(`could not open the embedded database in ${dir}`, { cause: error });
+    throw openFailure(dir, first, error);
   }
   // Several connections: the bot's own plus `backup` or `migrate` run by the operator.
   // PGlite runs one statement at a time; the server queues them and keeps transactions whole.

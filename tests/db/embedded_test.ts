@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../src/db/database.ts";
-import { EMBEDDED_SETTINGS, embeddedPaths } from "../../src/db/embedded.ts";
+import {
+  EMBEDDED_SETTINGS,
+  embeddedPaths,
+  NEW_DATABASE_MIB,
+  openFailure,
+} from "../../src/db/embedded.ts";
+import { causeChain } from "../../src/errors.ts";
 import { unpackTemplate } from "../../src/db/pglite_template.ts";
 import { PROJECT_ROOT } from "../../scripts/start_command.ts";
 import { testDatabaseConfig } from "../support/databases.ts";
@@ -9,6 +15,17 @@ const config = testDatabaseConfig(null);
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** What the files under `dir` take on disk, in MiB (as `du -sm` counts: allocated blocks). */
+async function diskUseMib(dir: string): Promise<number> {
+  let bytes = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) bytes += (await diskUseMib(path)) * 1024 * 1024;
+    else bytes += ((await Deno.lstat(path)).blocks ?? 0) * 512;
+  }
+  return bytes / 1024 / 1024;
 }
 
 Deno.test("the first start copies the shipped database; the data persists; the settings apply", async () => {
@@ -30,6 +47,9 @@ Deno.test("the first start copies the shipped database; the data persists; the s
     } finally {
       await db.close();
     }
+    // What a full disk's error says a new database needs covers what it takes.
+    const used = await diskUseMib(dir);
+    assert.ok(used <= NEW_DATABASE_MIB, `a new database takes ${used.toFixed(1)} MiB`);
     const again = await openDatabase({ config, dataDir });
     try {
       assert.deepEqual([...await again.sql`select note from kept`], [{ note: "still here" }]);
@@ -104,4 +124,21 @@ Deno.test("a process that uses Postgres and Redis loads neither PGlite nor its f
     /pglite|\.wasm$|\.data$|\.tar\.gz$|redis_store\.ts$|resp(_\w+)?\.ts$/.test(specifier)
   );
   assert.deepEqual(heavy, []);
+});
+
+Deno.test("a full disk at start says how much room the embedded database needs", () => {
+  const full = new Error("No space left on device (os error 28)");
+  assert.equal(
+    causeChain(openFailure("./data/pglite", true, full)),
+    `could not open the embedded database in ./data/pglite (a new database needs about ` +
+      `${NEW_DATABASE_MIB} MiB free under DATA_DIR): No space left on device (os error 28)`,
+  );
+  assert.match(
+    causeChain(openFailure("./data/pglite", false, new Error("write failed", { cause: full }))),
+    /^could not open the embedded database in \.\/data\/pglite \(the disk under DATA_DIR is full: .*\): write failed: No space left/,
+  );
+  assert.equal(
+    causeChain(openFailure("./data/pglite", true, new Error("permission denied"))),
+    "could not open the embedded database in ./data/pglite: permission denied",
+  );
 });
