@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { openDatabase } from "../../src/db/database.ts";
 import { MIGRATION_FILES } from "../../src/db/migration_files.ts";
 import { FakeBotApi } from "../fake_bot_api.ts";
@@ -249,6 +250,34 @@ Deno.test("migrate: status, apply, and MIGRATE_ON_START=false refusing an outdat
     assert.match(result.stderr, /migrate down N|usage: migrate/);
   }
   await Deno.remove(cwd, { recursive: true });
+});
+
+Deno.test("migrate behind an operator's lock says who holds it up, then applies everything once it is released", async () => {
+  await using api = await FakeBotApi.start();
+  await using pg = await startPostgres();
+  const url = await pg.createDatabase("migrate_locked");
+  // An operator's psql holding the migrator's advisory lock in an open transaction.
+  const psql = postgres(url, { max: 1, connection: { application_name: "psql" } });
+  const session = await psql.reserve();
+  await session`begin`;
+  await session`select pg_advisory_xact_lock(x'7364622d6d696772'::bigint)`;
+  // Released after the first notice (10 s), while the command waits.
+  const release = setTimeout(() => session`commit`.catch(() => {}), 13_000);
+  try {
+    const result = await BotProcess.run({ api, args: ["migrate"], env: { DATABASE_URL: url } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^waiting: creating schema_migrations has waited 1\d s for a lock held by a session of psql \(pid \d+, idle in transaction for \d+ s\)/m,
+    );
+    for (const name of MIGRATIONS) {
+      assert.match(result.stdout, new RegExp(`^applied ${name}$`, "m"));
+    }
+  } finally {
+    clearTimeout(release);
+    session.release();
+    await psql.end();
+  }
 });
 
 Deno.test("backup while running, restore into a new home, refusals for non-empty and damaged files", async () => {
