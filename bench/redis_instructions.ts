@@ -162,7 +162,7 @@ if (import.meta.main) {
       keys.push(floodKeys(first + m).chat);
       takes.push(takeSpec(full, [0, m + 1]));
     }
-    return store.run(takeScript, keys, [takes]);
+    return store.run(takeScript, keys, [takes, takes.map(() => 0)]);
   };
   const rows: string[][] = [];
   try {

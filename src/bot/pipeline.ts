@@ -92,7 +92,8 @@ export interface Stage {
  *                admins (deduplicated); a user who blocked the bot is recorded, not alerted
  *   3. gate      one atomic store call: drop duplicates, wait for the chat's lease, token
  *                bucket and bans, load the dialog state (and, in a private chat, the cached
- *                profile)
+ *                profile); a private chat's message has its reply's flood turn taken in the
+ *                same round trip
  *   4. user      the sender's stored profile, from the gate's answer; Postgres only on a miss;
  *                drops the updates of users an admin banned
  *   5. features  the dialogs check (expired, no longer fitting, store unreachable), then one
@@ -115,7 +116,9 @@ export function pipelineStages(options: CreateBotOptions): Stage[] {
 function pipeline(options: CreateBotOptions) {
   const { defaultLocale, metrics, users, events, gate, onBlocked } = options;
   const adminIds = options.adminIds ?? gate?.adminIds ?? [];
-  const gated = gate ? createGate({ ...gate, metrics }) : null;
+  const gated = gate
+    ? createGate({ ...gate, metrics, ...(options.flood ? { flood: options.flood } : {}) })
+    : null;
   const features = new BotComposer<BotContext>();
   // Without features of its own (tests, benchmarks) the bot still greets.
   const list = options.features ?? [greetingFeature];

@@ -71,9 +71,9 @@ Deno.test("group commit: updates of 40 chats at once share their round trips to 
   const before = await scriptCalls(redis);
   const statuses = await Promise.all(bodies().map((body) => post(bot, body)));
   assert.deepEqual(new Set(statuses), new Set([200]));
-  // Alone, each update would cost three: gate, its reply's flood turn, commit.
+  // Alone, each update costs two (below): its gate with its reply's flood turn, its commit.
   const calls = await scriptCalls(redis) - before;
-  assert.ok(calls < 3 * CHATS, `${calls} script calls for ${CHATS} updates`);
+  assert.ok(calls < 2 * CHATS, `${calls} script calls for ${CHATS} updates`);
   for (let i = 0; i < CHATS; i++) assert.equal(api.sentMessages(FIRST_CHAT + i).length, 1);
   // Delivered again: every one of them is a duplicate now.
   assert.deepEqual(
@@ -127,4 +127,22 @@ Deno.test("group commit: a SIGKILL among batched commits loses no update and rep
       assert.equal(replies, 1, `chat ${i}: committed before the kill`);
     }
   }
+});
+
+Deno.test("group commit: an update alone costs two round trips: its gate with its reply's flood turn, then its commit", async () => {
+  await using api = await FakeBotApi.start();
+  await using redis = await startRedis();
+  await using bot = await start(api, redis);
+  await bot.waitReady();
+  const say = async (updateId: number, chatId: number) => {
+    const body = JSON.stringify(textMessage({ updateId, chatId, text: "/help" }));
+    assert.equal(await post(bot, body), 200);
+    assert.equal(api.sentMessages(chatId).length, 1);
+  };
+  // The first loads the scripts (EVALSHA answered NOSCRIPT, then EVAL) and registers the user.
+  await say(95_000, 9_501);
+  await say(95_001, 9_502);
+  const before = await scriptCalls(redis);
+  await say(95_002, 9_503);
+  assert.equal(await scriptCalls(redis) - before, 2);
 });

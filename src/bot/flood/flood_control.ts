@@ -19,9 +19,16 @@ import type { BackgroundMetrics } from "../../metrics/background.ts";
 import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import { delay } from "../../util/delay.ts";
 import { retryAfterSeconds } from "../api_retry.ts";
-import { admit, type FloodLimits, type FloodLog, type LogRule, pauseLog } from "./limits.ts";
-import { floodKeys, pauseScript } from "./script.ts";
-import { TakeBatch } from "./take_batch.ts";
+import {
+  admit,
+  type FloodLimits,
+  type FloodLog,
+  type LogRule,
+  pauseLog,
+  PREFETCH_VALID_MS,
+} from "./limits.ts";
+import { floodKeys, pauseScript, releaseScript } from "./script.ts";
+import { TakeBatch, type Turn } from "./take_batch.ts";
 
 /** Who is waiting for a message: a user (a reply) or nobody in particular (a broadcast). */
 export type Priority = "interactive" | "bulk";
@@ -67,10 +74,20 @@ export interface FloodControlOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/** A reply's turn taken ahead: when it was asked for, and the store's answer (null: failed). */
+interface Prefetched {
+  askedAt: number;
+  keys: StoreKey[];
+  rules: LogRule[];
+  turn: Promise<Turn | null>;
+}
+
 /** After the store failed, how long the fallback decides alone before the store is tried again. */
 const STORE_RETRY_MS = 1000;
 /** Most logs the fallback keeps; the oldest are forgotten first. */
 const LOCAL_LIMIT = 10_000;
+/** Turns taken ahead kept before the stale ones are dropped (about one per update in flight). */
+const PREFETCH_LIMIT = 256;
 
 /** The shared limiter; see the module documentation. */
 export class FloodControl {
@@ -79,6 +96,8 @@ export class FloodControl {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #local = new Map<string, FloodLog>();
   readonly #takes: TakeBatch;
+  /** Turns taken ahead, by private chat; each used (or dropped) by the next reply there. */
+  readonly #prefetched = new Map<number, Prefetched>();
   #storeDownUntil = 0;
 
   constructor(options: FloodControlOptions) {
@@ -108,8 +127,44 @@ export class FloodControl {
     };
   }
 
+  /**
+   * Takes the turn of a reply to the private chat `chat` ahead: the gate asks while it checks
+   * the update, so that the take travels to the store with the gate's call and the reply makes
+   * no round trip of its own. The turn is recorded `PREFETCH_VALID_MS` after the store's time,
+   * and the next reply to `chat` uses it if it goes no later than that (so the logs never hold
+   * a send earlier than it went, and the limits stay exact; see `admitTakes`); a later reply
+   * gives it back and takes its own. A turn no reply used is given back with the update's
+   * commit ({@link forgo}); until then it counts as a message: one too many, never one too few.
+   * Only with a shared store that answers: elsewhere a turn costs no round trip anyway.
+   */
+  prefetch(chat: number): void {
+    if (!this.#o.store.shared || this.#now() < this.#storeDownUntil) return;
+    const { rules, keys } = this.#plan(chat, "interactive");
+    const askedAt = this.#now();
+    const turn = this.#takes.take(keys, rules, PREFETCH_VALID_MS).catch((error) => {
+      this.#storeFailed(error);
+      return null;
+    });
+    if (this.#prefetched.size >= PREFETCH_LIMIT) this.#forgetOldest(askedAt);
+    this.#forgo(chat);
+    this.#prefetched.set(chat, { askedAt, keys, rules, turn });
+  }
+
+  /**
+   * Gives back the turn taken ahead for `chat` if no reply used it (the update is done): the
+   * logs then count only what was sent. Call it in the same tick as the update's commit, so
+   * that both travel to the store together.
+   */
+  forgo(chat: number): void {
+    this.#forgo(chat);
+  }
+
   /** Waits until a message to `chat` may go and records it; rejects only when `signal` aborts. */
   async acquire(chat: number | string, priority: Priority, signal?: AbortSignal): Promise<void> {
+    if (priority === "interactive" && typeof chat === "number" && await this.#usePrefetched(chat)) {
+      this.#o.metrics.outboundMessages.inc({ priority });
+      return;
+    }
     const { rules, keys } = this.#plan(chat, priority);
     const started = performance.now();
     let waited = false;
@@ -153,6 +208,51 @@ export class FloodControl {
     }
   }
 
+  /**
+   * Whether a turn taken ahead for `chat` was granted and is still fresh; a stale one is given
+   * back (in the same tick as the caller's own take, so that the take finds the room).
+   */
+  async #usePrefetched(chat: number): Promise<boolean> {
+    const prefetched = this.#prefetched.get(chat);
+    if (prefetched === undefined) return false;
+    this.#prefetched.delete(chat);
+    // Usually answered long ago (with the gate).
+    const turn = await prefetched.turn;
+    if (turn === null || turn.waitMs > 0) return false;
+    // Recorded PREFETCH_VALID_MS after the store's time (this process's clock): a send no
+    // later than that may use it.
+    if (this.#now() <= turn.at + PREFETCH_VALID_MS) return true;
+    this.#release(prefetched, turn);
+    return false;
+  }
+
+  #forgo(chat: number): void {
+    const prefetched = this.#prefetched.get(chat);
+    if (prefetched === undefined) return;
+    this.#prefetched.delete(chat);
+    // Answered by now unless the update was quick; given back in the tick it is.
+    void prefetched.turn.then((turn) => {
+      if (turn !== null && turn.waitMs <= 0) this.#release(prefetched, turn);
+    });
+  }
+
+  /** Takes back the sends a turn taken ahead recorded. Never rejects. */
+  #release({ keys, rules }: Prefetched, { at }: Turn): void {
+    const windows = rules.map((rule) => rule.windowMs);
+    this.#o.store.run(releaseScript, keys, [at + PREFETCH_VALID_MS, windows]).catch((error) =>
+      this.#storeFailed(error)
+    );
+  }
+
+  /** Gives back the turns taken ahead that no reply may use any more, and the oldest beyond the limit. */
+  #forgetOldest(now: number): void {
+    for (const [chat, prefetched] of this.#prefetched) {
+      const stale = now - prefetched.askedAt > PREFETCH_VALID_MS;
+      if (!stale && this.#prefetched.size < PREFETCH_LIMIT) return;
+      this.#forgo(chat);
+    }
+  }
+
   #plan(chat: number | string, priority: Priority): { rules: LogRule[]; keys: StoreKey[] } {
     const { limits } = this.#o;
     const keys = floodKeys(chat);
@@ -180,7 +280,7 @@ export class FloodControl {
     if (!this.#o.store.shared) return this.#takeLocal(keys, rules);
     if (this.#now() >= this.#storeDownUntil) {
       try {
-        const waitMs = await this.#takes.take(keys, rules);
+        const { waitMs } = await this.#takes.take(keys, rules);
         if (this.#storeDownUntil !== 0) {
           this.#storeDownUntil = 0;
           this.#o.log.info("flood control is shared through the store again");

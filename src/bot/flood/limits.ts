@@ -32,6 +32,14 @@ export interface FloodLimits {
  */
 export const JITTER_GUARD_MS = 50;
 
+/**
+ * How long a reply's turn taken ahead (`FloodControl.prefetch`, with the update's gate) stays
+ * usable. Such a turn is recorded this much later than it was taken, and a reply that comes
+ * later takes a turn of its own: the log never holds a send earlier than it really went, and
+ * the windows stay as they are (see {@link admitTakes}).
+ */
+export const PREFETCH_VALID_MS = 50;
+
 /** Telegram's documented limits with the guard, and bulk messages at `bulkPerSecond`. */
 export function floodLimits(bulkPerSecond: number): FloodLimits {
   const reserve = 5;
@@ -95,11 +103,18 @@ type Need = readonly [keyIndex: number, limit: number, keep: number, windowMs: n
  * Several messages' takes over shared logs, decided in order as {@link admit} would decide each
  * alone on the logs the earlier ones left: per take 0 (admitted) or how long to wait, and per
  * log the write it needs (undefined: untouched). The reference of the take script's Lua.
+ *
+ * `ahead[n]`: take n records its send that much after `now` (a reply's turn taken ahead, which
+ * may go up to {@link PREFETCH_VALID_MS} later). The limits stay exact with such sends in the
+ * logs: every take counts every send after `now - windowMs`, later ones included, so whoever
+ * is admitted last among the messages of any of Telegram's windows counted all the others (a
+ * send recorded no earlier than it went is counted at least as long as it should be).
  */
 export function admitTakes(
   logs: readonly (FloodLog | null)[],
   takes: readonly (readonly Need[])[],
   now: number,
+  ahead: readonly number[] = [],
 ): { waits: number[]; writes: ({ log: FloodLog; ttlMs: number } | undefined)[] } {
   const loaded = new Map<number, { times: number[]; pause: number }>();
   const touched = new Map<number, { keep: number; windowMs: number }>();
@@ -114,7 +129,7 @@ export function admitTakes(
     }
     return log;
   };
-  const waits = takes.map((take) => {
+  const waits = takes.map((take, n) => {
     let wait = 0;
     for (const [i, limit, , windowMs] of take) {
       const { times, pause } = load(i, windowMs);
@@ -123,10 +138,11 @@ export function admitTakes(
       if (times.length >= room) wait = Math.max(wait, times[times.length - room]! + windowMs - now);
     }
     if (wait > 0) return Math.ceil(wait);
+    const at = now + (ahead[n] ?? 0);
     for (const [i, , keep, windowMs] of take) {
       const { times } = loaded.get(i)!;
-      times.push(now);
-      if (times.length > 1 && times[times.length - 2]! > now) times.sort((a, b) => a - b);
+      times.push(at);
+      if (times.length > 1 && times[times.length - 2]! > at) times.sort((a, b) => a - b);
       touched.set(i, { keep, windowMs });
     }
     return 0;
@@ -134,10 +150,8 @@ export function admitTakes(
   const writes = logs.map((_, i) => {
     const rule = touched.get(i);
     if (rule === undefined) return undefined;
-    return {
-      log: { t: loaded.get(i)!.times.slice(-rule.keep), p: 0 },
-      ttlMs: Math.max(1, Math.ceil(rule.windowMs)),
-    };
+    const times = loaded.get(i)!.times.slice(-rule.keep);
+    return { log: { t: times, p: 0 }, ttlMs: logTtl(times, now, rule.windowMs) };
   });
   return { waits, writes };
 }
@@ -153,7 +167,14 @@ export function pauseLog(
   windowMs: number,
 ): { log: FloodLog; ttlMs: number } {
   const p = Math.max(log?.p ?? 0, until);
-  return { log: { t: log?.t ?? [], p }, ttlMs: Math.max(1, p - now, windowMs) };
+  const t = log?.t ?? [];
+  return { log: { t, p }, ttlMs: Math.max(p - now, logTtl(t, now, windowMs)) };
+}
+
+/** How long a log must be kept: until its newest send (one recorded ahead, too) leaves the window. */
+export function logTtl(times: readonly number[], now: number, windowMs: number): number {
+  const newest = times.length === 0 ? now : Math.max(now, ...times);
+  return Math.max(1, Math.ceil(newest - now + windowMs));
 }
 
 /** A stored value read leniently: a log without send times (`{}` from Lua) has none. */

@@ -16,7 +16,7 @@
  */
 import { NAMESPACES } from "../../store/namespaces.ts";
 import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../../store/store.ts";
-import { admitTakes, type LogRule, pauseLog, toFloodLog } from "./limits.ts";
+import { admitTakes, type LogRule, logTtl, pauseLog, toFloodLog } from "./limits.ts";
 
 /** The keys of one message to `chat`: the bot's log, the chat's log and the broadcast pace. */
 export function floodKeys(
@@ -35,12 +35,20 @@ export function floodKeys(
  */
 export type TakeSpec = [keyIndex: number, limit: number, keep: number, windowMs: number][];
 
-/** Arguments of {@link takeScript}: the takes of several messages, decided in order. */
-export type TakeArgs = [takes: TakeSpec[]];
+/**
+ * Arguments of {@link takeScript}: the takes of several messages, decided in order, and per take
+ * how much after the script's time it records its send (0, or `PREFETCH_VALID_MS` for a reply's
+ * turn taken ahead; see `admitTakes`).
+ */
+export type TakeArgs = [takes: TakeSpec[], aheadMs: number[]];
 
-/** What {@link takeScript} answers: per take, 0 when the message may go now, else the wait. */
+/**
+ * What {@link takeScript} answers: per take, 0 when the message may go now, else the wait; and
+ * the time it recorded the admitted sends at (what {@link releaseScript} takes back).
+ */
 export interface TakeAnswer {
   waits: number[];
+  at: number;
   [key: string]: Json;
 }
 
@@ -50,8 +58,8 @@ export function takeSpec(rules: readonly LogRule[], keyIndexes?: readonly number
 }
 
 /** The arguments of a single take over `rules`, one per key in key order. */
-export function takeArgs(rules: readonly LogRule[]): TakeArgs {
-  return [[takeSpec(rules)]];
+export function takeArgs(rules: readonly LogRule[], aheadMs = 0): TakeArgs {
+  return [[takeSpec(rules)], [aheadMs]];
 }
 
 /**
@@ -65,6 +73,7 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
   lua: `
     local now = tonumber(ARGV[1])
     local takes = cjson.decode(ARGV[2])
+    local ahead = cjson.decode(ARGV[3])
     -- list[from..to], comma-separated, each written with %d: cjson writes every number with
     -- %.14g, which for a time in ms takes glibc's multi-precision path, and writing the
     -- bot-wide log of 30 send times that way was a third of the script's cost in Redis.
@@ -116,11 +125,12 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
       end
       waits[t] = math.ceil(wait)
       if wait <= 0 then
+        local at = now + (ahead[t] or 0)
         for _, need in ipairs(take) do
           local log = logs[need[1] + 1]
           local times = log.times
-          times[#times + 1] = now
-          if #times > 1 and times[#times - 1] > now then table.sort(times) end
+          times[#times + 1] = at
+          if #times > 1 and times[#times - 1] > at then table.sort(times) end
           log.keep, log.window, log.dirty = need[3], need[4], true
         end
       end
@@ -128,18 +138,69 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
     for i, log in pairs(logs) do
       if log.dirty then
         local times = log.times
+        -- Kept until its newest send (one recorded ahead, too) leaves the window.
+        local ttl = math.max(1, math.ceil(math.max(now, times[#times]) - now + log.window))
         redis.call('SET', KEYS[i],
           '{"t":[' .. integers(times, math.max(1, #times - log.keep + 1), #times) .. '],"p":0}',
-          'PX', string.format('%d', math.max(1, math.ceil(log.window))))
+          'PX', string.format('%d', ttl))
       end
     end
-    return '{"waits":[' .. integers(waits, 1, #waits) .. ']}'`,
-  apply(current, [takes], nowMs) {
-    const { waits, writes } = admitTakes(current.map(toFloodLog), takes, nowMs);
+    return '{"waits":[' .. integers(waits, 1, #waits) .. '],"at":' .. string.format('%d', now) .. '}'`,
+  apply(current, [takes, aheadMs], nowMs) {
+    const { waits, writes } = admitTakes(current.map(toFloodLog), takes, nowMs, aheadMs);
     const scriptWrites: ScriptWrite[] = writes.map((write) =>
       write === undefined ? undefined : { value: write.log as unknown as Json, ttlMs: write.ttlMs }
     );
-    return { writes: scriptWrites, result: { waits } };
+    return { writes: scriptWrites, result: { waits, at: nowMs } };
+  },
+};
+
+/** Arguments of {@link releaseScript}: the send time to take back, and each log's window. */
+export type ReleaseArgs = [at: number, windowsMs: number[]];
+
+/**
+ * Takes back one send recorded at `at` from each log at its keys (a reply's turn taken ahead
+ * and not used, see `FloodControl.prefetch`): the logs then hold what was really sent. A log
+ * without such a send is left alone. Keeps each log's TTL (the TypeScript twin, which cannot
+ * read it, keeps the log for its window, or until its pause ends).
+ */
+export const releaseScript: AtomicScript<ReleaseArgs, { released: number }> = {
+  name: "flood_release",
+  lua: `
+    local at = tonumber(ARGV[2])
+    local released = 0
+    for _, key in ipairs(KEYS) do
+      local raw = redis.call('GET', key)
+      local log = raw and cjson.decode(raw) or nil
+      if type(log) == 'table' and type(log.t) == 'table' then
+        for i, sent in ipairs(log.t) do
+          if sent == at then
+            table.remove(log.t, i)
+            local ttl = redis.call('PTTL', key)
+            if ttl > 0 then
+              local times = #log.t > 0 and (string.rep('%d,', #log.t - 1) .. '%d') or ''
+              redis.call('SET', key, '{"t":[' .. string.format(times, unpack(log.t)) ..
+                '],"p":' .. string.format('%d', tonumber(log.p) or 0) .. '}', 'PX', ttl)
+              released = released + 1
+            end
+            break
+          end
+        end
+      end
+    end
+    return '{"released":' .. released .. '}'`,
+  apply(current, [at, windowsMs], nowMs) {
+    let released = 0;
+    const writes: ScriptWrite[] = current.map((value, i) => {
+      const log = toFloodLog(value ?? null);
+      const index = log?.t.indexOf(at) ?? -1;
+      if (log === null || index < 0) return undefined;
+      released++;
+      log.t.splice(index, 1);
+      const ttlMs = Math.max(log.p - nowMs, logTtl(log.t, nowMs, windowsMs[i] ?? 1));
+      return { value: log as unknown as Json, ttlMs };
+    });
+    return { writes, result: { released } };
   },
 };
 
@@ -162,7 +223,12 @@ export const pauseScript: AtomicScript<PauseArgs, number> = {
       if type(log.p) == 'number' then p = log.p end
     end
     p = math.max(p, now + pause)
-    local ttl = math.max(1, p - now, window)
+    -- Kept while paused, and until its newest send (one recorded ahead, too) leaves the window.
+    local newest = now
+    for _, at in ipairs(t) do
+      if type(at) == 'number' and at > newest then newest = at end
+    end
+    local ttl = math.max(1, p - now, newest - now + window)
     redis.call('SET', KEYS[1], cjson.encode({t = t, p = p}), 'PX', math.ceil(ttl))
     return cjson.encode(p)`,
   apply([current], [pauseMs, windowMs], nowMs) {

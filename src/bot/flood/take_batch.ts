@@ -14,11 +14,19 @@ import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import type { LogRule } from "./limits.ts";
 import { takeScript, type TakeSpec, takeSpec } from "./script.ts";
 
+/** The store's answer to one message: 0 or how long to wait, and the time it recorded sends at. */
+export interface Turn {
+  waitMs: number;
+  at: number;
+}
+
 /** One message waiting for the next call. */
 interface Pending {
   keys: readonly StoreKey[];
   rules: readonly LogRule[];
-  resolve(waitMs: number): void;
+  /** How much later than the store's time the send is recorded (see `admitTakes`). */
+  aheadMs: number;
+  resolve(turn: Turn): void;
   reject(error: unknown): void;
 }
 
@@ -37,9 +45,9 @@ export class TakeBatch {
   }
 
   /** The wait for one message over `keys` with `rules` (0: it may go now, and is recorded). */
-  take(keys: readonly StoreKey[], rules: readonly LogRule[]): Promise<number> {
+  take(keys: readonly StoreKey[], rules: readonly LogRule[], aheadMs = 0): Promise<Turn> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ keys, rules, resolve, reject });
+      this.#pending.push({ keys, rules, aheadMs, resolve, reject });
       if (this.#scheduled || this.#inFlight) return;
       this.#scheduled = true;
       queueMicrotask(() => {
@@ -54,8 +62,8 @@ export class TakeBatch {
     const batch = this.#pending.splice(0, MAX_TAKES);
     this.#inFlight = true;
     const { keys, takes } = merge(batch);
-    this.#store.run(takeScript, keys, [takes])
-      .then(({ waits }) => batch.forEach((take, i) => take.resolve(waits[i]!)))
+    this.#store.run(takeScript, keys, [takes, batch.map((take) => take.aheadMs)])
+      .then(({ waits, at }) => batch.forEach((take, i) => take.resolve({ waitMs: waits[i]!, at })))
       .catch((error) => batch.forEach((take) => take.reject(error)))
       .finally(() => {
         this.#inFlight = false;

@@ -25,6 +25,7 @@ import { DialogSession, readRecord } from "../dialog/session.ts";
 import { LocalGate } from "./local_gate.ts";
 import { type HeldLease, LeaseRenewals } from "./lease_renewal.ts";
 import { notify } from "../reply.ts";
+import type { FloodControl } from "../flood/flood_control.ts";
 
 /** Options of {@link createGate}. */
 export interface GateOptions {
@@ -44,6 +45,11 @@ export interface GateOptions {
   instanceId: string;
   /** The clock, for the fallback's buckets. @default Date.now */
   now?: () => number;
+  /**
+   * The outbound flood control: a message in a private chat has the turn of its reply taken
+   * ahead, together with the gate's own call (see `FloodControl.prefetch`).
+   */
+  flood?: Pick<FloodControl, "prefetch" | "forgo">;
 }
 
 /** What the gate hands to the commit stage for one update. */
@@ -54,6 +60,9 @@ interface Ticket extends HeldLease {
   /** The store was unreachable at the gate: nothing to commit but the local dedup. */
   local: boolean;
 }
+
+/** Most limited or banned senders remembered (see `quiet` in {@link createGate}). */
+const QUIET_LIMIT = 10_000;
 
 /** The label of each store call in `bot_store_round_trip_seconds`, made once. */
 const SCRIPT_LABELS = {
@@ -83,7 +92,8 @@ export function createGate(options: GateOptions): {
   gate: MiddlewareFn<BotContext>;
   commit: MiddlewareFn<BotContext>;
 } {
-  const { store, rateLimit, fsm, adminIds, metrics, leaseMs, instanceId, now = Date.now } = options;
+  const { store, rateLimit, fsm, adminIds, metrics, leaseMs, instanceId, flood, now = Date.now } =
+    options;
   const log = logger("gate");
   const admins = new Set(adminIds);
   const local = new LocalGate(rateLimit);
@@ -93,6 +103,9 @@ export function createGate(options: GateOptions): {
   // An update waits at most this long for another instance's lease (which lapses after leaseMs).
   const maxWaitMs = 2 * leaseMs + 1000;
   let storeDown = false;
+  // Senders this instance saw limited or banned, until when: their messages get no reply, so
+  // no turn is taken ahead for them (a flood of them would fill the bot-wide log).
+  const quiet = new Map<number, number>();
 
   const renewals = new LeaseRenewals<Ticket>(renew, Math.max(100, Math.floor(leaseMs / 4)));
 
@@ -164,6 +177,10 @@ export function createGate(options: GateOptions): {
     const keys = gateKeys(ctx.chat?.id ?? sender, sender, updateId);
     const token = leaseMs > 0 ? `${instanceId}:${updateId}` : "";
     const limit = rateLimit.enabled && !(rateLimit.adminExempt && admins.has(sender));
+    // In the same tick as the gate's call, so that both travel to the store together.
+    if (flood && ctx.chat?.type === "private" && ctx.update.message && !isQuiet(sender)) {
+      flood.prefetch(sender);
+    }
     const stored = await decide(ctx, keys, token, limit);
     const verdict = stored ?? local.check(sender, updateId, limit, now());
     if (stored === null) metrics.gate.inc({ outcome: "store_down" });
@@ -191,14 +208,37 @@ export function createGate(options: GateOptions): {
       }
     }
     ctx.outcome = verdict.kind;
-    if (verdict.kind === "duplicate" || !verdict.notify) return;
+    if (verdict.kind === "limited") quietUntil(sender, now() + verdict.retryAfterMs);
+    if (verdict.kind === "banned") quietUntil(sender, verdict.untilMs);
+    if (verdict.kind === "duplicate" || !verdict.notify) {
+      flood?.forgo(sender);
+      return;
+    }
     const text = verdict.kind === "limited"
       ? ctx.t("gate.limited", { seconds: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)) })
       : ctx.t("gate.banned", {
         minutes: Math.max(1, Math.ceil((verdict.untilMs - now()) / 60_000)),
       });
-    await notify(ctx, text);
+    try {
+      await notify(ctx, text);
+    } finally {
+      flood?.forgo(sender);
+    }
   };
+
+  function isQuiet(sender: number): boolean {
+    const until = quiet.get(sender);
+    if (until === undefined) return false;
+    if (until > now()) return true;
+    quiet.delete(sender);
+    return false;
+  }
+
+  function quietUntil(sender: number, until: number): void {
+    // Many at once only in an attack; forgetting them costs a turn each, taken ahead in vain.
+    if (quiet.size >= QUIET_LIMIT) quiet.clear();
+    quiet.set(sender, until);
+  }
 
   /** Renews the chat's lease of a long update (called by {@link LeaseRenewals}). */
   function renew({ ctx, keys, token }: Ticket): void {
@@ -224,6 +264,8 @@ export function createGate(options: GateOptions): {
     // Handled, or failed for good (the errors stage answers): either way not again. The
     // fallback remembers it too, in case the store goes down before Telegram stops re-sending.
     local.markSeen(ctx.update.update_id);
+    // A reply's turn taken ahead and not used goes back with the commit.
+    if (ctx.chat) flood?.forgo(ctx.chat.id);
     if (ticket.local) return;
     const change = failed ? null : ctx.dialog.change();
     const write: DialogWrite | null = change === null ? null : {

@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import type { Transformer } from "grammy";
 import { FloodControl, type Priority } from "../../../src/bot/flood/flood_control.ts";
+import { delay } from "../../../src/util/delay.ts";
 import { floodKeys, type TakeArgs, takeScript } from "../../../src/bot/flood/script.ts";
-import type { FloodLimits } from "../../../src/bot/flood/limits.ts";
+import { type FloodLimits, PREFETCH_VALID_MS } from "../../../src/bot/flood/limits.ts";
 import { logger } from "../../../src/log.ts";
 import { Metrics } from "../../../src/metrics/metrics.ts";
 import { tempKvStore } from "../../support/stores.ts";
@@ -303,5 +304,89 @@ Deno.test("FloodControl: messages asking at the same time take their turns in on
     const started = performance.now();
     await call(flood, "interactive", prev, 6);
     assert.ok(performance.now() - started >= LIMITS.global.windowMs - 100, "the sixth waited");
+  });
+});
+
+Deno.test("FloodControl: a reply's turn taken ahead costs the reply no store call; one not used goes back", async (t) => {
+  await withRedis(async (store, metrics) => {
+    const runs: string[] = [];
+    const counting: KeyValueStore = Object.create(store, {
+      run: {
+        value: (...args: Parameters<KeyValueStore["run"]>) => {
+          runs.push(args[0].name);
+          return store.run(...args);
+        },
+      },
+    });
+    let skew = 0;
+    let frozen: number | null = null;
+    const flood = new FloodControl({
+      store: counting,
+      limits: LIMITS,
+      metrics: metrics.background,
+      log: logger("flood"),
+      now: () => frozen ?? Date.now() + skew,
+    });
+    const { prev, sent } = network();
+    const sends = async (chat: number) =>
+      ((await store.get(floodKeys(chat).chat)) as { t: number[] } | null)?.t.length ?? 0;
+
+    await t.step("taken ahead, then the reply: one store call, one send in the logs", async () => {
+      flood.prefetch(7);
+      await call(flood, "interactive", prev, 7);
+      assert.deepEqual(runs.splice(0), ["flood_take"]);
+      assert.equal(sent.at(-1)!.chat, 7);
+      assert.equal(await sends(7), 1);
+    });
+
+    await t.step(
+      "a reply later than PREFETCH_VALID_MS gives that turn back and takes its own",
+      async () => {
+        flood.prefetch(8);
+        await delay(20);
+        skew += PREFETCH_VALID_MS + 1;
+        await call(flood, "interactive", prev, 8);
+        assert.deepEqual(runs.splice(0), ["flood_take", "flood_release", "flood_take"]);
+        assert.equal(await sends(8), 1);
+        skew = 0;
+      },
+    );
+
+    await t.step("a turn no reply used is given back when the update is done", async () => {
+      flood.prefetch(10);
+      await delay(20);
+      assert.equal(await sends(10), 1, "counted while the update runs");
+      flood.forgo(10);
+      await delay(20);
+      assert.deepEqual(runs.splice(0), ["flood_take", "flood_release"]);
+      assert.equal(await sends(10), 0);
+      // Nothing taken ahead, nothing to give back.
+      flood.forgo(10);
+      await call(flood, "interactive", prev, 10);
+      assert.deepEqual(runs.splice(0), ["flood_take"]);
+    });
+
+    await t.step("bulk messages never use it; the next reply does", async () => {
+      // The flood control's clock stands still: the bulk message may wait for its pace.
+      frozen = Date.now();
+      flood.prefetch(9);
+      await call(flood, "bulk", prev, 9);
+      assert.deepEqual(runs.splice(0), ["flood_take", "flood_take"]);
+      await call(flood, "interactive", prev, 9);
+      assert.deepEqual(runs.splice(0), []);
+      frozen = null;
+    });
+
+    await t.step("a turn the limits refuse is not used: the reply waits for its own", async () => {
+      await delay(LIMITS.global.windowMs);
+      // The bot-wide limit (5 in 300 ms) reached by five other chats.
+      await Promise.all([11, 12, 13, 14, 15].map((chat) => call(flood, "interactive", prev, chat)));
+      const started = performance.now();
+      flood.prefetch(16);
+      await call(flood, "interactive", prev, 16);
+      assert.ok(performance.now() - started >= LIMITS.global.windowMs - 100, "the reply waited");
+      const global = sent.filter((s) => s.method === "sendMessage").map((s) => s.at);
+      assert.ok(busiest(global, LIMITS.global.windowMs) <= LIMITS.global.count);
+    });
   });
 });

@@ -7,6 +7,7 @@ import {
   JITTER_GUARD_MS,
   type LogRule,
   pauseLog,
+  PREFETCH_VALID_MS,
   toFloodLog,
 } from "../../../src/bot/flood/limits.ts";
 
@@ -165,5 +166,45 @@ Deno.test("admitTakes() decides several messages as admit() would one after anot
       if (write === undefined) assert.equal(current[i], logs[i], `round ${round}: log ${i}`);
       else assert.deepEqual(write.log, current[i], `round ${round}: log ${i}`);
     }
+  }
+});
+
+Deno.test("admitTakes() with sends recorded ahead: whenever each really goes, no window holds more than the limit", () => {
+  // A seeded generator, so that a failure can be replayed.
+  let seed = 20261202;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const windowMs = 1000;
+  const limit = 30;
+  for (let run = 0; run < 20; run++) {
+    let log: FloodLog | null = null;
+    const sent: number[] = [];
+    let released = 0;
+    // Messages ask at random times, busy enough that the limit binds; about half are replies
+    // whose turn was taken ahead: recorded PREFETCH_VALID_MS late, sent any time up to then,
+    // or never (given back).
+    for (let now = 0; now < 20_000; now += Math.floor(random() * 40)) {
+      const ahead = random() < 0.5 ? PREFETCH_VALID_MS : 0;
+      const { waits: [wait], writes: [write] } = admitTakes(
+        [log],
+        [[[0, limit, limit, windowMs]]],
+        now,
+        [ahead],
+      );
+      if (wait! > 0) continue;
+      log = write!.log;
+      assert.ok(write!.ttlMs >= windowMs + ahead, "kept until the newest send leaves the window");
+      if (ahead > 0 && random() < 0.2) {
+        // Not used: taken back.
+        const at = log.t.indexOf(now + ahead);
+        log = { ...log, t: log.t.filter((_, i) => i !== at) };
+        released++;
+        continue;
+      }
+      sent.push(now + Math.floor(random() * (ahead + 1)));
+    }
+    assert.ok(released > 0 && sent.length > 300, `${sent.length} sent, ${released} released`);
+    const busiestWindow = busiest(sent.sort((a, b) => a - b), windowMs);
+    assert.ok(busiestWindow <= limit, `run ${run}: ${busiestWindow} in one window`);
+    assert.ok(busiestWindow >= limit - 2, `run ${run}: the limit binds (${busiestWindow})`);
   }
 });

@@ -7,6 +7,7 @@ import type { LogRule } from "../../../src/bot/flood/limits.ts";
 import {
   floodKeys,
   pauseScript,
+  releaseScript,
   takeArgs,
   takeScript,
   takeSpec,
@@ -84,6 +85,55 @@ testOnBothStores("flood scripts", async (t, store) => {
     assert.ok(await take(store, [key], [rule(30)]) > 3000);
   });
 
+  await t.step(
+    "a take ahead records its send that much later, and the log is kept until it leaves the window",
+    async () => {
+      const key: StoreKey = ["flood", "bot", "ahead"];
+      const { waits, at } = await store.run(takeScript, [key], takeArgs([rule(2, 2, 1000)], 50));
+      assert.deepEqual(waits, [0]);
+      assert.deepEqual(((await store.get(key)) as { t: number[] }).t, [at + 50]);
+      // Counted from now on: the limit of two leaves room for one more, then none.
+      assert.equal(await take(store, [key], [rule(2, 2, 1000)]), 0);
+      const wait = await take(store, [key], [rule(2, 2, 1000)]);
+      assert.ok(wait > 900 && wait <= 1000, `waited ${wait}`);
+      for await (const entry of store.scan("flood")) {
+        if (entry.key[2] === "ahead") assert.ok(entry.ttlMs! > 1000, `kept ${entry.ttlMs} ms`);
+      }
+      // A pause keeps it as long, too.
+      await store.run(pauseScript, [key], [10, 1000]);
+      for await (const entry of store.scan("flood")) {
+        if (entry.key[2] === "ahead") assert.ok(entry.ttlMs! > 1000, `kept ${entry.ttlMs} ms`);
+      }
+    },
+  );
+
+  await t.step("a release takes back one send recorded at its time, from every log", async () => {
+    const all: StoreKey = ["flood", "bot", "release-all"];
+    const one: StoreKey = ["flood", "bot", "release-one"];
+    const first = await store.run(takeScript, [all, one], takeArgs([rule(3), rule(1)]));
+    assert.deepEqual(first.waits, [0]);
+    assert.ok(Math.abs(first.at - Date.now()) < 5000, `recorded at ${first.at}`);
+    assert.ok(
+      (await store.run(takeScript, [all, one], takeArgs([rule(3), rule(1)]))).waits[0]! > 0,
+    );
+    await store.run(takeScript, [all], takeArgs([rule(3)]));
+    assert.deepEqual(
+      await store.run(releaseScript, [all, one], [first.at, [HOUR, HOUR]]),
+      { released: 2 },
+    );
+    const [a, o] = await store.getMany([all, one]) as { t: number[] }[];
+    assert.equal(a!.t.length, 1, "the other send stays");
+    assert.deepEqual(o!.t, []);
+    // The chat's log has room again; a time no log holds changes nothing.
+    assert.equal(await take(store, [one], [rule(1)]), 0);
+    assert.deepEqual(await store.run(releaseScript, [all], [1, [HOUR]]), { released: 0 });
+    assert.equal(((await store.get(all)) as { t: number[] }).t.length, 1);
+    // The log keeps its TTL (within its window).
+    for await (const entry of store.scan("flood")) {
+      if (entry.key[2] === "release-all") assert.ok(entry.ttlMs! > HOUR - 60_000, `${entry.ttlMs}`);
+    }
+  });
+
   await t.step("under 200 concurrent callers exactly the limit passes", async () => {
     const key: StoreKey = ["flood", "bot", "hammer"];
     const waits = await Promise.all(
@@ -99,14 +149,10 @@ testOnBothStores("flood scripts", async (t, store) => {
     const rules = [rule(4), rule(2)];
     const overA = takeSpec(rules, [0, 1]);
     const overB = takeSpec(rules, [0, 2]);
-    const { waits } = await store.run(takeScript, [shared, a, b], [[
-      overA,
-      overA,
-      overA,
-      overB,
-      overB,
-      overB,
-    ]]);
+    const { waits } = await store.run(takeScript, [shared, a, b], [
+      [overA, overA, overA, overB, overB, overB],
+      [0, 0, 0, 0, 0, 0],
+    ]);
     // Chat a is full after two; b gets two of what the bot-wide log has left (4 in all).
     assert.deepEqual(waits.map((wait) => wait === 0), [true, true, false, true, true, false]);
     const [all, inA, inB] = await store.getMany([shared, a, b]) as { t: number[] }[];
