@@ -32,6 +32,13 @@ export function backgroundMetrics(registry: Registry) {
     outboundMessages.inc({ priority }, 0);
     outboundWaits.inc({ priority }, 0);
   }
+  const outboundTurnsAhead = new Counter({
+    name: "bot_outbound_turns_ahead_total",
+    help: "Reply turns taken ahead with the gate, by result (used, given_back, refused)",
+    labelNames: ["result"],
+    registers,
+  });
+  for (const result of ["used", "given_back", "refused"]) outboundTurnsAhead.inc({ result }, 0);
   const outbound429 = new Counter({
     name: "bot_outbound_429_total",
     help: "429 answers from Telegram to messages, by what was paused (bot, chat)",
@@ -84,6 +91,11 @@ export function backgroundMetrics(registry: Registry) {
       buckets: WAIT_BUCKETS,
       registers,
     }),
+    /**
+     * Reply turns taken ahead (`FloodControl.prefetch`), by what became of them: used by the
+     * reply, given back (no reply in time), refused (the limits, or the store).
+     */
+    outboundTurnsAhead,
     /** 429s received, by what they paused. */
     outbound429,
     /** Flood control decisions made in memory because the store was unreachable. */

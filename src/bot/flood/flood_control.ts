@@ -65,7 +65,12 @@ export interface FloodControlOptions {
   limits: FloodLimits;
   metrics: Pick<
     BackgroundMetrics,
-    "outboundMessages" | "outboundWaits" | "outboundWaitSeconds" | "outbound429" | "floodFallback"
+    | "outboundMessages"
+    | "outboundWaits"
+    | "outboundWaitSeconds"
+    | "outboundTurnsAhead"
+    | "outbound429"
+    | "floodFallback"
   >;
   log: Logger;
   /** The clock of the in-memory fallback. @default Date.now */
@@ -86,6 +91,10 @@ interface Prefetched {
 const STORE_RETRY_MS = 1000;
 /** Most logs the fallback keeps; the oldest are forgotten first. */
 const LOCAL_LIMIT = 10_000;
+/** The labels of `bot_outbound_turns_ahead_total`, made once. */
+const TURN_USED = { result: "used" } as const;
+const TURN_GIVEN_BACK = { result: "given_back" } as const;
+const TURN_REFUSED = { result: "refused" } as const;
 /** Turns taken ahead kept before the stale ones are dropped (about one per update in flight). */
 const PREFETCH_LIMIT = 256;
 
@@ -218,10 +227,17 @@ export class FloodControl {
     this.#prefetched.delete(chat);
     // Usually answered long ago (with the gate).
     const turn = await prefetched.turn;
-    if (turn === null || turn.waitMs > 0) return false;
+    const { outboundTurnsAhead } = this.#o.metrics;
+    if (turn === null || turn.waitMs > 0) {
+      outboundTurnsAhead.inc(TURN_REFUSED);
+      return false;
+    }
     // Recorded PREFETCH_VALID_MS after the store's time (this process's clock): a send no
     // later than that may use it.
-    if (this.#now() <= turn.at + PREFETCH_VALID_MS) return true;
+    if (this.#now() <= turn.at + PREFETCH_VALID_MS) {
+      outboundTurnsAhead.inc(TURN_USED);
+      return true;
+    }
     this.#release(prefetched, turn);
     return false;
   }
@@ -233,11 +249,13 @@ export class FloodControl {
     // Answered by now unless the update was quick; given back in the tick it is.
     void prefetched.turn.then((turn) => {
       if (turn !== null && turn.waitMs <= 0) this.#release(prefetched, turn);
+      else this.#o.metrics.outboundTurnsAhead.inc(TURN_REFUSED);
     });
   }
 
   /** Takes back the sends a turn taken ahead recorded. Never rejects. */
   #release({ keys, rules }: Prefetched, { at }: Turn): void {
+    this.#o.metrics.outboundTurnsAhead.inc(TURN_GIVEN_BACK);
     const windows = rules.map((rule) => rule.windowMs);
     this.#o.store.run(releaseScript, keys, [at + PREFETCH_VALID_MS, windows]).catch((error) =>
       this.#storeFailed(error)

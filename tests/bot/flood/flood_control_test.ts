@@ -142,6 +142,20 @@ function notingAdmissions(
   return { store: noting, admitted };
 }
 
+/** `store`, noting the name of every script it runs. */
+function countingRuns(store: KeyValueStore): { store: KeyValueStore; runs: string[] } {
+  const runs: string[] = [];
+  const counting: KeyValueStore = Object.create(store, {
+    run: {
+      value: (...args: Parameters<KeyValueStore["run"]>) => {
+        runs.push(args[0].name);
+        return store.run(...args);
+      },
+    },
+  });
+  return { store: counting, runs };
+}
+
 function control(store: KeyValueStore, metrics: Metrics): FloodControl {
   return new FloodControl({
     store,
@@ -286,15 +300,7 @@ Deno.test("FloodControl: with the store down, each instance keeps the limits in 
 
 Deno.test("FloodControl: messages asking at the same time take their turns in one store call", async () => {
   await withRedis(async (store, metrics) => {
-    const runs: string[] = [];
-    const counting: KeyValueStore = Object.create(store, {
-      run: {
-        value: (...args: Parameters<KeyValueStore["run"]>) => {
-          runs.push(args[0].name);
-          return store.run(...args);
-        },
-      },
-    });
+    const { store: counting, runs } = countingRuns(store);
     const flood = control(counting, metrics);
     const { prev, sent } = network();
     // Five private chats, the bot-wide limit five: all go, in one call; the sixth must wait.
@@ -309,15 +315,7 @@ Deno.test("FloodControl: messages asking at the same time take their turns in on
 
 Deno.test("FloodControl: a reply's turn taken ahead costs the reply no store call; one not used goes back", async (t) => {
   await withRedis(async (store, metrics) => {
-    const runs: string[] = [];
-    const counting: KeyValueStore = Object.create(store, {
-      run: {
-        value: (...args: Parameters<KeyValueStore["run"]>) => {
-          runs.push(args[0].name);
-          return store.run(...args);
-        },
-      },
-    });
+    const { store: counting, runs } = countingRuns(store);
     let skew = 0;
     let frozen: number | null = null;
     const flood = new FloodControl({
@@ -387,6 +385,12 @@ Deno.test("FloodControl: a reply's turn taken ahead costs the reply no store cal
       assert.ok(performance.now() - started >= LIMITS.global.windowMs - 100, "the reply waited");
       const global = sent.filter((s) => s.method === "sendMessage").map((s) => s.at);
       assert.ok(busiest(global, LIMITS.global.windowMs) <= LIMITS.global.count);
+    });
+
+    await t.step("bot_outbound_turns_ahead_total counts what became of each", async () => {
+      const counted = (await metrics.background.outboundTurnsAhead.get()).values;
+      const by = Object.fromEntries(counted.map((v) => [v.labels.result, v.value]));
+      assert.deepEqual(by, { used: 2, given_back: 2, refused: 1 });
     });
   });
 });
