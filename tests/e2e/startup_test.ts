@@ -6,8 +6,8 @@
  * sandbox.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { FakeBotApi } from "../fake_bot_api.ts";
+import { holdMigrationLock } from "../support/migration_lock.ts";
 import { startPostgres } from "../support/postgres_server.ts";
 import { redisCli, startRedis } from "../support/redis_server.ts";
 import { BotProcess, freePort, type LogLine, webhookEnv } from "./program.ts";
@@ -43,12 +43,8 @@ Deno.test("start-up: a migration behind another session's lock is waited for, an
   await using api = await FakeBotApi.start();
   await using pg = await startPostgres();
   const url = await pg.createDatabase("locked");
-  // An operator's psql holding the migrator's advisory lock in an open transaction.
-  const psql = postgres(url, { max: 1, connection: { application_name: "psql" } });
-  const session = await psql.reserve();
-  await session`begin`;
-  await session`select pg_advisory_xact_lock(x'7364622d6d696772'::bigint)`;
-  try {
+  await using lock = await holdMigrationLock(url);
+  {
     await using bot = await BotProcess.start({ api, env: { DATABASE_URL: url } });
     const line = await bot.waitForLog(/has waited \d+ s for a lock held by a session of psql/);
     assert.equal(line.level, "warning");
@@ -58,12 +54,9 @@ Deno.test("start-up: a migration behind another session's lock is waited for, an
       JSON.parse(health.body).output,
       /applying database migrations: creating schema_migrations has waited \d+ s for a lock held by a session of psql \(pid \d+, idle in transaction for \d+ s\)/,
     );
-    await session`commit`;
+    await lock.release();
     await bot.waitReady();
     assert.equal((await bot.stop()).code, 0);
-  } finally {
-    session.release();
-    await psql.end();
   }
 });
 
