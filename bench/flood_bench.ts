@@ -51,6 +51,8 @@ const UNBOUND: FloodLimits = {
   group: { count: 20, windowMs: 1 },
   reserve: 5,
   bulk: { count: 1000, windowMs: 1 },
+  // The messages here are not replies to an update: no gate takes their turns ahead.
+  aheadMs: 0,
 };
 
 type Prev = Parameters<Transformer>[0];

@@ -19,14 +19,7 @@ import type { BackgroundMetrics } from "../../metrics/background.ts";
 import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import { delay } from "../../util/delay.ts";
 import { retryAfterSeconds } from "../api_retry.ts";
-import {
-  admit,
-  type FloodLimits,
-  type FloodLog,
-  type LogRule,
-  pauseLog,
-  PREFETCH_VALID_MS,
-} from "./limits.ts";
+import { admit, type FloodLimits, type FloodLog, type LogRule, pauseLog } from "./limits.ts";
 import { floodKeys, pauseScript, releaseScript } from "./script.ts";
 import { TakeBatch, type Turn } from "./take_batch.ts";
 
@@ -139,7 +132,7 @@ export class FloodControl {
   /**
    * Takes the turn of a reply to the private chat `chat` ahead: the gate asks while it checks
    * the update, so that the take travels to the store with the gate's call and the reply makes
-   * no round trip of its own. The turn is recorded `PREFETCH_VALID_MS` after the store's time,
+   * no round trip of its own. The turn is recorded `limits.aheadMs` after the store's time,
    * and the next reply to `chat` uses it if it goes no later than that (so the logs never hold
    * a send earlier than it went, and the limits stay exact; see `admitTakes`); a later reply
    * gives it back and takes its own. A turn no reply used is given back with the update's
@@ -147,10 +140,11 @@ export class FloodControl {
    * Only with a shared store that answers: elsewhere a turn costs no round trip anyway.
    */
   prefetch(chat: number): void {
-    if (!this.#o.store.shared || this.#now() < this.#storeDownUntil) return;
+    const { aheadMs } = this.#o.limits;
+    if (aheadMs <= 0 || !this.#o.store.shared || this.#now() < this.#storeDownUntil) return;
     const { rules, keys } = this.#plan(chat, "interactive");
     const askedAt = this.#now();
-    const turn = this.#takes.take(keys, rules, PREFETCH_VALID_MS).catch((error) => {
+    const turn = this.#takes.take(keys, rules, aheadMs).catch((error) => {
       this.#storeFailed(error);
       return null;
     });
@@ -232,9 +226,9 @@ export class FloodControl {
       outboundTurnsAhead.inc(TURN_REFUSED);
       return false;
     }
-    // Recorded PREFETCH_VALID_MS after the store's time (this process's clock): a send no
-    // later than that may use it.
-    if (this.#now() <= turn.at + PREFETCH_VALID_MS) {
+    // Recorded aheadMs after the store's time (this process's clock): a send no later than
+    // that may use it.
+    if (this.#now() <= turn.at + this.#o.limits.aheadMs) {
       outboundTurnsAhead.inc(TURN_USED);
       return true;
     }
@@ -257,7 +251,7 @@ export class FloodControl {
   #release({ keys, rules }: Prefetched, { at }: Turn): void {
     this.#o.metrics.outboundTurnsAhead.inc(TURN_GIVEN_BACK);
     const windows = rules.map((rule) => rule.windowMs);
-    this.#o.store.run(releaseScript, keys, [at + PREFETCH_VALID_MS, windows]).catch((error) =>
+    this.#o.store.run(releaseScript, keys, [at + this.#o.limits.aheadMs, windows]).catch((error) =>
       this.#storeFailed(error)
     );
   }
@@ -265,7 +259,7 @@ export class FloodControl {
   /** Gives back the turns taken ahead that no reply may use any more, and the oldest beyond the limit. */
   #forgetOldest(now: number): void {
     for (const [chat, prefetched] of this.#prefetched) {
-      const stale = now - prefetched.askedAt > PREFETCH_VALID_MS;
+      const stale = now - prefetched.askedAt > this.#o.limits.aheadMs;
       if (!stale && this.#prefetched.size < PREFETCH_LIMIT) return;
       this.#forgo(chat);
     }

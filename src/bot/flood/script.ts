@@ -37,8 +37,8 @@ export type TakeSpec = [keyIndex: number, limit: number, keep: number, windowMs:
 
 /**
  * Arguments of {@link takeScript}: the takes of several messages, decided in order, and per take
- * how much after the script's time it records its send (0, or `PREFETCH_VALID_MS` for a reply's
- * turn taken ahead; see `admitTakes`).
+ * how much after the script's time it records its send (0, or `FloodLimits.aheadMs` for a
+ * reply's turn taken ahead; see `admitTakes`).
  */
 export type TakeArgs = [takes: TakeSpec[], aheadMs: number[]];
 

@@ -9,7 +9,7 @@ import type { Transformer } from "grammy";
 import { FloodControl, type Priority } from "../../../src/bot/flood/flood_control.ts";
 import { delay } from "../../../src/util/delay.ts";
 import { floodKeys, type TakeArgs, takeScript } from "../../../src/bot/flood/script.ts";
-import { type FloodLimits, PREFETCH_VALID_MS } from "../../../src/bot/flood/limits.ts";
+import type { FloodLimits } from "../../../src/bot/flood/limits.ts";
 import { logger } from "../../../src/log.ts";
 import { Metrics } from "../../../src/metrics/metrics.ts";
 import { tempKvStore } from "../../support/stores.ts";
@@ -23,6 +23,7 @@ const LIMITS: FloodLimits = {
   group: { count: 2, windowMs: 3000 },
   reserve: 1,
   bulk: { count: 1, windowMs: 50 },
+  aheadMs: 50,
 };
 
 type Prev = Parameters<Transformer>[0];
@@ -338,11 +339,11 @@ Deno.test("FloodControl: a reply's turn taken ahead costs the reply no store cal
     });
 
     await t.step(
-      "a reply later than PREFETCH_VALID_MS gives that turn back and takes its own",
+      "a reply later than LIMITS.aheadMs gives that turn back and takes its own",
       async () => {
         flood.prefetch(8);
         await delay(20);
-        skew += PREFETCH_VALID_MS + 1;
+        skew += LIMITS.aheadMs + 1;
         await call(flood, "interactive", prev, 8);
         assert.deepEqual(runs.splice(0), ["flood_take", "flood_release", "flood_take"]);
         assert.equal(await sends(8), 1);
