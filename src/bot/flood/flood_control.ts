@@ -149,7 +149,7 @@ export class FloodControl {
       return null;
     });
     if (this.#prefetched.size >= PREFETCH_LIMIT) this.#forgetOldest(askedAt);
-    this.#forgo(chat);
+    this.forgo(chat);
     this.#prefetched.set(chat, { askedAt, keys, rules, turn });
   }
 
@@ -159,7 +159,14 @@ export class FloodControl {
    * that both travel to the store together.
    */
   forgo(chat: number): void {
-    this.#forgo(chat);
+    const prefetched = this.#prefetched.get(chat);
+    if (prefetched === undefined) return;
+    this.#prefetched.delete(chat);
+    // Answered by now unless the update was quick; given back in the tick it is.
+    void prefetched.turn.then((turn) => {
+      if (turn !== null && turn.waitMs <= 0) this.#release(prefetched, turn);
+      else this.#o.metrics.outboundTurnsAhead.inc(TURN_REFUSED);
+    });
   }
 
   /** Waits until a message to `chat` may go and records it; rejects only when `signal` aborts. */
@@ -236,17 +243,6 @@ export class FloodControl {
     return false;
   }
 
-  #forgo(chat: number): void {
-    const prefetched = this.#prefetched.get(chat);
-    if (prefetched === undefined) return;
-    this.#prefetched.delete(chat);
-    // Answered by now unless the update was quick; given back in the tick it is.
-    void prefetched.turn.then((turn) => {
-      if (turn !== null && turn.waitMs <= 0) this.#release(prefetched, turn);
-      else this.#o.metrics.outboundTurnsAhead.inc(TURN_REFUSED);
-    });
-  }
-
   /** Takes back the sends a turn taken ahead recorded. Never rejects. */
   #release({ keys, rules }: Prefetched, { at }: Turn): void {
     this.#o.metrics.outboundTurnsAhead.inc(TURN_GIVEN_BACK);
@@ -261,7 +257,7 @@ export class FloodControl {
     for (const [chat, prefetched] of this.#prefetched) {
       const stale = now - prefetched.askedAt > this.#o.limits.aheadMs;
       if (!stale && this.#prefetched.size < PREFETCH_LIMIT) return;
-      this.#forgo(chat);
+      this.forgo(chat);
     }
   }
 
