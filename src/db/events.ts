@@ -16,20 +16,20 @@ export interface EventRecord {
   at: Date;
 }
 
-/** Inserts a batch of events in one statement. */
+/**
+ * Inserts a batch of events in one statement. The batch travels as ONE JSON parameter, made by
+ * one `JSON.stringify` (sent as text, so that postgres.js does not encode it again): as eight
+ * array parameters, postgres.js escaped each element of each
+ * array on its own, which was two thirds of the program's Postgres time per update under load.
+ */
 export async function insertEvents(sql: Sql, events: readonly EventRecord[]): Promise<void> {
   if (events.length === 0) return;
   await sql`
     insert into events (update_id, user_id, chat_id, type, command, outcome, duration_ms, at)
-    select * from unnest(
-      ${events.map((e) => e.updateId)}::bigint[],
-      ${events.map((e) => e.userId)}::bigint[],
-      ${events.map((e) => e.chatId)}::bigint[],
-      ${events.map((e) => e.type)}::text[],
-      ${events.map((e) => e.command)}::text[],
-      ${events.map((e) => e.outcome)}::text[],
-      ${events.map((e) => e.durationMs)}::real[],
-      ${events.map((e) => e.at.toISOString())}::timestamptz[]
+    select "updateId", "userId", "chatId", type, command, outcome, "durationMs", at
+    from json_to_recordset(${JSON.stringify(events)}::text::json) as e(
+      "updateId" bigint, "userId" bigint, "chatId" bigint, type text, command text,
+      outcome text, "durationMs" real, at timestamptz
     )`;
 }
 

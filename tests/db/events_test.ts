@@ -11,7 +11,13 @@ function event(i: number): EventRecord {
     userId: i % 3 === 0 ? null : 7_000_000_000 + i,
     chatId: i % 5 === 0 ? null : i % 2 ? -1_001_234_567_890 - i : 7_000_000_000 + i,
     type: i % 4 === 0 ? "callback_query" : "message",
-    command: i % 7 === 0 ? null : i % 7 === 1 ? "/start" : `/stätus_${i}`,
+    command: i % 7 === 0
+      ? null
+      : i % 7 === 1
+      ? "/start"
+      : i % 7 === 2
+      ? `/say "{a,b}" \\ 'c' \t ✉️ ${i}`
+      : `/stätus_${i}`,
     outcome: ["handled", "error", "dropped"][i % 3]!,
     // Multiples of 1/8 are exact in the column's `real`.
     durationMs: i / 8,
