@@ -17,10 +17,10 @@ export interface EventRecord {
 }
 
 /**
- * Inserts a batch of events in one statement. The batch travels as ONE JSON parameter, made by
+ * Inserts a batch of events in one statement. The batch travels as ONE JSON parameter made by
  * one `JSON.stringify` (sent as text, so that postgres.js does not encode it again): as eight
- * array parameters, postgres.js escaped each element of each
- * array on its own, which was two thirds of the program's Postgres time per update under load.
+ * array parameters, postgres.js escaped every element on its own, which was 60 % of the
+ * program's Postgres time per update under load.
  */
 export async function insertEvents(sql: Sql, events: readonly EventRecord[]): Promise<void> {
   if (events.length === 0) return;
