@@ -2,10 +2,12 @@
  * Outbound flood control: every message the bot posts (replies, relays, notifications,
  * broadcasts) waits here until Telegram's limits allow it, in logs that all instances share
  * through the store (`script.ts`: one script call per message, or one for all the messages
- * asking at the same time, `take_batch.ts`), so that N instances together stay under the limits. Replies to users go first: bulk messages (broadcasts) leave a
- * reserve of the bot-wide limit to them and keep their own pace. A 429 from Telegram pauses
- * the whole bot (a private chat: Telegram's per-bot limit is the likely cause) or the group
- * for `retry_after`, for every instance.
+ * asking at the same time, `take_batch.ts`), so that N instances together stay under the
+ * limits. A reply to a private chat usually goes on a turn taken with the update's gate
+ * (`turns_ahead.ts`). Replies to users go first: bulk messages (broadcasts) leave a reserve of
+ * the bot-wide limit to them and keep their own pace. A 429 from Telegram pauses the whole bot
+ * (a private chat: Telegram's per-bot limit is the likely cause) or the group for
+ * `retry_after`, for every instance.
  *
  * A store that no other instance shares (the embedded Deno KV) is not asked at all: the one
  * instance keeps the logs in memory, exactly and without a write per message. While a shared
@@ -20,8 +22,9 @@ import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import { delay } from "../../util/delay.ts";
 import { retryAfterSeconds } from "../api_retry.ts";
 import { admit, type FloodLimits, type FloodLog, type LogRule, pauseLog } from "./limits.ts";
-import { floodKeys, pauseScript, releaseScript } from "./script.ts";
-import { TakeBatch, type Turn } from "./take_batch.ts";
+import { floodKeys, pauseScript } from "./script.ts";
+import { TakeBatch } from "./take_batch.ts";
+import { TurnsAhead } from "./turns_ahead.ts";
 
 /** Who is waiting for a message: a user (a reply) or nobody in particular (a broadcast). */
 export type Priority = "interactive" | "bulk";
@@ -72,25 +75,10 @@ export interface FloodControlOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-/** A reply's turn taken ahead: when it was asked for, and the store's answer (null: failed). */
-interface Prefetched {
-  askedAt: number;
-  keys: StoreKey[];
-  rules: LogRule[];
-  turn: Promise<Turn | null>;
-}
-
 /** After the store failed, how long the fallback decides alone before the store is tried again. */
 const STORE_RETRY_MS = 1000;
 /** Most logs the fallback keeps; the oldest are forgotten first. */
 const LOCAL_LIMIT = 10_000;
-/** The labels of `bot_outbound_turns_ahead_total`, made once. */
-const TURN_USED = { result: "used" } as const;
-const TURN_GIVEN_BACK = { result: "given_back" } as const;
-const TURN_REFUSED = { result: "refused" } as const;
-/** Turns taken ahead kept before the stale ones are dropped (about one per update in flight). */
-const PREFETCH_LIMIT = 256;
-
 /** The shared limiter; see the module documentation. */
 export class FloodControl {
   readonly #o: FloodControlOptions;
@@ -98,8 +86,7 @@ export class FloodControl {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #local = new Map<string, FloodLog>();
   readonly #takes: TakeBatch;
-  /** Turns taken ahead, by private chat; each used (or dropped) by the next reply there. */
-  readonly #prefetched = new Map<number, Prefetched>();
+  readonly #ahead: TurnsAhead;
   #storeDownUntil = 0;
 
   constructor(options: FloodControlOptions) {
@@ -107,6 +94,16 @@ export class FloodControl {
     this.#takes = new TakeBatch(options.store);
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? delay;
+    this.#ahead = new TurnsAhead({
+      store: options.store,
+      takes: this.#takes,
+      limits: options.limits,
+      metrics: options.metrics,
+      now: this.#now,
+      storeUp: () => this.#now() >= this.#storeDownUntil,
+      storeFailed: (error) => this.#storeFailed(error),
+      plan: (chat) => this.#plan(chat, "interactive"),
+    });
   }
 
   /**
@@ -130,27 +127,11 @@ export class FloodControl {
   }
 
   /**
-   * Takes the turn of a reply to the private chat `chat` ahead: the gate asks while it checks
-   * the update, so that the take travels to the store with the gate's call and the reply makes
-   * no round trip of its own. The turn is recorded `limits.aheadMs` after the store's time,
-   * and the next reply to `chat` uses it if it goes no later than that (so the logs never hold
-   * a send earlier than it went, and the limits stay exact; see `admitTakes`); a later reply
-   * gives it back and takes its own. A turn no reply used is given back with the update's
-   * commit ({@link forgo}); until then it counts as a message: one too many, never one too few.
-   * Only with a shared store that answers: elsewhere a turn costs no round trip anyway.
+   * Takes the turn of a reply to the private chat `chat` ahead, with the update's gate (see
+   * `turns_ahead.ts`): the next reply there goes on it without a round trip of its own.
    */
   prefetch(chat: number): void {
-    const { aheadMs } = this.#o.limits;
-    if (aheadMs <= 0 || !this.#o.store.shared || this.#now() < this.#storeDownUntil) return;
-    const { rules, keys } = this.#plan(chat, "interactive");
-    const askedAt = this.#now();
-    const turn = this.#takes.take(keys, rules, aheadMs).catch((error) => {
-      this.#storeFailed(error);
-      return null;
-    });
-    if (this.#prefetched.size >= PREFETCH_LIMIT) this.#forgetOldest(askedAt);
-    this.forgo(chat);
-    this.#prefetched.set(chat, { askedAt, keys, rules, turn });
+    this.#ahead.take(chat);
   }
 
   /**
@@ -159,19 +140,12 @@ export class FloodControl {
    * that both travel to the store together.
    */
   forgo(chat: number): void {
-    const prefetched = this.#prefetched.get(chat);
-    if (prefetched === undefined) return;
-    this.#prefetched.delete(chat);
-    // Answered by now unless the update was quick; given back in the tick it is.
-    void prefetched.turn.then((turn) => {
-      if (turn !== null && turn.waitMs <= 0) this.#release(prefetched, turn);
-      else this.#o.metrics.outboundTurnsAhead.inc(TURN_REFUSED);
-    });
+    this.#ahead.done(chat);
   }
 
   /** Waits until a message to `chat` may go and records it; rejects only when `signal` aborts. */
   async acquire(chat: number | string, priority: Priority, signal?: AbortSignal): Promise<void> {
-    if (priority === "interactive" && typeof chat === "number" && await this.#usePrefetched(chat)) {
+    if (priority === "interactive" && typeof chat === "number" && await this.#ahead.use(chat)) {
       this.#o.metrics.outboundMessages.inc({ priority });
       return;
     }
@@ -215,49 +189,6 @@ export class FloodControl {
       await this.#o.store.run(pauseScript, [key], [pauseMs, windowMs]);
     } catch (error) {
       this.#storeFailed(error);
-    }
-  }
-
-  /**
-   * Whether a turn taken ahead for `chat` was granted and is still fresh; a stale one is given
-   * back (in the same tick as the caller's own take, so that the take finds the room).
-   */
-  async #usePrefetched(chat: number): Promise<boolean> {
-    const prefetched = this.#prefetched.get(chat);
-    if (prefetched === undefined) return false;
-    this.#prefetched.delete(chat);
-    // Usually answered long ago (with the gate).
-    const turn = await prefetched.turn;
-    const { outboundTurnsAhead } = this.#o.metrics;
-    if (turn === null || turn.waitMs > 0) {
-      outboundTurnsAhead.inc(TURN_REFUSED);
-      return false;
-    }
-    // Recorded aheadMs after the store's time (this process's clock): a send no later than
-    // that may use it.
-    if (this.#now() <= turn.at + this.#o.limits.aheadMs) {
-      outboundTurnsAhead.inc(TURN_USED);
-      return true;
-    }
-    this.#release(prefetched, turn);
-    return false;
-  }
-
-  /** Takes back the sends a turn taken ahead recorded. Never rejects. */
-  #release({ keys, rules }: Prefetched, { at }: Turn): void {
-    this.#o.metrics.outboundTurnsAhead.inc(TURN_GIVEN_BACK);
-    const windows = rules.map((rule) => rule.windowMs);
-    this.#o.store.run(releaseScript, keys, [at + this.#o.limits.aheadMs, windows]).catch((error) =>
-      this.#storeFailed(error)
-    );
-  }
-
-  /** Gives back the turns taken ahead that no reply may use any more, and the oldest beyond the limit. */
-  #forgetOldest(now: number): void {
-    for (const [chat, prefetched] of this.#prefetched) {
-      const stale = now - prefetched.askedAt > this.#o.limits.aheadMs;
-      if (!stale && this.#prefetched.size < PREFETCH_LIMIT) return;
-      this.forgo(chat);
     }
   }
 
