@@ -17,20 +17,40 @@ export interface EventRecord {
 }
 
 /**
- * Inserts a batch of events in one statement. The batch travels as ONE JSON parameter made by
- * one `JSON.stringify` (sent as text, so that postgres.js does not encode it again): as eight
- * array parameters, postgres.js escaped every element on its own, which was 60 % of the
- * program's Postgres time per update under load.
+ * Inserts a batch of events in one statement. Each column travels as one array literal made
+ * here and sent as text: given arrays, postgres.js serialized and escaped every element on its
+ * own, which was 60 % of the program's Postgres time per update under load (one JSON parameter
+ * instead cost as little here but slowed the embedded database's side by about 15 %).
  */
 export async function insertEvents(sql: Sql, events: readonly EventRecord[]): Promise<void> {
   if (events.length === 0) return;
+  const column = (pick: (event: EventRecord) => string | number | null) =>
+    `{${events.map((event) => element(pick(event))).join(",")}}`;
   await sql`
     insert into events (update_id, user_id, chat_id, type, command, outcome, duration_ms, at)
-    select "updateId", "userId", "chatId", type, command, outcome, "durationMs", at
-    from json_to_recordset(${JSON.stringify(events)}::text::json) as e(
-      "updateId" bigint, "userId" bigint, "chatId" bigint, type text, command text,
-      outcome text, "durationMs" real, at timestamptz
+    select * from unnest(
+      ${column((e) => e.updateId)}::text::bigint[],
+      ${column((e) => e.userId)}::text::bigint[],
+      ${column((e) => e.chatId)}::text::bigint[],
+      ${column((e) => e.type)}::text::text[],
+      ${column((e) => e.command)}::text::text[],
+      ${column((e) => e.outcome)}::text::text[],
+      ${column((e) => e.durationMs)}::text::real[],
+      ${
+    column((e) => Number.isNaN(e.at.getTime()) ? null : e.at.toISOString())
+  }::text::timestamptz[]
     )`;
+}
+
+/**
+ * One element of an array literal: a number as JavaScript writes it (Postgres reads NaN,
+ * Infinity and exponents alike), text in double quotes with `"` and `\` escaped, null as NULL.
+ * What Postgres refuses (a NUL, a fraction for a bigint) fails the statement as a data error.
+ */
+function element(value: string | number | null): string {
+  if (value === null) return "NULL";
+  if (typeof value === "number") return String(value);
+  return `"${value.replace(/["\\]/g, "\\$&")}"`;
 }
 
 /**

@@ -419,18 +419,29 @@ testOnBothBackends(
       async () => {
         using metrics = new Metrics();
         const writer = new EventWriter({ write: (batch) => insertEvents(db.sql, batch), metrics });
-        // A NUL in a text and a fractional "id": what Postgres refuses in a text and a bigint.
+        // A NUL in a text and a fractional "id": what Postgres refuses in a text and a bigint;
+        // a time that is no time (sent as NULL): what the column refuses.
         writer.record({ ...event(1), command: "/start\u0000" });
         writer.record({ ...event(2), userId: 1.5 });
-        for (let id = 3; id <= 20; id++) writer.record(event(id));
+        writer.record({ ...event(3), at: new Date(Number.NaN) });
+        for (let id = 4; id <= 20; id++) writer.record(event(id));
         await writer.close(10_000);
         const rows = await db.sql<
-          { update_id: number; command: string | null; user_id: number | null }[]
+          {
+            update_id: number;
+            command: string | null;
+            user_id: number | null;
+            at: Date;
+          }[]
         >`
-      select update_id, command, user_id from events order by update_id`;
+      select update_id, command, user_id, at from events order by update_id`;
         assert.equal(rows.length, 20);
         assert.equal(rows[0]!.command, "/start\uFFFD");
         assert.equal(rows[1]!.user_id, null);
+        assert.ok(
+          Math.abs(rows[2]!.at.getTime() - Date.now()) < 60_000,
+          "written with the time it was cleaned up at",
+        );
         assert.equal((await metrics.eventsWritten.get()).values[0]?.value, 20);
       },
     );
