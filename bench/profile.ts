@@ -65,7 +65,15 @@ async function programCommand(
   const start = parseStartTask(await Deno.readTextFile(`${root ?? PROJECT_ROOT}/deno.json`));
   let args: string[];
   if (root) {
-    args = ["run", inspect, "--config", `${root}/deno.json`, ...start.flags, `${root}/main.ts`];
+    // The permission set as flags: a set's paths are its deno.json's, the program's cwd is not.
+    args = [
+      "run",
+      inspect,
+      "--config",
+      `${root}/deno.json`,
+      ...start.runFlags,
+      `${root}/${start.entry}`,
+    ];
   } else {
     args = startArgs(BENCH_PROGRAM, start);
     args.splice(1, 0, inspect);
