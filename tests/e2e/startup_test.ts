@@ -86,6 +86,33 @@ Deno.test("start-up: a Redis that evicts keys and saves nothing is named by doct
   assert.equal((await bot.stop()).code, 0);
 });
 
+Deno.test("start-up: a Redis that refuses INFO and CONFIG (a managed service's ACL) is named as unknown by doctor and in the start's log, and the bot runs on", async () => {
+  await using api = await FakeBotApi.start();
+  await using redis = await startRedis();
+  await redisCli(redis, "acl", "setuser", "bot", "on", ">bot-pw", "~*", "&*", "+@all", "-info");
+  await redisCli(redis, "acl", "setuser", "bot", "-config");
+  const env = { REDIS_URL: `redis://bot:bot-pw@127.0.0.1:${redis.port}` };
+  const doctor = await BotProcess.run({ api, args: ["doctor"], env });
+  assert.equal(doctor.code, 0, doctor.stdout);
+  assert.match(doctor.stdout, /^ok +store +redis answers in /m);
+  assert.match(
+    doctor.stdout,
+    /^WARN store +cannot read how the store keeps data: .*NOPERM.*info/im,
+  );
+
+  await using bot = await BotProcess.start({ api, env });
+  await bot.waitReady();
+  const [warning, ...more] = bot.logs(/^cannot read how the store keeps data: /);
+  assert.equal(warning?.level, "warning");
+  assert.match(String(warning?.msg), /Redis refused INFO: NOPERM/);
+  assert.equal(more.length, 0);
+  assert.equal((await bot.get("/health")).status, 200);
+  // The bot does its work with that user: a /start is answered.
+  api.pushMessage({ chatId: 801, text: "/start", languageCode: "en" });
+  await api.waitFor(() => api.sentMessages(801).length > 0, 10_000, "the /start answered");
+  assert.equal((await bot.stop()).code, 0);
+});
+
 Deno.test("start-up: what waiting cannot fix ends the start at once with exit 77 and one short line", async (t) => {
   await using api = await FakeBotApi.start();
   await using pg = await startPostgres({ password: "right-password" });
