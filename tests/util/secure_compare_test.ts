@@ -13,6 +13,11 @@ Deno.test("secureEquals() and secretMatcher() are true exactly when the strings 
     { given: "", expected: "s3cret-token_1", equal: false },
     { given: "s3cret-token_1", expected: "", equal: false },
     { given: "ключ", expected: "ключ🔑", equal: false },
+    { given: "s3cret-token_1x", expected: "s3cret-token_1", equal: false },
+    { given: "a", expected: "a\u0000", equal: false },
+    { given: "a\u0000", expected: "a", equal: false },
+    { given: "\u0000", expected: "", equal: false },
+    { given: "b", expected: "a", equal: false },
   ];
   for (const { given, expected, equal } of cases) {
     await t.step(`${JSON.stringify(given)} vs ${JSON.stringify(expected)}`, () => {
