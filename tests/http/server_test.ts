@@ -1053,3 +1053,34 @@ Deno.test("serveHttp() hands header names on in lower case, however a client spe
     ],
   });
 });
+
+Deno.test("serveHttp() hands header values on byte for byte, obs-text (bytes over 0x7f) included", async () => {
+  await using server = start({
+    handler: (req) =>
+      Promise.resolve(Response.json({
+        agent: req.headers.get("user-agent"),
+        note: req.headers.get("x-note"),
+        url: req.url,
+      })),
+  });
+  const head = (note: string) =>
+    `GET /h?q=1 HTTP/1.1\r\nHost: bot.test\r\nUser-Agent: probe/1.0\r\nX-Note: ${note}\r\n\r\n`;
+  // An ASCII head, and one with the ISO-8859-1 bytes of "café" in a value (RFC 9110 §5.5:
+  // obs-text), which must arrive as those bytes' chars, not decoded as UTF-8 or Windows-1252.
+  const ascii = await exchange(server.addr.port, head("plain"));
+  assert.deepEqual(JSON.parse(ascii.body), {
+    agent: "probe/1.0",
+    note: "plain",
+    url: "http://bot.test/h?q=1",
+  });
+  const bytes = Uint8Array.from(head("caf\u00e9 \u0080\u0099"), (c) => c.charCodeAt(0));
+  using client = await RawClient.connect(server.addr.port);
+  await client.send(bytes);
+  const latin1 = await client.response();
+  assert.equal(latin1.status, 200);
+  assert.deepEqual(JSON.parse(latin1.body), {
+    agent: "probe/1.0",
+    note: "caf\u00e9 \u0080\u0099",
+    url: "http://bot.test/h?q=1",
+  });
+});
