@@ -10,7 +10,7 @@ import { backoffDelay } from "../util/backoff.ts";
 import { fromRedisKey, namespacePattern, toRedisKey } from "./keys.ts";
 import { NAMESPACES } from "./namespaces.ts";
 import { type Arg, RedisReplyError, type Reply, RespClient } from "./resp.ts";
-import { type BatchSender, CALL_FAILED, ScriptBatcher } from "./script_batch.ts";
+import { type BatchSender, CALL_FAILED, encodeArg, ScriptBatcher } from "./script_batch.ts";
 import { configValue, durabilityNotes, parseInfo } from "./redis_durability.ts";
 import type {
   AtomicScript,
@@ -170,7 +170,7 @@ export class RedisStore implements KeyValueStore {
       return Promise.reject(new StoreUnavailableError("the Redis store is closed"));
     }
     const encoded = [String(Date.now())];
-    for (const arg of args) encoded.push(JSON.stringify(arg));
+    for (const arg of args) encoded.push(encodeArg(arg));
     return new Promise<Result>((resolve, reject) => {
       this.#batcher.add({
         script: script as unknown as AtomicScript<Json[], Json>,

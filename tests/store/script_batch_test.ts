@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { StoreUnavailableError } from "../../src/errors.ts";
 import { openRedisStore, type RedisStore } from "../../src/store/redis_store.ts";
+import { encodeArg } from "../../src/store/script_batch.ts";
 import type { AtomicScript } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis_server.ts";
 import { counterWithCap } from "./contract.ts";
@@ -161,4 +162,29 @@ Deno.test("calls queued behind a batch in flight go in the next one", async () =
     );
     assert.equal(await scriptCalls(url) - before, 2);
   });
+});
+
+Deno.test("encodeArg() encodes a script argument exactly as JSON.stringify does", () => {
+  const values = [
+    0,
+    -0,
+    7,
+    -12.5,
+    1e21,
+    5e-324,
+    Number.MAX_SAFE_INTEGER,
+    NaN,
+    Infinity,
+    -Infinity,
+    true,
+    false,
+    null,
+    "",
+    'a "quoted" \\ line\n\u0000🔑',
+    [1, "two", null, [true]],
+    { a: 1, b: [false], c: { d: "e" } },
+  ];
+  for (const value of values) {
+    assert.equal(encodeArg(value), JSON.stringify(value), String(value));
+  }
 });
