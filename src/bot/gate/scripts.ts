@@ -242,24 +242,25 @@ export const finishScript: AtomicScript<FinishArgs, FinishResult & Record<string
   lua: `
     local token = ARGV[2]
     local holder = redis.call('GET', KEYS[3])
-    local write = cjson.decode(ARGV[3])
-    local result = {written = false}
-    if write ~= cjson.null then
+    -- Most updates leave the dialog as it was: no write to decode, a constant answer.
+    local result = '{"written":false}'
+    if ARGV[3] ~= 'null' then
+      local write = cjson.decode(ARGV[3])
       local raw = redis.call('GET', KEYS[2])
       local version = raw and cjson.decode(raw).v or 0
       if token ~= '""' and holder and holder ~= token then
-        result = {written = false, conflict = 'lease'}
+        result = cjson.encode({written = false, conflict = 'lease'})
       elseif version ~= write.expect then
-        result = {written = false, conflict = 'version', version = version}
+        result = cjson.encode({written = false, conflict = 'version', version = version})
       else
         redis.call('SET', KEYS[2], cjson.encode(write.record), 'PX',
           string.format('%d', write.ttlMs))
-        result = {written = true}
+        result = '{"written":true}'
       end
     end
     redis.call('SET', KEYS[1], '1', 'PX', '${SEEN_TTL_MS}')
     if holder and holder == token then redis.call('DEL', KEYS[3]) end
-    return cjson.encode(result)`,
+    return result`,
   apply([_seen, dialog, lease], [token, write]): {
     writes: ScriptWrite[];
     result: FinishResult & Record<string, Json>;
