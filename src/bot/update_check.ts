@@ -12,15 +12,19 @@ import type { Update } from "grammy/types";
 export type UpdateCheck = { ok: true; update: Update } | { ok: false; problem: string };
 
 type Json = Record<string, unknown>;
-type Rule = (value: unknown, path: string) => string | null;
+/**
+ * A field's rule: null when `value` follows it, else the problem as the path below the field and
+ * what is wrong (`" is not a string"`, `".chat.id is not an integer"`). The caller puts its own
+ * key in front on the way out, so an update that passes builds no path at all.
+ */
+type Rule = (value: unknown) => string | null;
 
 const isObject = (v: unknown): v is Json =>
   typeof v === "object" && v !== null && !Array.isArray(v);
-const int: Rule = (v, p) => Number.isSafeInteger(v) ? null : `${p} is not an integer`;
-const num: Rule = (v, p) =>
-  typeof v === "number" && Number.isFinite(v) ? null : `${p} is not a number`;
-const str: Rule = (v, p) => typeof v === "string" ? null : `${p} is not a string`;
-const bool: Rule = (v, p) => typeof v === "boolean" ? null : `${p} is not a boolean`;
+const int: Rule = (v) => Number.isSafeInteger(v) ? null : " is not an integer";
+const num: Rule = (v) => typeof v === "number" && Number.isFinite(v) ? null : " is not a number";
+const str: Rule = (v) => typeof v === "string" ? null : " is not a string";
+const bool: Rule = (v) => typeof v === "boolean" ? null : " is not a boolean";
 
 /** An object whose listed fields follow their rules; `?` marks optional ones. */
 function shape(fields: Record<string, Rule>): Rule {
@@ -28,27 +32,28 @@ function shape(fields: Record<string, Rule>): Rule {
     const optional = key.endsWith("?");
     return [optional ? key.slice(0, -1) : key, rule, optional] as const;
   });
-  return (value, path) => {
-    if (!isObject(value)) return `${path} is not an object`;
+  return (value) => {
+    if (!isObject(value)) return " is not an object";
     for (const [key, rule, optional] of entries) {
       const field = value[key];
-      if (field === undefined && optional) continue;
-      const problem = field === undefined
-        ? `${path}.${key} is missing`
-        : rule(field, `${path}.${key}`);
-      if (problem) return problem;
+      if (field === undefined) {
+        if (optional) continue;
+        return `.${key} is missing`;
+      }
+      const problem = rule(field);
+      if (problem) return `.${key}${problem}`;
     }
     return null;
   };
 }
 
 function list(rule: Rule, max = 1000): Rule {
-  return (value, path) => {
-    if (!Array.isArray(value)) return `${path} is not an array`;
-    if (value.length > max) return `${path} has more than ${max} items`;
-    for (const [i, item] of value.entries()) {
-      const problem = rule(item, `${path}[${i}]`);
-      if (problem) return problem;
+  return (value) => {
+    if (!Array.isArray(value)) return " is not an array";
+    if (value.length > max) return ` has more than ${max} items`;
+    for (let i = 0; i < value.length; i++) {
+      const problem = rule(value[i]);
+      if (problem) return `[${i}]${problem}`;
     }
     return null;
   };
@@ -153,8 +158,8 @@ export function checkUpdate(value: unknown): UpdateCheck {
   const type = keys[0]!;
   const payload = value[type];
   const rule = Object.hasOwn(PAYLOADS, type) ? PAYLOADS[type]! : anyPayload;
-  const problem = rule(payload, type);
-  if (problem) return { ok: false, problem };
+  const problem = rule(payload);
+  if (problem) return { ok: false, problem: `${type}${problem}` };
   if (!withoutNul(value, 0)) {
     return { ok: false, problem: `nested deeper than ${MAX_DEPTH} levels` };
   }
