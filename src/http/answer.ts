@@ -75,12 +75,27 @@ export async function respondDirect(
       statusText: "",
       headers: response.headers,
       // As bytes: a string body would get the server's own text/plain Content-Type.
-      bytes: ENCODER.encode(response.body),
+      bytes: encoded(response.body),
       close: false,
     };
   } catch (error) {
     return await failed(server, error);
   }
+}
+
+let lastBody = "";
+let lastBytes: Bytes = EMPTY;
+
+/**
+ * `body` as UTF-8, the same bytes object while the body repeats (the webhook's `{"ok":true}`), so
+ * that `serializeResponse` can give back the response it made for it.
+ */
+function encoded(body: string): Bytes {
+  if (body !== lastBody) {
+    lastBody = body;
+    lastBytes = ENCODER.encode(body);
+  }
+  return lastBytes;
 }
 
 /** The answer when a handler threw: `onError`'s, else a bare 500. */

@@ -59,7 +59,28 @@ function httpDate(): string {
 
 const encoder = new TextEncoder();
 
-/** One response as bytes: status line, the server's fields, the handler's fields, the body. */
+/** The inputs and output of the last response made from bytes: see {@link serializeResponse}. */
+interface Made {
+  status: number;
+  statusText: string;
+  headers: readonly (readonly [string, string])[];
+  bytes: Bytes;
+  keepAlive: boolean;
+  keepAliveHeader: string;
+  sendBody: boolean;
+  http10: boolean;
+  date: string;
+  out: Bytes;
+}
+
+let made: Made | null = null;
+
+/**
+ * One response as bytes: status line, the server's fields, the handler's fields, the body. The
+ * same answer again within the same second (the webhook's 200, the same fields and body objects,
+ * for every update) gets the same buffer back, which nothing writes to: building it cost every
+ * request a head string and a buffer.
+ */
 export function serializeResponse(
   status: number,
   statusText: string,
@@ -69,10 +90,58 @@ export function serializeResponse(
   keepAliveHeader: string,
   options: { sendBody?: boolean; http10?: boolean } = {},
 ): Bytes {
-  const bytes = typeof body === "string" ? encoder.encode(body) : body;
+  if (typeof body === "string") {
+    return build(
+      status,
+      statusText,
+      headers,
+      encoder.encode(body),
+      true,
+      keepAlive,
+      keepAliveHeader,
+      options,
+    );
+  }
+  const sendBody = options.sendBody ?? true;
+  const http10 = options.http10 ?? false;
+  const date = httpDate();
+  if (
+    made !== null && made.bytes === body && made.headers === headers &&
+    made.status === status && made.statusText === statusText &&
+    made.keepAlive === keepAlive && made.keepAliveHeader === keepAliveHeader &&
+    made.sendBody === sendBody && made.http10 === http10 && made.date === date
+  ) {
+    return made.out;
+  }
+  const out = build(status, statusText, headers, body, false, keepAlive, keepAliveHeader, options);
+  made = {
+    status,
+    statusText,
+    headers,
+    bytes: body,
+    keepAlive,
+    keepAliveHeader,
+    sendBody,
+    http10,
+    date,
+    out,
+  };
+  return out;
+}
+
+function build(
+  status: number,
+  statusText: string,
+  headers: readonly (readonly [string, string])[],
+  bytes: Bytes,
+  text: boolean,
+  keepAlive: boolean,
+  keepAliveHeader: string,
+  options: { sendBody?: boolean; http10?: boolean },
+): Bytes {
   let head = `HTTP/1.1 ${status} ${REASONS[status] ?? statusText}\r\n`;
   if (!headers.some(([name]) => name === "date")) head += `date: ${httpDate()}\r\n`;
-  if (typeof body === "string") head += "content-type: text/plain; charset=utf-8\r\n";
+  if (text) head += "content-type: text/plain; charset=utf-8\r\n";
   // RFC 9110 §8.6: no Content-Length on 204; on 304 it would have to be the 200's.
   const bodyless = status === 204 || status === 304;
   if (!bodyless) head += `content-length: ${bytes.length}\r\n`;
