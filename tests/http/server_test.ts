@@ -204,7 +204,7 @@ async function deliver(server: HttpServer, client: RawClient, data: string): Pro
 }
 
 /** One request on a fresh connection; the connection is closed afterwards. */
-async function exchange(port: number, raw: string): Promise<RawResponse> {
+async function exchange(port: number, raw: string | Uint8Array): Promise<RawResponse> {
   using client = await RawClient.connect(port);
   await client.send(raw);
   return await client.response();
@@ -1074,9 +1074,7 @@ Deno.test("serveHttp() hands header values on byte for byte, obs-text (bytes ove
     url: "http://bot.test/h?q=1",
   });
   const bytes = Uint8Array.from(head("caf\u00e9 \u0080\u0099"), (c) => c.charCodeAt(0));
-  using client = await RawClient.connect(server.addr.port);
-  await client.send(bytes);
-  const latin1 = await client.response();
+  const latin1 = await exchange(server.addr.port, bytes);
   assert.equal(latin1.status, 200);
   assert.deepEqual(JSON.parse(latin1.body), {
     agent: "probe/1.0",
