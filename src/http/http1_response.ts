@@ -90,21 +90,17 @@ export function serializeResponse(
   keepAliveHeader: string,
   options: { sendBody?: boolean; http10?: boolean } = {},
 ): Bytes {
-  if (typeof body === "string") {
-    return build(
-      status,
-      statusText,
-      headers,
-      encoder.encode(body),
-      true,
-      keepAlive,
-      keepAliveHeader,
-      options,
-    );
-  }
   const sendBody = options.sendBody ?? true;
   const http10 = options.http10 ?? false;
   const date = httpDate();
+  if (typeof body === "string") {
+    const bytes = encoder.encode(body);
+    return build(status, statusText, headers, bytes, true, keepAlive, keepAliveHeader, {
+      sendBody,
+      http10,
+      date,
+    });
+  }
   if (
     made !== null && made.bytes === body && made.headers === headers &&
     made.status === status && made.statusText === statusText &&
@@ -113,7 +109,11 @@ export function serializeResponse(
   ) {
     return made.out;
   }
-  const out = build(status, statusText, headers, body, false, keepAlive, keepAliveHeader, options);
+  const out = build(status, statusText, headers, body, false, keepAlive, keepAliveHeader, {
+    sendBody,
+    http10,
+    date,
+  });
   made = {
     status,
     statusText,
@@ -137,29 +137,29 @@ function build(
   text: boolean,
   keepAlive: boolean,
   keepAliveHeader: string,
-  options: { sendBody?: boolean; http10?: boolean },
+  { sendBody, http10, date }: { sendBody: boolean; http10: boolean; date: string },
 ): Bytes {
   let head = `HTTP/1.1 ${status} ${REASONS[status] ?? statusText}\r\n`;
-  if (!headers.some(([name]) => name === "date")) head += `date: ${httpDate()}\r\n`;
+  if (!headers.some(([name]) => name === "date")) head += `date: ${date}\r\n`;
   if (text) head += "content-type: text/plain; charset=utf-8\r\n";
   // RFC 9110 §8.6: no Content-Length on 204; on 304 it would have to be the 200's.
   const bodyless = status === 204 || status === 304;
   if (!bodyless) head += `content-length: ${bytes.length}\r\n`;
   if (!keepAlive) head += "connection: close\r\n";
   else {
-    if (options.http10) head += "connection: keep-alive\r\n";
+    if (http10) head += "connection: keep-alive\r\n";
     head += keepAliveHeader;
   }
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   head += "\r\n";
-  const sendBody = (options.sendBody ?? true) && !bodyless;
-  const out = new Uint8Array(head.length + (sendBody ? bytes.length : 0));
+  const withBody = sendBody && !bodyless;
+  const out = new Uint8Array(head.length + (withBody ? bytes.length : 0));
   // Header values are byte strings: one char, one byte. TextEncoder writes UTF-8, which is
   // the same for ASCII; anything else is written char by char (the body is set after).
   const { read, written } = encoder.encodeInto(head, out);
   if (read !== head.length || written !== head.length) {
     for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
   }
-  if (sendBody) out.set(bytes, head.length);
+  if (withBody) out.set(bytes, head.length);
   return out;
 }
