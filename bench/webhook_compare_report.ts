@@ -31,6 +31,7 @@ function summary(timed: BurstFigures[], counted: BurstFigures | undefined) {
     counted: counted?.updates ?? NaN,
     commands,
     roundTrips,
+    inScripts: new Map(Object.entries(counted?.scriptCommands ?? {})),
     queries: counted?.queries ? new Map(Object.entries(counted.queries)) : null,
   };
 }
@@ -116,10 +117,9 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
   });
   const redisLines = bots.map((bot) => {
     const s = summaries[bot];
-    const inScripts = sum(s.commands.values()) - sum(s.roundTrips.values());
     return `- ${bot}: round trips ${perUpdateBreakdown(s.roundTrips, s.counted)}` +
-      (inScripts / s.counted >= 0.005
-        ? `; inside scripts ${fixed(inScripts / s.counted)} more`
+      (sum(s.inScripts.values()) / s.counted >= 0.005
+        ? `; inside scripts ${perUpdateBreakdown(s.inScripts, s.counted)} more`
         : "");
   });
   const queryLines = bots.flatMap((bot) => {
