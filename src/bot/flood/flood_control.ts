@@ -145,15 +145,22 @@ export class FloodControl {
 
   /** Waits until a message to `chat` may go and records it; rejects only when `signal` aborts. */
   async acquire(chat: number | string, priority: Priority, signal?: AbortSignal): Promise<void> {
-    if (priority === "interactive" && typeof chat === "number" && await this.#ahead.use(chat)) {
-      this.#o.metrics.outboundMessages.inc({ priority });
-      return;
+    // The send time of a stale turn taken ahead, given back by the first take.
+    let back = 0;
+    if (priority === "interactive" && typeof chat === "number") {
+      const ahead = await this.#ahead.use(chat);
+      if (ahead === true) {
+        this.#o.metrics.outboundMessages.inc({ priority });
+        return;
+      }
+      back = ahead;
     }
     const { rules, keys } = this.#plan(chat, priority);
     const started = performance.now();
     let waited = false;
     for (;;) {
-      const waitMs = await this.#take(keys, rules);
+      const waitMs = await this.#take(keys, rules, back);
+      back = 0;
       if (waitMs <= 0) break;
       waited = true;
       await this.#sleep(waitMs, signal);
@@ -214,12 +221,15 @@ export class FloodControl {
     return { rules, keys: [keys.global, keys.chat, keys.bulk] };
   }
 
-  /** One try: the shared store's answer, else (unshared, or down) the logs in memory. */
-  async #take(keys: StoreKey[], rules: LogRule[]): Promise<number> {
+  /**
+   * One try: the shared store's answer, else (unshared, or down) the logs in memory; `back`: a
+   * send time to give back from the store's logs first (see `TurnsAhead.use`).
+   */
+  async #take(keys: StoreKey[], rules: LogRule[], back = 0): Promise<number> {
     if (!this.#o.store.shared) return this.#takeLocal(keys, rules);
     if (this.#now() >= this.#storeDownUntil) {
       try {
-        const { waitMs } = await this.#takes.take(keys, rules);
+        const { waitMs } = await this.#takes.take(keys, rules, 0, back);
         if (this.#storeDownUntil !== 0) {
           this.#storeDownUntil = 0;
           this.#o.log.info("flood control is shared through the store again");

@@ -120,12 +120,17 @@ type Need = readonly [keyIndex: number, limit: number, keep: number, windowMs: n
  * logs: every take counts every send after `now - windowMs`, later ones included, so whoever
  * is admitted last among the messages of any of Telegram's windows counted all the others (a
  * send recorded no earlier than it went is counted at least as long as it should be).
+ *
+ * `back[n]` (above 0): take n first removes one send recorded at that time from each of its
+ * logs (a reply's stale turn taken ahead, given back in the call that takes its own turn); the
+ * log is written even if the take is then refused.
  */
 export function admitTakes(
   logs: readonly (FloodLog | null)[],
   takes: readonly (readonly Need[])[],
   now: number,
   ahead: readonly number[] = [],
+  back: readonly number[] = [],
 ): { waits: number[]; writes: ({ log: FloodLog; ttlMs: number } | undefined)[] } {
   const loaded = new Map<number, { times: number[]; pause: number }>();
   const touched = new Map<number, { keep: number; windowMs: number }>();
@@ -141,6 +146,16 @@ export function admitTakes(
     return log;
   };
   const waits = takes.map((take, n) => {
+    const given = back[n] ?? 0;
+    if (given > 0) {
+      for (const [i, , keep, windowMs] of take) {
+        const { times } = load(i, windowMs);
+        const index = times.lastIndexOf(given);
+        if (index < 0) continue;
+        times.splice(index, 1);
+        touched.set(i, { keep, windowMs });
+      }
+    }
     let wait = 0;
     for (const [i, limit, , windowMs] of take) {
       const { times, pause } = load(i, windowMs);
@@ -161,8 +176,11 @@ export function admitTakes(
   const writes = logs.map((_, i) => {
     const rule = touched.get(i);
     if (rule === undefined) return undefined;
-    const times = loaded.get(i)!.times.slice(-rule.keep);
-    return { log: { t: times, p: 0 }, ttlMs: logTtl(times, now, rule.windowMs) };
+    const { times: all, pause } = loaded.get(i)!;
+    // Only a give-back writes a paused log (a paused log admits no take): the pause stays.
+    const p = pause > now ? pause : 0;
+    const times = all.slice(-rule.keep);
+    return { log: { t: times, p }, ttlMs: Math.max(p - now, logTtl(times, now, rule.windowMs)) };
   });
   return { waits, writes };
 }

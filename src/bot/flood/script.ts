@@ -36,11 +36,15 @@ export function floodKeys(
 export type TakeSpec = [keyIndex: number, limit: number, keep: number, windowMs: number][];
 
 /**
- * Arguments of {@link takeScript}: the takes of several messages, decided in order, and per take
+ * Arguments of {@link takeScript}: the takes of several messages, decided in order; per take
  * how much after the script's time it records its send (0, or `FloodLimits.aheadMs` for a
- * reply's turn taken ahead; see `admitTakes`).
+ * reply's turn taken ahead; see `admitTakes`); and, when any take has one, per take the send
+ * time it gives back from its logs before it is decided (0: none), as {@link releaseScript}
+ * would: a reply too late for its turn taken ahead returns it in the call that takes its own.
  */
-export type TakeArgs = [takes: TakeSpec[], aheadMs: number[]];
+export type TakeArgs =
+  | [takes: TakeSpec[], aheadMs: number[]]
+  | [takes: TakeSpec[], aheadMs: number[], back: number[]];
 
 /**
  * What {@link takeScript} answers: per take, 0 when the message may go now, else the wait; and
@@ -74,6 +78,7 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
     local now = tonumber(ARGV[1])
     local takes = cjson.decode(ARGV[2])
     local ahead = cjson.decode(ARGV[3])
+    local back = ARGV[4] and cjson.decode(ARGV[4]) or {}
     -- list[from..to], comma-separated, each written with %d: cjson writes every number with
     -- %.14g, which for a time in ms takes glibc's multi-precision path, and writing the
     -- bot-wide log of 30 send times that way was a third of the script's cost in Redis.
@@ -116,6 +121,20 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
     end
     local waits = {}
     for t, take in ipairs(takes) do
+      local given = back[t]
+      if given and given > 0 then
+        for _, need in ipairs(take) do
+          local log = load(need[1] + 1, need[4])
+          local times = log.times
+          for i = #times, 1, -1 do
+            if times[i] == given then
+              table.remove(times, i)
+              log.keep, log.window, log.dirty = need[3], need[4], true
+              break
+            end
+          end
+        end
+      end
       local wait = 0
       for _, need in ipairs(take) do
         local log = load(need[1] + 1, need[4])
@@ -138,16 +157,20 @@ export const takeScript: AtomicScript<TakeArgs, TakeAnswer> = {
     for i, log in pairs(logs) do
       if log.dirty then
         local times = log.times
-        -- Kept until its newest send (one recorded ahead, too) leaves the window.
-        local ttl = math.max(1, math.ceil(math.max(now, times[#times]) - now + log.window))
+        -- Kept until its newest send (one recorded ahead, too) leaves the window, and while
+        -- paused (only a give-back writes a paused log: a paused log admits no take).
+        local pause = log.pause > now and log.pause or 0
+        local ttl = math.max(1, math.ceil(math.max(now, times[#times] or now) - now + log.window),
+          pause - now)
         redis.call('SET', KEYS[i],
-          '{"t":[' .. integers(times, math.max(1, #times - log.keep + 1), #times) .. '],"p":0}',
+          '{"t":[' .. integers(times, math.max(1, #times - log.keep + 1), #times) .. '],"p":' ..
+            (pause > 0 and string.format('%d', pause) or '0') .. '}',
           'PX', string.format('%d', ttl))
       end
     end
     return '{"waits":[' .. integers(waits, 1, #waits) .. '],"at":' .. string.format('%d', now) .. '}'`,
-  apply(current, [takes, aheadMs], nowMs) {
-    const { waits, writes } = admitTakes(current.map(toFloodLog), takes, nowMs, aheadMs);
+  apply(current, [takes, aheadMs, back], nowMs) {
+    const { waits, writes } = admitTakes(current.map(toFloodLog), takes, nowMs, aheadMs, back);
     const scriptWrites: ScriptWrite[] = writes.map((write) =>
       write === undefined ? undefined : { value: write.log as unknown as Json, ttlMs: write.ttlMs }
     );

@@ -12,7 +12,7 @@
  */
 import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import type { LogRule } from "./limits.ts";
-import { takeScript, type TakeSpec, takeSpec } from "./script.ts";
+import { type TakeArgs, takeScript, type TakeSpec, takeSpec } from "./script.ts";
 
 /** The store's answer to one message: 0 or how long to wait, and the time it recorded sends at. */
 export interface Turn {
@@ -26,6 +26,8 @@ interface Pending {
   rules: readonly LogRule[];
   /** How much later than the store's time the send is recorded (see `admitTakes`). */
   aheadMs: number;
+  /** The send time given back from the logs first (0: none; see `admitTakes`). */
+  back: number;
   resolve(turn: Turn): void;
   reject(error: unknown): void;
 }
@@ -44,10 +46,18 @@ export class TakeBatch {
     this.#store = store;
   }
 
-  /** The wait for one message over `keys` with `rules` (0: it may go now, and is recorded). */
-  take(keys: readonly StoreKey[], rules: readonly LogRule[], aheadMs = 0): Promise<Turn> {
+  /**
+   * The wait for one message over `keys` with `rules` (0: it may go now, and is recorded),
+   * after giving back the send recorded at `back` (0: none) from the same logs.
+   */
+  take(
+    keys: readonly StoreKey[],
+    rules: readonly LogRule[],
+    aheadMs = 0,
+    back = 0,
+  ): Promise<Turn> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ keys, rules, aheadMs, resolve, reject });
+      this.#pending.push({ keys, rules, aheadMs, back, resolve, reject });
       if (this.#scheduled || this.#inFlight) return;
       this.#scheduled = true;
       queueMicrotask(() => {
@@ -62,7 +72,12 @@ export class TakeBatch {
     const batch = this.#pending.splice(0, MAX_TAKES);
     this.#inFlight = true;
     const { keys, takes } = merge(batch);
-    this.#store.run(takeScript, keys, [takes, batch.map((take) => take.aheadMs)])
+    const ahead = batch.map((take) => take.aheadMs);
+    // The give-backs travel only when there is one: most calls have none.
+    const args: TakeArgs = batch.some((take) => take.back > 0)
+      ? [takes, ahead, batch.map((take) => take.back)]
+      : [takes, ahead];
+    this.#store.run(takeScript, keys, args)
       .then(({ waits, at }) => batch.forEach((take, i) => take.resolve({ waitMs: waits[i]!, at })))
       .catch((error) => batch.forEach((take) => take.reject(error)))
       .finally(() => {

@@ -5,7 +5,8 @@
  *
  * The turn is recorded `limits.aheadMs` after the store's time, and the next reply to that chat
  * uses it if it goes no later than that (so the logs never hold a send earlier than it went, and
- * the limits stay exact; see `admitTakes`); a later reply gives it back and takes its own. A
+ * the limits stay exact; see `admitTakes`); a later reply gives it back in the call that takes
+ * its own (one store call, as without a turn taken ahead, not a give-back and a take). A
  * turn no reply used is given back when the update is done ({@link TurnsAhead.done}, in the
  * same tick as its commit, so that both travel to the store together); until then it counts as
  * a message: one too many, never one too few. Only with a shared store that answers: elsewhere
@@ -73,29 +74,31 @@ export class TurnsAhead {
   }
 
   /**
-   * Whether a turn taken ahead for `chat` was granted and is still fresh: the reply may go on
-   * it. A stale one is given back (in the same tick as the caller's own take, so that the take
-   * finds the room).
+   * `true` when a turn taken ahead for `chat` was granted and is still fresh: the reply may go
+   * on it. Otherwise the reply takes its own turn, and the number is the send time that take
+   * must give back first (`TakeBatch.take`'s `back`: a stale turn's, else 0), so that its own
+   * finds the room.
    */
-  async use(chat: number): Promise<boolean> {
+  async use(chat: number): Promise<true | number> {
     const taken = this.#taken.get(chat);
-    if (taken === undefined) return false;
+    if (taken === undefined) return 0;
     this.#taken.delete(chat);
     // Usually answered long ago (with the gate).
     const turn = await taken.turn;
     const { outboundTurnsAhead } = this.#o.metrics;
     if (turn === null || turn.waitMs > 0) {
       outboundTurnsAhead.inc(TURN_REFUSED);
-      return false;
+      return 0;
     }
     // Recorded aheadMs after the store's time (this process's clock): a send no later than
     // that may use it.
-    if (this.#o.now() <= turn.at + this.#o.limits.aheadMs) {
+    const recorded = turn.at + this.#o.limits.aheadMs;
+    if (this.#o.now() <= recorded) {
       outboundTurnsAhead.inc(TURN_USED);
       return true;
     }
-    this.#release(taken, turn);
-    return false;
+    outboundTurnsAhead.inc(TURN_GIVEN_BACK);
+    return recorded;
   }
 
   /**

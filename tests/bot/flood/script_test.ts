@@ -134,6 +134,52 @@ testOnBothStores("flood scripts", async (t, store) => {
     }
   });
 
+  await t.step(
+    "a take may first give back a send recorded at a given time: the same call frees its room",
+    async () => {
+      const all: StoreKey = ["flood", "bot", "back-all"];
+      const one: StoreKey = ["flood", "bot", "back-one"];
+      const rules = [rule(3), rule(1)];
+      const first = await store.run(takeScript, [all, one], takeArgs(rules, 50));
+      assert.deepEqual(first.waits, [0]);
+      // The chat's log is full; giving back the send recorded ahead makes room for this one.
+      assert.ok((await store.run(takeScript, [all, one], takeArgs(rules))).waits[0]! > 0);
+      const again = await store.run(takeScript, [all, one], [[takeSpec(rules)], [0], [
+        first.at + 50,
+      ]]);
+      assert.deepEqual(again.waits, [0]);
+      const [a, o] = await store.getMany([all, one]) as { t: number[] }[];
+      assert.deepEqual(o!.t, [again.at], "the chat's log holds the new send only");
+      assert.deepEqual(a!.t, [again.at], "so does the bot's");
+      // A time no log holds changes nothing but the take itself.
+      const third = await store.run(takeScript, [all], [[takeSpec([rule(3)])], [0], [1]]);
+      assert.deepEqual(third.waits, [0]);
+      assert.equal(((await store.get(all)) as { t: number[] }).t.length, 2);
+    },
+  );
+
+  await t.step(
+    "a refused take still gives back its send, and a pause stays as it was",
+    async () => {
+      const key: StoreKey = ["flood", "bot", "back-paused"];
+      const first = await store.run(takeScript, [key], takeArgs([rule(3)], 50));
+      const until = await store.run(pauseScript, [key], [HOUR / 2, HOUR]);
+      const refused = await store.run(takeScript, [key], [[takeSpec([rule(3)])], [0], [
+        first.at + 50,
+      ]]);
+      assert.ok(refused.waits[0]! > HOUR / 2 - 5000, `waits ${refused.waits[0]} ms`);
+      const stored = (await store.get(key)) as { t: number[]; p: number };
+      assert.deepEqual(stored, { t: [], p: until });
+      for await (const entry of store.scan("flood")) {
+        if (entry.key[2] === "back-paused") {
+          assert.ok(entry.ttlMs! > HOUR / 2 - 60_000, `kept ${entry.ttlMs} ms`);
+        }
+      }
+      // Nothing gets through while paused.
+      assert.ok(await take(store, [key], [rule(3)]) > 0);
+    },
+  );
+
   await t.step("under 200 concurrent callers exactly the limit passes", async () => {
     const key: StoreKey = ["flood", "bot", "hammer"];
     const waits = await Promise.all(
