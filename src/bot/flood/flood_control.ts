@@ -21,7 +21,14 @@ import type { BackgroundMetrics } from "../../metrics/background.ts";
 import type { KeyValueStore, StoreKey } from "../../store/store.ts";
 import { delay } from "../../util/delay.ts";
 import { retryAfterSeconds } from "../api_retry.ts";
-import { admit, type FloodLimits, type FloodLog, type LogRule, pauseLog } from "./limits.ts";
+import {
+  admit,
+  type FloodLimits,
+  type FloodLog,
+  type LogRule,
+  pauseLog,
+  type WindowLimit,
+} from "./limits.ts";
 import { floodKeys, pauseScript } from "./script.ts";
 import { TakeBatch } from "./take_batch.ts";
 import { TurnsAhead } from "./turns_ahead.ts";
@@ -75,6 +82,35 @@ export interface FloodControlOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/**
+ * The rules of a message by its priority, to a private chat `[0]` or a group `[1]`, one per key
+ * of its plan (the bot's log, the chat's, and for bulk the broadcast pace). Never changed.
+ */
+function rulesOf(limits: FloodLimits): Record<Priority, [LogRule[], LogRule[]]> {
+  const { global, bulk } = limits;
+  const rules = (priority: Priority, perChat: WindowLimit): LogRule[] => [
+    {
+      limit: priority === "bulk" ? global.count - limits.reserve : global.count,
+      keep: global.count,
+      windowMs: global.windowMs,
+    },
+    { limit: perChat.count, keep: perChat.count, windowMs: perChat.windowMs },
+    ...(priority === "bulk"
+      ? [{ limit: bulk.count, keep: bulk.count, windowMs: bulk.windowMs }]
+      : []),
+  ];
+  return {
+    interactive: [rules("interactive", limits.privateChat), rules("interactive", limits.group)],
+    bulk: [rules("bulk", limits.privateChat), rules("bulk", limits.group)],
+  };
+}
+
+/** The labels of the outbound metrics by priority, made once. */
+const PRIORITY_LABELS = {
+  interactive: { priority: "interactive" },
+  bulk: { priority: "bulk" },
+} as const;
+
 /** After the store failed, how long the fallback decides alone before the store is tried again. */
 const STORE_RETRY_MS = 1000;
 /** Most logs the fallback keeps; the oldest are forgotten first. */
@@ -87,10 +123,12 @@ export class FloodControl {
   readonly #local = new Map<string, FloodLog>();
   readonly #takes: TakeBatch;
   readonly #ahead: TurnsAhead;
+  readonly #rules: Record<Priority, [LogRule[], LogRule[]]>;
   #storeDownUntil = 0;
 
   constructor(options: FloodControlOptions) {
     this.#o = options;
+    this.#rules = rulesOf(options.limits);
     this.#takes = new TakeBatch(options.store);
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? delay;
@@ -150,7 +188,7 @@ export class FloodControl {
     if (priority === "interactive" && typeof chat === "number") {
       const ahead = await this.#ahead.use(chat);
       if (ahead === true) {
-        this.#o.metrics.outboundMessages.inc({ priority });
+        this.#o.metrics.outboundMessages.inc(PRIORITY_LABELS[priority]);
         return;
       }
       back = ahead;
@@ -166,10 +204,11 @@ export class FloodControl {
       await this.#sleep(waitMs, signal);
     }
     const { metrics } = this.#o;
-    metrics.outboundMessages.inc({ priority });
+    const labels = PRIORITY_LABELS[priority];
+    metrics.outboundMessages.inc(labels);
     if (waited) {
-      metrics.outboundWaits.inc({ priority });
-      metrics.outboundWaitSeconds.observe({ priority }, (performance.now() - started) / 1000);
+      metrics.outboundWaits.inc(labels);
+      metrics.outboundWaitSeconds.observe(labels, (performance.now() - started) / 1000);
     }
   }
 
@@ -200,24 +239,9 @@ export class FloodControl {
   }
 
   #plan(chat: number | string, priority: Priority): { rules: LogRule[]; keys: StoreKey[] } {
-    const { limits } = this.#o;
     const keys = floodKeys(chat);
-    const perChat = typeof chat === "number" && chat > 0 ? limits.privateChat : limits.group;
-    const global = limits.global;
-    const rules: LogRule[] = [
-      {
-        limit: priority === "bulk" ? global.count - limits.reserve : global.count,
-        keep: global.count,
-        windowMs: global.windowMs,
-      },
-      { limit: perChat.count, keep: perChat.count, windowMs: perChat.windowMs },
-    ];
+    const rules = this.#rules[priority][typeof chat === "number" && chat > 0 ? 0 : 1];
     if (priority === "interactive") return { rules, keys: [keys.global, keys.chat] };
-    rules.push({
-      limit: limits.bulk.count,
-      keep: limits.bulk.count,
-      windowMs: limits.bulk.windowMs,
-    });
     return { rules, keys: [keys.global, keys.chat, keys.bulk] };
   }
 

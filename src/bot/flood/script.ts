@@ -18,15 +18,15 @@ import { NAMESPACES } from "../../store/namespaces.ts";
 import type { AtomicScript, Json, ScriptWrite, StoreKey } from "../../store/store.ts";
 import { admitTakes, type LogRule, logTtl, pauseLog, toFloodLog } from "./limits.ts";
 
+/** The bot-wide log's key and the broadcast pace's, the same for every message: made once. */
+const GLOBAL_KEY: StoreKey = [NAMESPACES.flood, "bot", "all"];
+const BULK_KEY: StoreKey = [NAMESPACES.flood, "bot", "bulk"];
+
 /** The keys of one message to `chat`: the bot's log, the chat's log and the broadcast pace. */
 export function floodKeys(
   chat: number | string,
 ): { global: StoreKey; chat: StoreKey; bulk: StoreKey } {
-  return {
-    global: [NAMESPACES.flood, "bot", "all"],
-    chat: [NAMESPACES.flood, "bot", "chat", chat],
-    bulk: [NAMESPACES.flood, "bot", "bulk"],
-  };
+  return { global: GLOBAL_KEY, chat: [NAMESPACES.flood, "bot", "chat", chat], bulk: BULK_KEY };
 }
 
 /**
