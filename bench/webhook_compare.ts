@@ -108,6 +108,11 @@ export interface BurstFigures {
   rssBytes: number;
   /** CPU time of this process (load generator and fake Bot API) while the POSTs ran. */
   loadCpuMicros: number;
+  /**
+   * Ours: what became of its replies' turns taken ahead over the burst (`used`, `given_back`:
+   * too late, given back by the reply's own take, `refused`); null for the others.
+   */
+  turnsAhead: Record<string, number> | null;
 }
 
 /** Everything {@link benchWebhookCompare} measured. */
@@ -137,6 +142,8 @@ interface Contestant {
   nextUpdateId: number;
   /** Waits until work the bot does after answering (ours' event log) is done. */
   settle(): Promise<void>;
+  /** Ours: its `bot_outbound_turns_ahead_total` by result, so far; null for the others. */
+  turnsAhead(): Promise<Record<string, number> | null>;
 }
 
 /** What every burst measures with; `scripts` only in the accounting bursts. */
@@ -211,6 +218,7 @@ async function burst(
   const commandsBefore = await stats.snapshot();
   const queriesBefore = bot.database ? await queries.snapshot(bot.database) : null;
   const sentBefore = api.sentMessages().length;
+  const turnsBefore = await bot.turnsAhead();
   const cpuBefore = await sampleProcess(bot.pid);
   const redisCpuBefore = await stats.cpuMs();
   const loadBefore = await sampleProcess(Deno.pid);
@@ -228,6 +236,7 @@ async function burst(
   const scriptsAfter = await scripts?.mark();
   const commandsAfter = await stats.snapshot();
   const queriesAfter = bot.database ? await queries.snapshot(bot.database) : null;
+  const turnsAfter = await bot.turnsAhead();
   const replies = api.sentMessages().length - sentBefore;
   if (replies !== options.updates) {
     throw new Error(`${bot.name} sent ${replies} replies to ${options.updates} updates`);
@@ -256,7 +265,23 @@ async function burst(
     redisCpuMicros: redisCpu * 1000,
     rssBytes,
     loadCpuMicros: loadCpu,
+    turnsAhead: turnsBefore && turnsAfter
+      ? Object.fromEntries(
+        Object.entries(turnsAfter).map(([result, n]) => [result, n - (turnsBefore[result] ?? 0)]),
+      )
+      : null,
   };
+}
+
+/** `bot_outbound_turns_ahead_total` of the program at `baseUrl`, by result. */
+async function turnsAheadOf(baseUrl: string): Promise<Record<string, number>> {
+  const text = await scrape(`${baseUrl}/metrics`);
+  const counts: Record<string, number> = {};
+  for (const result of ["used", "given_back", "refused"]) {
+    const n = sampleSum(text, `bot_outbound_turns_ahead_total{result="${result}"}`);
+    counts[result] = Number.isNaN(n) ? 0 : n;
+  }
+  return counts;
 }
 
 /** Waits for `GET /health` to answer 200 (LOG_LEVEL=warning hides the `ready` line). */
@@ -297,8 +322,10 @@ function contestant(
   database: string | null,
   concurrency: number,
   drained: () => Promise<void> = () => Promise.resolve(),
+  turnsAhead: () => Promise<Record<string, number> | null> = () => Promise.resolve(null),
 ): Contestant {
   return {
+    turnsAhead,
     name,
     pid,
     hook: `${baseUrl}${WEBHOOK_PATH}`,
@@ -368,6 +395,7 @@ export async function benchWebhookCompare(
       oursDb,
       concurrency,
       () => eventLogDrained(ours.url),
+      () => turnsAheadOf(ours.url),
     ),
   ];
   const meters: Meters = { stats, scripts: null, queries, api };

@@ -115,6 +115,22 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
       .map((b) => Math.round((b.loadCpuMicros / 10) / b.elapsedMs));
     return `${bot} ${Math.min(...shares)}–${Math.max(...shares)}%`;
   });
+  // Over the timed rounds: how often ours' replies went on the turn taken with their gate.
+  const turns = new Map<string, number>();
+  for (const b of bursts) {
+    for (const [result, n] of Object.entries(b.turnsAhead ?? {})) {
+      turns.set(result, (turns.get(result) ?? 0) + n);
+    }
+  }
+  const turnsTotal = sum(turns.values());
+  const turnsLine = turnsTotal > 0
+    ? "Ours' replies' turns taken ahead with the gate, over the timed rounds " +
+      "(`bot_outbound_turns_ahead_total`): " +
+      [...turns].map(([result, n]) => `${result} ${Math.round((100 * n) / turnsTotal)} %`)
+        .join(", ") +
+      ". A turn the reply was too late for (`given_back`, the bench records turns 5 ms ahead, " +
+      "production 50 ms) costs the reply a take of its own, which gives it back."
+    : null;
   const redisLines = bots.map((bot) => {
     const s = summaries[bot];
     return `- ${bot}: round trips ${perUpdateBreakdown(s.roundTrips, s.counted)}` +
@@ -177,6 +193,7 @@ export function formatWebhookCompareReport(figures: WebhookCompareFigures): stri
     "",
     ...redisLines,
     "",
+    ...(turnsLine ? [turnsLine, ""] : []),
     `Postgres statements per update, the most frequent (${queryNote}):`,
     "",
     ...queryLines,
