@@ -93,27 +93,23 @@ export function serializeResponse(
   const sendBody = options.sendBody ?? true;
   const http10 = options.http10 ?? false;
   const date = httpDate();
-  if (typeof body === "string") {
-    const bytes = encoder.encode(body);
-    return build(status, statusText, headers, bytes, true, keepAlive, keepAliveHeader, {
-      sendBody,
-      http10,
-      date,
-    });
-  }
+  const text = typeof body === "string";
   if (
-    made !== null && made.bytes === body && made.headers === headers &&
+    !text && made !== null && made.bytes === body && made.headers === headers &&
     made.status === status && made.statusText === statusText &&
     made.keepAlive === keepAlive && made.keepAliveHeader === keepAliveHeader &&
     made.sendBody === sendBody && made.http10 === http10 && made.date === date
   ) {
     return made.out;
   }
-  const out = build(status, statusText, headers, body, false, keepAlive, keepAliveHeader, {
+  const bytes = text ? encoder.encode(body) : body;
+  const out = build(status, statusText, headers, bytes, text, keepAlive, keepAliveHeader, {
     sendBody,
     http10,
     date,
   });
+  // A text body is encoded afresh each time: its bytes are never the same object twice.
+  if (text) return out;
   made = {
     status,
     statusText,
