@@ -48,6 +48,25 @@ async function record(store: KeyValueStore, chat: number): Promise<DialogRecord 
 }
 
 testOnBothStores("dialogs through the pipeline", async (t, store) => {
+  await t.step(
+    "each update's gate and commit are timed in bot_store_round_trip_seconds",
+    async () => {
+      const { send, metrics } = testBot(store);
+      const counts = async () => {
+        const sample = await metrics.storeRoundTrip.get();
+        const count = (script: string) =>
+          sample.values.find((v) =>
+            v.metricName === "bot_store_round_trip_seconds_count" && v.labels.script === script
+          )?.value ?? 0;
+        return { gate: count("gate"), finish: count("finish") };
+      };
+      await send(31, "/help");
+      await send(31, "/form");
+      await send(31, "Ada");
+      assert.deepEqual(await counts(), { gate: 3, finish: 3 });
+    },
+  );
+
   await t.step("a dialog is stored only when its state changes", async () => {
     const { send, answers } = testBot(store);
     await send(1, "/form");
