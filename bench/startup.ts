@@ -15,8 +15,9 @@
  * memory reducer (which starts 30 s after the first full collection) has returned what the
  * start-up left behind: the figure an idle bot keeps.
  *
- * Run alone with `deno run --allow-net --allow-env --allow-read --allow-write
- * --allow-run=deno,redis-server,redis-cli,pg_ctl,initdb,postgres,runuser bench/startup.ts`.
+ * Run alone with `deno run --unstable-no-legacy-abort --allow-net --allow-env --allow-read
+ * --allow-write --allow-sys --allow-run=deno,redis-server,redis-cli,pg_ctl,initdb,postgres,runuser
+ * bench/startup.ts`.
  *
  * @module
  */

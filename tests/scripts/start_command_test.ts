@@ -257,7 +257,7 @@ Deno.test("the start task's V8 flags are the README's, and the binary gets them 
   const { runFlags, entry } = readStartCommand();
   const v8 = runFlags.filter(isV8Flags);
   assert.equal(v8.length, 1, `one --v8-flags in ${runFlags.join(" ")}`);
-  // The README's build section says why: the young generation capped at 8 MB, the old one
+  // The README's build section says why: the young generation capped at 16 MB, the old one
   // grown by half of what survives a collection, WebAssembly (PGlite) on Liftoff only.
   for (const name of ["--max-semi-space-size=", "--heap-growing-percent=", "--liftoff-only"]) {
     assert.ok(v8[0]!.includes(name), `${name} missing from ${v8[0]}`);
