@@ -205,9 +205,11 @@ async function main(): Promise<void> {
   const inspectPort = freePort();
   const { args, env } = await programCommand(inspectPort, values.root, values["v8-flags"]);
   console.error(`[profile] deno ${args.join(" ")}`);
+  // The program's working directory (its data/, backups/ and logs/), removed at the end.
+  const cwd = await Deno.makeTempDir({ prefix: "bot-profile-" });
   const child = new Deno.Command("deno", {
     args,
-    cwd: await Deno.makeTempDir({ prefix: "bot-profile-" }),
+    cwd,
     env: {
       BOT_TOKEN: FAKE_TOKEN,
       BOT_API_ROOT: api.apiRoot,
@@ -289,6 +291,7 @@ async function main(): Promise<void> {
     client.close();
     child.kill("SIGTERM");
     await child.status;
+    await Deno.remove(cwd, { recursive: true });
   }
 }
 
