@@ -4,8 +4,8 @@
  * once in webhook mode (the benchmark posts the updates itself, a bounded number at a time)
  * and once in polling mode (every update queued in the fake Bot API at once).
  *
- * Run alone with `deno run --allow-net --allow-env --allow-read --allow-write --allow-run=deno
- * bench/throughput.ts`.
+ * Run alone with `deno run --unstable-no-legacy-abort --allow-net --allow-env --allow-read
+ * --allow-write --allow-run=deno bench/throughput.ts`.
  *
  * @module
  */
