@@ -90,9 +90,8 @@ export class TurnsAhead {
       outboundTurnsAhead.inc(TURN_REFUSED);
       return 0;
     }
-    // Recorded aheadMs after the store's time (this process's clock): a send no later than
-    // that may use it.
-    const recorded = turn.at + this.#o.limits.aheadMs;
+    // A send no later than the time the turn was recorded at may use it.
+    const recorded = this.#recordedAt(turn);
     if (this.#o.now() <= recorded) {
       outboundTurnsAhead.inc(TURN_USED);
       return true;
@@ -117,11 +116,19 @@ export class TurnsAhead {
     });
   }
 
+  /**
+   * The send time a granted turn recorded in the logs: aheadMs after the store's time (this
+   * process's clock is compared with it).
+   */
+  #recordedAt({ at }: Turn): number {
+    return at + this.#o.limits.aheadMs;
+  }
+
   /** Takes back the sends a turn taken ahead recorded. Never rejects. */
-  #release({ keys, rules }: Taken, { at }: Turn): void {
+  #release({ keys, rules }: Taken, turn: Turn): void {
     this.#o.metrics.outboundTurnsAhead.inc(TURN_GIVEN_BACK);
     const windows = rules.map((rule) => rule.windowMs);
-    this.#o.store.run(releaseScript, keys, [at + this.#o.limits.aheadMs, windows]).catch((error) =>
+    this.#o.store.run(releaseScript, keys, [this.#recordedAt(turn), windows]).catch((error) =>
       this.#o.storeFailed(error)
     );
   }
